@@ -1,0 +1,68 @@
+import { checksum, checksumMatches } from './checksum.js';
+import { FrameError } from './errors.js';
+import { HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, writeCommand } from './header.js';
+import type { Network } from './networks.js';
+
+/**
+ * One P2P message as it was on the wire. `raw` holds header and payload, so a frame that
+ * nobody changes is forwarded byte for byte; everything else is derived lazily from it.
+ */
+export class Frame {
+  #checksumOk: boolean | undefined;
+
+  constructor(
+    /** header + payload, exactly as received (or as built by encodeFrame) */
+    readonly raw: Buffer,
+    readonly command: string,
+    checksumOk?: boolean,
+  ) {
+    this.#checksumOk = checksumOk;
+  }
+
+  /** payload length in bytes */
+  get length(): number {
+    return this.raw.length - HEADER_SIZE;
+  }
+
+  /** a view of the payload inside `raw` (no copy) */
+  get payload(): Buffer {
+    return this.raw.subarray(HEADER_SIZE);
+  }
+
+  /** Checks the header checksum once and remembers the answer. */
+  checksumValid(): boolean {
+    if (this.#checksumOk === undefined) this.#checksumOk = checksumMatches(this.payload, this.raw, 20);
+    return this.#checksumOk;
+  }
+
+  /** Throws FrameError('BAD_CHECKSUM') unless the checksum matches (the `lazy` policy's check). */
+  assertChecksum(): void {
+    if (!this.checksumValid()) {
+      throw new FrameError('BAD_CHECKSUM', `checksum mismatch on "${this.command}" (${this.length} bytes)`, this.command);
+    }
+  }
+
+  /**
+   * A frame that owns its bytes. Frames from the decoder may be views into a socket read
+   * buffer that the next read overwrites; copy before keeping one past the current read.
+   */
+  copy(): Frame {
+    return new Frame(Buffer.from(this.raw), this.command, this.#checksumOk);
+  }
+}
+
+/** Build a frame for `network` with a fresh checksum. */
+export function encodeFrame(network: Network, command: string, payload: Uint8Array = EMPTY, maxPayload = MAX_PROTOCOL_MESSAGE_LENGTH): Frame {
+  if (payload.length > maxPayload) {
+    throw new FrameError('OVERSIZED', `payload of "${command}" is ${payload.length} bytes, above the maximum of ${maxPayload}`, command);
+  }
+  const raw = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+  network.magic.copy(raw, 0);
+  writeCommand(command, raw, 4);
+  raw.writeUInt32LE(payload.length, 16);
+  checksum(payload).copy(raw, 20);
+  raw.set(payload, HEADER_SIZE);
+  return new Frame(raw, command, true);
+}
+
+const EMPTY = Buffer.alloc(0);
