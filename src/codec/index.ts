@@ -8,3 +8,4 @@ export * from './decoder.js';
 export * from './reader.js';
 export * from './writer.js';
 export * from './messages/index.js';
+export * from './transport-detect.js';

@@ -1,0 +1,229 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { z } from 'zod';
+import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
+import { parseDuration, parseHostPort, parseSize, type HostPort } from './config-values.js';
+
+/** The validated, typed configuration the proxy runs with. Durations are in ms, sizes in bytes. */
+export interface Config {
+  /** directory of the config file; relative paths (ban file, hook modules) resolve against it */
+  baseDir: string;
+  network: Network;
+  listen: HostPort[];
+  backend: HostPort;
+  checksum: 'always' | 'lazy';
+  /** what to do with a peer that opens with BIP324 v2 bytes */
+  v2: 'reject' | 'passthrough';
+  limits: {
+    maxPeers: number;
+    maxPeersPerAddress: number;
+    maxPeersPerSubnet: number;
+    handshakeTimeout: number;
+    idleTimeout: number;
+    maxMessageSize: number;
+    /** bytes queued toward the peer before we stop reading from bitcoind (like -maxsendbuffer) */
+    sendBuffer: number;
+    /** bytes queued toward bitcoind before we stop reading from the peer (like -maxreceivebuffer) */
+    receiveBuffer: number;
+    backendConnectTimeout: number;
+  };
+  bans: {
+    file: string | null;
+    threshold: number;
+    duration: number;
+    /** repeated backend-initiated disconnects of one address within `window` ban it; count 0 disables */
+    backendDisconnects: { count: number; window: number; duration: number };
+  };
+  metrics: { listen: HostPort } | null;
+  admin: { listen: HostPort; token: string } | null;
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  hooks: HookEntry[];
+}
+
+export interface HookEntry {
+  /** as written: a path relative to the config file, or a package name */
+  module: string;
+  options: Record<string, unknown>;
+  enabled: boolean;
+}
+
+const duration = (def: string) =>
+  z.union([z.number(), z.string()]).default(def).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like 60s, 10m, 24h or a number of seconds, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const size = (def: number | string, max = Number.MAX_SAFE_INTEGER) =>
+  z.union([z.number(), z.string()]).default(def).transform((v, ctx) => {
+    const n = parseSize(v);
+    if (n === null || n > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a size like 5MB, 512KiB or a number of bytes${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const hostPort = z.string().transform((v, ctx) => {
+  const hp = parseHostPort(v);
+  if (!hp) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port or [ipv6]:port, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return hp;
+});
+
+const count = (def: number) => z.number().int().min(0).default(def);
+
+const schema = z.strictObject({
+  network: z.string().default('mainnet'),
+  port: z.number().int().min(1).max(65535).optional(),
+  listen: z.union([hostPort, z.array(hostPort).min(1)]).optional(),
+  backend: hostPort,
+  checksum: z.enum(['always', 'lazy']).default('lazy'),
+  v2: z.enum(['reject', 'passthrough']).default('reject'),
+  limits: z
+    .strictObject({
+      maxPeers: count(100),
+      maxPeersPerAddress: count(4),
+      maxPeersPerSubnet: count(16),
+      handshakeTimeout: duration('60s'),
+      idleTimeout: duration('20m'),
+      maxMessageSize: size(MAX_PROTOCOL_MESSAGE_LENGTH, MAX_PROTOCOL_MESSAGE_LENGTH),
+      sendBuffer: size('1MB'),
+      receiveBuffer: size('5MB'),
+      backendConnectTimeout: duration('5s'),
+    })
+    .prefault({}),
+  bans: z
+    .strictObject({
+      file: z.string().nullable().default(null),
+      threshold: z.number().int().min(1).default(100),
+      duration: duration('24h'),
+      backendDisconnects: z
+        .strictObject({ count: count(5), window: duration('10m'), duration: duration('1h') })
+        .prefault({}),
+    })
+    .prefault({}),
+  metrics: z.union([z.literal(false), z.strictObject({ listen: hostPort.prefault('127.0.0.1:9333') })]).prefault({}),
+  admin: z
+    .union([z.literal(false), z.strictObject({ listen: hostPort.prefault('127.0.0.1:9334'), token: z.string().min(16, 'the admin token must be at least 16 characters') })])
+    .default(false),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+  hooks: z
+    .array(
+      z.strictObject({
+        module: z.string().min(1),
+        options: z.record(z.string(), z.unknown()).default({}),
+        enabled: z.boolean().default(true),
+      }),
+    )
+    .default([]),
+});
+
+/** A config problem, with every issue naming its key and line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly issues: string[],
+  ) {
+    super(`invalid config ${file}:\n  ${issues.join('\n  ')}`);
+  }
+}
+
+/** Read, substitute ${ENV} references, validate. Throws ConfigError. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, file, env);
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: YAML syntax: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const envIssues: string[] = [];
+  const substituted = substituteEnv(raw, env, [], (key, name) =>
+    envIssues.push(`${where(doc, lineCounter, key)}: environment variable ${name} is not set`),
+  );
+  if (envIssues.length > 0) throw new ConfigError(file, envIssues);
+
+  const result = schema.safeParse(substituted);
+  if (!result.success) {
+    throw new ConfigError(
+      file,
+      result.error.issues.map((i) => `${where(doc, lineCounter, i.path as (string | number)[])}: ${i.message}`),
+    );
+  }
+  const c = result.data;
+  const issues: string[] = [];
+  let network: Network;
+  try {
+    network = resolveNetwork(c.network, c.port ?? 0);
+    if (network.defaultPort === 0) issues.push(`${where(doc, lineCounter, ['port'])}: a custom network magic needs "port"`);
+  } catch (err) {
+    issues.push(`${where(doc, lineCounter, ['network'])}: ${(err as Error).message}`);
+    network = resolveNetwork('mainnet');
+  }
+  const listen = c.listen === undefined ? [{ host: '0.0.0.0', port: network.defaultPort }] : Array.isArray(c.listen) ? c.listen : [c.listen];
+  if (issues.length > 0) throw new ConfigError(file, issues);
+
+  const baseDir = path.dirname(path.resolve(file));
+  return {
+    baseDir,
+    network,
+    listen,
+    backend: c.backend,
+    checksum: c.checksum,
+    v2: c.v2,
+    limits: c.limits,
+    bans: { ...c.bans, file: c.bans.file === null ? null : path.resolve(baseDir, c.bans.file) },
+    metrics: c.metrics === false ? null : c.metrics,
+    admin: c.admin === false ? null : c.admin,
+    log: c.log,
+    hooks: c.hooks,
+  };
+}
+
+/** "key.path (line N)" for a path into the document; walks up to the nearest node that exists. */
+function where(doc: Document, lc: LineCounter, keyPath: (string | number)[]): string {
+  const name = keyPath.length ? keyPath.join('.') : '(top level)';
+  for (let n = keyPath.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(keyPath.slice(0, n), true);
+    if (isNode(node) && node.range) return `${name} (line ${lc.linePos(node.range[0]).line})`;
+  }
+  return name;
+}
+
+function substituteEnv(v: unknown, env: NodeJS.ProcessEnv, keyPath: (string | number)[], missing: (keyPath: (string | number)[], name: string) => void): unknown {
+  if (typeof v === 'string') {
+    return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const val = env[name];
+      if (val === undefined) {
+        missing(keyPath, name);
+        return '';
+      }
+      return val;
+    });
+  }
+  if (Array.isArray(v)) return v.map((x, i) => substituteEnv(x, env, [...keyPath, i], missing));
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substituteEnv(x, env, [...keyPath, k], missing)]));
+  }
+  return v;
+}

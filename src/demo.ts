@@ -1,0 +1,4 @@
+export async function runDemo(_: { port?: number | undefined }): Promise<number> {
+  console.error('demo: not yet');
+  return 1;
+}

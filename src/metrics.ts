@@ -1,0 +1,124 @@
+import * as http from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { knownCommands } from './codec/index.js';
+import type { CloseReason, Direction, ProxyObserver, RefuseReason } from './proxy/observer.js';
+
+/**
+ * Prometheus metrics, prefix bhp_. Per-message counts are kept in plain numbers on the hot
+ * path and copied into the counters when Prometheus scrapes (no label hashing per frame).
+ * Commands we have no codec for are counted as "other" so a peer cannot inflate cardinality.
+ */
+export class ProxyMetrics implements ProxyObserver {
+  readonly registry = new Registry();
+  readonly #known = new Set(knownCommands());
+  readonly #counts = new Map<string, { n: number; bytes: number; command: string; direction: Direction }>();
+  readonly #connections: Gauge;
+  readonly #accepted: Counter;
+  readonly #refused: Counter;
+  readonly #closedBy: Counter;
+  readonly #duration: Histogram;
+  readonly #protocolErrors: Counter;
+  readonly #backendFailures: Counter;
+  readonly #v2Passthrough: Counter;
+  readonly #bansAdded: Counter;
+  readonly #bans: Gauge;
+  readonly #misbehaviour: Counter;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'bhp_' });
+    this.#connections = new Gauge({ name: 'bhp_connections', help: 'Peer sessions open now', registers });
+    this.#accepted = new Counter({ name: 'bhp_connections_accepted_total', help: 'Peer connections accepted and relayed to the backend', registers });
+    this.#refused = new Counter({ name: 'bhp_connections_refused_total', help: 'Peer connections refused at accept, by reason', labelNames: ['reason'], registers });
+    this.#closedBy = new Counter({ name: 'bhp_connections_closed_total', help: 'Peer sessions closed, by reason', labelNames: ['reason'], registers });
+    this.#duration = new Histogram({
+      name: 'bhp_session_duration_seconds',
+      help: 'How long peer sessions lasted',
+      buckets: [1, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600, 7 * 24 * 3600],
+      registers,
+    });
+    const counts = this.#counts;
+    const collectInto = (field: 'n' | 'bytes') =>
+      function (this: Counter) {
+        this.reset();
+        for (const c of counts.values()) this.inc({ command: c.command, direction: c.direction }, c[field]);
+      };
+    new Counter({ name: 'bhp_messages_total', help: 'P2P messages relayed, by command and direction', labelNames: ['command', 'direction'], registers, collect: collectInto('n') });
+    new Counter({ name: 'bhp_message_bytes_total', help: 'P2P message bytes (header included), by command and direction', labelNames: ['command', 'direction'], registers, collect: collectInto('bytes') });
+    this.#protocolErrors = new Counter({ name: 'bhp_protocol_errors_total', help: 'Frame-level protocol violations, by code', labelNames: ['code'], registers });
+    this.#backendFailures = new Counter({ name: 'bhp_backend_connect_failures_total', help: 'Failed connections to the backend node', registers });
+    this.#v2Passthrough = new Counter({ name: 'bhp_v2_passthrough_total', help: 'Sessions piped raw because the peer opened with BIP324 v2', registers });
+    this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
+    this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
+    this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
+  }
+
+  connectionAccepted(): void {
+    this.#accepted.inc();
+  }
+  connectionRefused(reason: RefuseReason): void {
+    this.#refused.inc({ reason });
+  }
+  sessionOpened(): void {
+    this.#connections.inc();
+  }
+  sessionClosed(reason: CloseReason, durationSeconds: number): void {
+    this.#connections.dec();
+    this.#closedBy.inc({ reason });
+    this.#duration.observe(durationSeconds);
+  }
+  frame(direction: Direction, command: string, bytes: number): void {
+    const cmd = this.#known.has(command) ? command : 'other';
+    const key = direction === 'inbound' ? `i${cmd}` : `o${cmd}`;
+    let c = this.#counts.get(key);
+    if (!c) {
+      c = { n: 0, bytes: 0, command: cmd, direction };
+      this.#counts.set(key, c);
+    }
+    c.n++;
+    c.bytes += bytes;
+  }
+  protocolError(code: string): void {
+    this.#protocolErrors.inc({ code });
+  }
+  backendConnectFailed(): void {
+    this.#backendFailures.inc();
+  }
+  v2Passthrough(): void {
+    this.#v2Passthrough.inc();
+  }
+  banAdded(reason: string): void {
+    this.#bansAdded.inc({ reason });
+  }
+  bansCurrent(count: number): void {
+    this.#bans.set(count);
+  }
+  misbehaviour(reason: string): void {
+    this.#misbehaviour.inc({ reason: reason.split(':')[0]!.slice(0, 40) });
+  }
+
+  /** GET /metrics on its own listener. */
+  serve(host: string, port: number): Promise<http.Server> {
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404).end('not found\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+      );
+    });
+    return listenHttp(server, host, port);
+  }
+}
+
+export function listenHttp(server: http.Server, host: string, port: number): Promise<http.Server> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * What the proxy reports about itself. The metrics module implements it; the proxy never
+ * imports metrics (imports flow one way: top-level files wire the two together).
+ */
+export type Direction = 'inbound' | 'outbound';
+
+export type RefuseReason = 'banned' | 'max_peers' | 'max_per_address' | 'max_per_subnet' | 'backend_down' | 'shutting_down';
+
+export type CloseReason =
+  | 'peer_closed'
+  | 'backend_closed'
+  | 'peer_error'
+  | 'backend_error'
+  | 'handshake_timeout'
+  | 'idle_timeout'
+  | 'protocol_error'
+  | 'v2_unsupported'
+  | 'banned'
+  | 'hook'
+  | 'hook_error'
+  | 'admin'
+  | 'shutdown';
+
+export interface ProxyObserver {
+  connectionAccepted(): void;
+  connectionRefused(reason: RefuseReason): void;
+  sessionOpened(): void;
+  sessionClosed(reason: CloseReason, durationSeconds: number): void;
+  frame(direction: Direction, command: string, bytes: number): void;
+  protocolError(code: string): void;
+  backendConnectFailed(): void;
+  v2Passthrough(): void;
+  banAdded(reason: string): void;
+  bansCurrent(count: number): void;
+  misbehaviour(reason: string): void;
+}
+
+export const nullObserver: ProxyObserver = {
+  connectionAccepted() {},
+  connectionRefused() {},
+  sessionOpened() {},
+  sessionClosed() {},
+  frame() {},
+  protocolError() {},
+  backendConnectFailed() {},
+  v2Passthrough() {},
+  banAdded() {},
+  bansCurrent() {},
+  misbehaviour() {},
+};
