@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startProxy, type RunningProxy } from './app.js';
+import { startProxy } from './app.js';
+import { waitForShutdown } from './lifecycle.js';
 import { ConfigError, loadConfig } from './config.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -66,29 +67,6 @@ async function main(argv: string[]): Promise<number> {
   }
   const running = await startProxy(config);
   return waitForShutdown(running);
-}
-
-export function waitForShutdown(running: RunningProxy, onStop?: () => Promise<void>): Promise<number> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      running.log.info({ signal }, 'shutting down');
-      running
-        .close()
-        .then(() => onStop?.())
-        .then(
-          () => resolve(0),
-          (err: Error) => {
-            running.log.error({ err: err.message }, 'error during shutdown');
-            resolve(1);
-          },
-        );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
 }
 
 main(process.argv.slice(2)).then(

@@ -6,6 +6,6 @@ export type { Logger };
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   return pino(
     { name: 'bitcoin-hook-proxy', level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination ?? pino.destination({ sync: false }),
+    destination ?? pino.destination({ sync: true }),
   );
 }
