@@ -1,5 +1,6 @@
 import type { PayloadReader } from '../reader.js';
 import type { PayloadWriter } from '../writer.js';
+import { readBoolByte, writeBoolByte } from './common.js';
 import { defineCodec } from './registry.js';
 
 /** bitcoind's MAX_SUBVERSION_LENGTH. */
@@ -27,6 +28,8 @@ export interface VersionMessage {
   userAgent?: string;
   startHeight?: number;
   relay?: boolean;
+  /** the relay byte when it was neither 0 nor 1 (bitcoind takes any non-zero byte as true), kept for an exact round trip */
+  relayByte?: number;
   /** bytes after the relay flag; bitcoind ignores them, we keep them for an exact round trip */
   extra?: Buffer;
 }
@@ -56,7 +59,9 @@ export const version = defineCodec<VersionMessage>({
     if (r.remaining === 0) return m;
     m.startHeight = r.i32('startHeight');
     if (r.remaining === 0) return m;
-    m.relay = r.bool('relay');
+    const relay = readBoolByte(r, 'relay');
+    m.relay = relay.value;
+    if (relay.odd !== undefined) m.relayByte = relay.odd;
     if (r.remaining > 0) m.extra = r.bytes(r.remaining, 'extra');
     return m;
   },
@@ -71,7 +76,7 @@ export const version = defineCodec<VersionMessage>({
     if (m.startHeight === undefined) return;
     w.i32(m.startHeight);
     if (m.relay === undefined) return;
-    w.bool(m.relay);
+    writeBoolByte(w, m.relay, m.relayByte);
     if (m.extra) w.bytes(m.extra);
   },
 });
