@@ -31,7 +31,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,9 +40,14 @@ import { sleep, waitFor } from './wait.js';
 
 export const LITECOIND_HOST = '127.0.0.1';
 
-/** Path of the litecoind binary: $LITECOIND, else /usr/bin/litecoind, else `litecoind` on PATH. */
+/**
+ * Path of the litecoind binary: $LITECOIND, else Debian's real binary /usr/lib/litecoin/litecoind,
+ * else /usr/bin/litecoind, else `litecoind` on PATH. Debian's /usr/bin/litecoind is a shell
+ * wrapper that creates ~/.litecoin/litecoin.conf (with perl) before exec'ing the real binary;
+ * we skip it so tests never write to $HOME.
+ */
 export function litecoindPath(): string | null {
-  const candidates = [process.env.LITECOIND, '/usr/bin/litecoind', '/usr/local/bin/litecoind'].filter(
+  const candidates = [process.env.LITECOIND, '/usr/lib/litecoin/litecoind', '/usr/bin/litecoind', '/usr/local/bin/litecoind'].filter(
     (p): p is string => typeof p === 'string' && p.length > 0,
   );
   for (const candidate of candidates) if (existsSync(candidate)) return candidate;
@@ -390,6 +395,53 @@ export class Litecoind {
   }
 }
 
+const DATADIR_PREFIX = 'bhp-litecoind-';
+let swept = false;
+
+/**
+ * Remove datadirs left in the temp folder by a test process that was SIGKILLed (its exit guard
+ * could not run; pdeathsig killed litecoind, but nothing removed the folder). A folder is stale
+ * when the pid in its regtest/bitcoind.pid (litecoind keeps Bitcoin's file name) is no longer a
+ * process, or, without a pid file, when it is older than 10 minutes. Live nodes of other test
+ * processes are left alone.
+ */
+function sweepStaleDatadirs(): void {
+  if (swept) return;
+  swept = true;
+  const tmp = os.tmpdir();
+  let names: string[];
+  try {
+    names = readdirSync(tmp).filter((n) => n.startsWith(DATADIR_PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = path.join(tmp, name);
+    try {
+      let stale: boolean;
+      const pidFile = path.join(dir, 'regtest', 'bitcoind.pid');
+      if (existsSync(pidFile)) {
+        const pid = Number.parseInt(readFileSync(pidFile, 'utf8'), 10);
+        stale = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+      } else {
+        stale = Date.now() - statSync(dir).mtimeMs > 10 * 60_000;
+      }
+      if (stale) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* not ours to worry about */
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Start a regtest litecoind on free 127.0.0.1 ports with a fresh temporary datadir, and wait
  * until its RPC answers. Always stop() it (in a finally or t.after); the exit guard is a backstop.
@@ -398,10 +450,11 @@ export async function startLitecoind(options: LitecoindOptions = {}): Promise<Li
   const bin = litecoindPath();
   if (!bin || !litecoindAvailable()) throw new Error(String(litecoindSkipReason()));
   installExitGuard();
+  sweepStaleDatadirs();
   const name = options.name ?? 'ltc';
   const p2pPort = await freePort();
   const rpcPort = await freePort();
-  const datadir = mkdtempSync(path.join(os.tmpdir(), `bhp-litecoind-${name.replace(/[^A-Za-z0-9_-]/g, '_')}-`));
+  const datadir = mkdtempSync(path.join(os.tmpdir(), `${DATADIR_PREFIX}${name.replace(/[^A-Za-z0-9_-]/g, '_')}-`));
   const user = 'bhp';
   const password = randomBytes(12).toString('hex');
   const args = [
