@@ -19,47 +19,57 @@ export class PayloadWriter {
   }
 
   u8(v: number): this {
-    this.#buf[this.#room(1)] = v;
+    const at = this.#room(1);
+    this.#buf[at] = v;
     return this;
   }
   u16be(v: number): this {
-    this.#buf.writeUInt16BE(v, this.#room(2));
+    const at = this.#room(2);
+    this.#buf.writeUInt16BE(v, at);
     return this;
   }
   u32(v: number): this {
-    this.#buf.writeUInt32LE(v >>> 0, this.#room(4));
+    const at = this.#room(4);
+    this.#buf.writeUInt32LE(v >>> 0, at);
     return this;
   }
   i32(v: number): this {
-    this.#buf.writeInt32LE(v, this.#room(4));
+    const at = this.#room(4);
+    this.#buf.writeInt32LE(v, at);
     return this;
   }
   u64(v: bigint): this {
-    this.#buf.writeBigUInt64LE(v, this.#room(8));
+    const at = this.#room(8);
+    this.#buf.writeBigUInt64LE(v, at);
     return this;
   }
   i64(v: bigint): this {
-    this.#buf.writeBigInt64LE(v, this.#room(8));
+    const at = this.#room(8);
+    this.#buf.writeBigInt64LE(v, at);
     return this;
   }
   bool(v: boolean): this {
     return this.u8(v ? 1 : 0);
   }
   bytes(b: Uint8Array): this {
-    this.#buf.set(b, this.#room(b.length));
+    const at = this.#room(b.length);
+    this.#buf.set(b, at);
     return this;
   }
   compactSize(n: number): this {
     if (n < 0xfd) return this.u8(n);
     if (n <= 0xffff) {
       this.u8(0xfd);
-      this.#buf.writeUInt16LE(n, this.#room(2));
+      const at = this.#room(2);
+      this.#buf.writeUInt16LE(n, at);
     } else if (n <= 0xffffffff) {
       this.u8(0xfe);
-      this.#buf.writeUInt32LE(n, this.#room(4));
+      const at = this.#room(4);
+      this.#buf.writeUInt32LE(n, at);
     } else {
       this.u8(0xff);
-      this.#buf.writeBigUInt64LE(BigInt(n), this.#room(8));
+      const at = this.#room(8);
+      this.#buf.writeBigUInt64LE(BigInt(n), at);
     }
     return this;
   }
