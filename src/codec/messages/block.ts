@@ -2,7 +2,7 @@ import { Block } from 'bitcoinjs-lib';
 import { hash256 } from '../checksum.js';
 import { PayloadReader } from '../reader.js';
 import { PayloadWriter } from '../writer.js';
-import { checkCount, type Hash, readCount, readHash, writeHash } from './common.js';
+import { checkCount, type Hash, readCount, readHash, readWhole, writeHash } from './common.js';
 import { defineCodec } from './registry.js';
 import { type RawTransaction, readTransactions } from './tx.js';
 
@@ -95,10 +95,7 @@ export class RawBlock {
 
   /** Reads exactly one block from `buf`. */
   static parse(buf: Uint8Array, command = 'block'): RawBlock {
-    const r = new PayloadReader(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), command);
-    const b = readBlock(r);
-    r.end();
-    return b;
+    return readWhole(buf, command, readBlock);
   }
 
   static fromBlock(block: Block): RawBlock {

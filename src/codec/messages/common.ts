@@ -1,5 +1,5 @@
 import { PayloadError } from '../errors.js';
-import type { PayloadReader } from '../reader.js';
+import { PayloadReader } from '../reader.js';
 import type { PayloadWriter } from '../writer.js';
 
 /** A 32-byte hash (txid, block hash, ...) in wire order: the reverse of how explorers print it. */
@@ -106,4 +106,12 @@ export function writeDifferentialIndex(w: PayloadWriter, index: number, previous
     throw new PayloadError('INVALID', command, `${what}: indexes must be increasing integers up to 65535 (got ${index} after ${previous})`);
   }
   w.compactSize(index - previous - 1);
+}
+
+/** Reads one structure that must fill all of `buf` (any Uint8Array; no copy). */
+export function readWhole<T>(buf: Uint8Array, command: string, read: (r: PayloadReader) => T): T {
+  const r = new PayloadReader(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), command);
+  const value = read(r);
+  r.end();
+  return value;
 }

@@ -1,8 +1,8 @@
 import { Transaction } from 'bitcoinjs-lib';
 import { hash256 } from '../checksum.js';
-import { MAX_SIZE, PayloadReader } from '../reader.js';
+import { MAX_SIZE, type PayloadReader } from '../reader.js';
 import type { PayloadWriter } from '../writer.js';
-import { type Hash, readCount } from './common.js';
+import { type Hash, readCount, readWhole } from './common.js';
 import { defineCodec } from './registry.js';
 
 /** version + empty vin + empty vout + locktime: the shortest serialization bitcoind reads. */
@@ -27,10 +27,7 @@ export class RawTransaction {
 
   /** Reads exactly one transaction from `buf` (the whole buffer). */
   static parse(buf: Uint8Array, command = 'tx'): RawTransaction {
-    const r = new PayloadReader(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), command);
-    const tx = skimTransaction(r);
-    r.end();
-    return tx;
+    return readWhole(buf, command, skimTransaction);
   }
 
   /** From a bitcoinjs-lib Transaction (serialized with witness data when it has any). */
