@@ -1,6 +1,9 @@
 import type * as http from 'node:http';
-import type { Config } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { serveAdmin } from './admin.js';
+import type { HookLogger } from './hooks/api.js';
+import type { HookChain } from './hooks/chain.js';
+import { loadHookChain } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
 import { BanList } from './proxy/ban-list.js';
@@ -13,6 +16,11 @@ export interface RunningProxy {
   log: Logger;
   metricsServer: http.Server | null;
   adminServer: http.Server | null;
+  /**
+   * Re-read the config (from `configFile`, or the given Config) and load a new hook chain;
+   * new messages use it, no connection drops. On any error the old chain keeps running.
+   */
+  reload(next?: Config): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -21,6 +29,7 @@ export function proxySettings(c: Config): ProxySettings {
     network: c.network,
     checksum: c.checksum,
     v2: c.v2,
+    xUnknown: c.xUnknown,
     listen: c.listen,
     backend: c.backend,
     ...c.limits,
@@ -30,20 +39,74 @@ export function proxySettings(c: Config): ProxySettings {
   };
 }
 
-/** Start everything a config describes: bans, the proxy listeners, metrics and admin HTTP. */
-export async function startProxy(config: Config, options: { log?: Logger; defaultMetrics?: boolean } = {}): Promise<RunningProxy> {
+export interface StartOptions {
+  log?: Logger;
+  defaultMetrics?: boolean;
+  /** where reload() reads the config from */
+  configFile?: string;
+}
+
+/** Start everything a config describes: bans, hook chain, proxy listeners, metrics and admin HTTP. */
+export async function startProxy(config: Config, options: StartOptions = {}): Promise<RunningProxy> {
   const log = options.log ?? createLogger(config.log.level);
   const bans = new BanList(config.bans.file);
   await bans.load();
   const metrics = new ProxyMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics });
+  const loadChain = (c: Config): Promise<HookChain> =>
+    loadHookChain(c.hooks, {
+      baseDir: c.baseDir,
+      settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout },
+      host: proxy,
+      logger: (hook) => hookLogger(log.child({ hook })),
+      metrics: () => metrics.hookMetrics(),
+      observer: metrics,
+    });
+  proxy.chain = await loadChain(config);
+  if (config.hooks.length) log.info({ hooks: proxy.chain.hooks.map((h) => h.name) }, 'hook chain loaded');
+
+  let current = config;
+  let reloading: Promise<string> | null = null;
+  const reload = (next?: Config): Promise<string> => {
+    reloading ??= (async () => {
+      try {
+        const c = next ?? (options.configFile ? loadConfig(options.configFile) : current);
+        if (JSON.stringify([c.listen, c.backend, c.metrics, c.admin, c.network.name]) !== JSON.stringify([current.listen, current.backend, current.metrics, current.admin, current.network.name])) {
+          log.warn('listen, backend, network, metrics and admin settings apply only after a restart');
+        }
+        const chain = await loadChain(c);
+        const old = proxy.chain;
+        proxy.chain = chain;
+        proxy.updateSettings({ ...proxySettings(c), listen: current.listen, backend: current.backend, network: current.network });
+        current = c;
+        await old.close();
+        const what = `hook chain: ${chain.hooks.map((h) => h.name).join(', ') || '(empty)'}`;
+        log.info({ hooks: chain.hooks.map((h) => h.name) }, 'config reloaded');
+        return what;
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'reload refused; the running config and hook chain stay');
+        throw err;
+      } finally {
+        reloading = null;
+      }
+    })();
+    return reloading;
+  };
+
   const servers: http.Server[] = [];
   try {
     await proxy.listen();
     const metricsServer = config.metrics ? await metrics.serve(config.metrics.listen.host, config.metrics.listen.port) : null;
     if (metricsServer) servers.push(metricsServer);
     if (config.metrics) log.info({ listen: `${config.metrics.listen.host}:${config.metrics.listen.port}` }, 'metrics on /metrics');
-    const adminServer = config.admin ? await serveAdmin(config.admin.token, { proxy }, config.admin.listen.host, config.admin.listen.port) : null;
+    const adminServer = config.admin
+      ? await serveAdmin(
+          config.admin.token,
+          { proxy, reload: () => reload(), hooks: () => proxy.chain.hooks.map((h) => ({ name: h.name, module: h.source, xCommands: Object.keys(h.module.commands ?? {}) })) },
+          config.admin.listen.host,
+          config.admin.listen.port,
+        )
+      : null;
     if (adminServer) servers.push(adminServer);
     if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
     return {
@@ -53,14 +116,26 @@ export async function startProxy(config: Config, options: { log?: Logger; defaul
       log,
       metricsServer,
       adminServer,
+      reload,
       async close() {
         for (const s of servers) s.closeAllConnections?.();
         await Promise.all([proxy.close(), ...servers.map((s) => new Promise<void>((r) => s.close(() => r())))]);
+        await proxy.chain.close();
       },
     };
   } catch (err) {
     await proxy.close();
+    await proxy.chain.close();
     for (const s of servers) s.close();
     throw err;
   }
+}
+
+function hookLogger(l: Logger): HookLogger {
+  return {
+    debug: (msg, fields) => l.debug(fields ?? {}, msg),
+    info: (msg, fields) => l.info(fields ?? {}, msg),
+    warn: (msg, fields) => l.warn(fields ?? {}, msg),
+    error: (msg, fields) => l.error(fields ?? {}, msg),
+  };
 }

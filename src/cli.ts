@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startProxy } from './app.js';
 import { waitForShutdown } from './lifecycle.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { HookLoadError, loadHookChain } from './hooks/loader.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -54,8 +55,9 @@ async function main(argv: string[]): Promise<number> {
   let config;
   try {
     config = loadConfig(values.config);
+    if (command === 'check') await checkHooks(config);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof HookLoadError) {
       console.error(err.message);
       return 1;
     }
@@ -65,8 +67,26 @@ async function main(argv: string[]): Promise<number> {
     console.log(`${values.config}: valid (network ${config.network.name}, ${config.listen.length} listener(s), backend ${config.backend.host}:${config.backend.port}, ${config.hooks.length} hook(s))`);
     return 0;
   }
-  const running = await startProxy(config);
+  const running = await startProxy(config, { configFile: values.config });
+  process.on('SIGHUP', () => {
+    running.log.info('SIGHUP: reloading config');
+    running.reload().catch(() => {}); // logged by reload; the old chain keeps running
+  });
   return waitForShutdown(running);
+}
+
+/** `check` also loads the hook chain (API versions, option schemas, init) and closes it again. */
+async function checkHooks(config: Config): Promise<void> {
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  const noMetric = { inc() {}, set() {}, dec() {}, observe() {} };
+  const chain = await loadHookChain(config.hooks, {
+    baseDir: config.baseDir,
+    settings: { network: config.network, maxMessageSize: config.limits.maxMessageSize, timeoutMs: config.limits.hookTimeout },
+    host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {} },
+    logger: () => quiet,
+    metrics: () => ({ counter: () => noMetric, gauge: () => noMetric, histogram: () => noMetric }),
+  });
+  await chain.close();
 }
 
 main(process.argv.slice(2)).then(

@@ -27,7 +27,13 @@ export interface Config {
     /** bytes queued toward bitcoind before we stop reading from the peer (like -maxreceivebuffer) */
     receiveBuffer: number;
     backendConnectTimeout: number;
+    /** time budget of one hook call */
+    hookTimeout: number;
+    /** bytes of frames that may wait behind an async hook, per direction */
+    hookQueue: number;
   };
+  /** an x: command no module registered: drop it silently, or answer `x:unknown` */
+  xUnknown: 'drop' | 'reply';
   bans: {
     file: string | null;
     threshold: number;
@@ -86,6 +92,7 @@ const schema = z.strictObject({
   backend: hostPort,
   checksum: z.enum(['always', 'lazy']).default('lazy'),
   v2: z.enum(['reject', 'passthrough']).default('reject'),
+  xUnknown: z.enum(['drop', 'reply']).default('reply'),
   limits: z
     .strictObject({
       maxPeers: count(100),
@@ -97,6 +104,8 @@ const schema = z.strictObject({
       sendBuffer: size('1MB'),
       receiveBuffer: size('5MB'),
       backendConnectTimeout: duration('5s'),
+      hookTimeout: duration('5s'),
+      hookQueue: size('1MB'),
     })
     .prefault({}),
   bans: z
@@ -191,6 +200,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     backend: c.backend,
     checksum: c.checksum,
     v2: c.v2,
+    xUnknown: c.xUnknown,
     limits: c.limits,
     bans: { ...c.bans, file: c.bans.file === null ? null : path.resolve(baseDir, c.bans.file) },
     metrics: c.metrics === false ? null : c.metrics,

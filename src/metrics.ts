@@ -1,6 +1,8 @@
 import * as http from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { knownCommands } from './codec/index.js';
+import type { HookCounter, HookGauge, HookHistogram, HookMetrics } from './hooks/api.js';
+import type { HookRuntimeObserver } from './hooks/chain.js';
 import type { CloseReason, Direction, ProxyObserver, RefuseReason } from './proxy/observer.js';
 
 /**
@@ -8,7 +10,7 @@ import type { CloseReason, Direction, ProxyObserver, RefuseReason } from './prox
  * path and copied into the counters when Prometheus scrapes (no label hashing per frame).
  * Commands we have no codec for are counted as "other" so a peer cannot inflate cardinality.
  */
-export class ProxyMetrics implements ProxyObserver {
+export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly registry = new Registry();
   readonly #known = new Set(knownCommands());
   readonly #counts = new Map<string, { n: number; bytes: number; command: string; direction: Direction }>();
@@ -23,6 +25,11 @@ export class ProxyMetrics implements ProxyObserver {
   readonly #bansAdded: Counter;
   readonly #bans: Gauge;
   readonly #misbehaviour: Counter;
+  readonly #hookCalls: Histogram;
+  readonly #hookErrors: Counter;
+  readonly #hookActions: Counter;
+  readonly #xCommands: Counter;
+  readonly #hookCallChildren = new Map<string, { observe(v: number): void }>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -51,6 +58,62 @@ export class ProxyMetrics implements ProxyObserver {
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
     this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
+    this.#hookCalls = new Histogram({
+      name: 'bhp_hook_invocation_seconds',
+      help: 'Time spent in one hook call (count = invocations), by hook',
+      labelNames: ['hook'],
+      buckets: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 5],
+      registers,
+    });
+    this.#hookErrors = new Counter({ name: 'bhp_hook_errors_total', help: 'Hook incompatibilities (throw, malformed, timeout, invalid_message), by hook', labelNames: ['hook', 'kind'], registers });
+    this.#hookActions = new Counter({ name: 'bhp_hook_actions_total', help: 'What hook results did, by hook and action', labelNames: ['hook', 'action'], registers });
+    this.#xCommands = new Counter({ name: 'bhp_x_commands_total', help: 'x: commands from peers, by outcome (handled, unknown, refused)', labelNames: ['outcome'], registers });
+  }
+
+  // HookRuntimeObserver
+  invocation(hook: string, seconds: number): void {
+    let child = this.#hookCallChildren.get(hook);
+    if (!child) {
+      child = this.#hookCalls.labels(hook);
+      this.#hookCallChildren.set(hook, child);
+    }
+    child.observe(seconds);
+  }
+  error(hook: string, kind: string): void {
+    this.#hookErrors.inc({ hook, kind });
+  }
+  action(hook: string, action: string): void {
+    this.#hookActions.inc({ hook, action });
+  }
+  xCommand(outcome: 'handled' | 'unknown' | 'refused'): void {
+    this.#xCommands.inc({ outcome });
+  }
+
+  /** Metrics for hook authors, named bhp_hook_<name>; the same name returns the same metric (reloads). */
+  hookMetrics(): HookMetrics {
+    const registry = this.registry;
+    const getOrCreate = <M extends Metric>(name: string, make: (full: string) => M): M => {
+      const full = name.startsWith('bhp_') ? name : `bhp_hook_${name}`;
+      return (registry.getSingleMetric(full) as M | undefined) ?? make(full);
+    };
+    return {
+      counter: (name, help, labelNames = []) => {
+        const c = getOrCreate(name, (n) => new Counter({ name: n, help, labelNames, registers: [registry] }));
+        return { inc: (labels, value) => (labels ? c.inc(labels, value ?? 1) : c.inc(value ?? 1)) } satisfies HookCounter;
+      },
+      gauge: (name, help, labelNames = []) => {
+        const g = getOrCreate(name, (n) => new Gauge({ name: n, help, labelNames, registers: [registry] }));
+        return {
+          set: (value, labels) => (labels ? g.set(labels, value) : g.set(value)),
+          inc: (labels, value) => (labels ? g.inc(labels, value ?? 1) : g.inc(value ?? 1)),
+          dec: (labels, value) => (labels ? g.dec(labels, value ?? 1) : g.dec(value ?? 1)),
+        } satisfies HookGauge;
+      },
+      histogram: (name, help, labelNames = [], buckets) => {
+        const h = getOrCreate(name, (n) => new Histogram({ name: n, help, labelNames, registers: [registry], ...(buckets ? { buckets } : {}) }));
+        return { observe: (value, labels) => (labels ? h.observe(labels, value) : h.observe(value)) } satisfies HookHistogram;
+      },
+    };
   }
 
   connectionAccepted(): void {

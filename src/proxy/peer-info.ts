@@ -21,8 +21,19 @@ export interface PeerInfo {
   messagesIn: number;
   messagesOut: number;
   misbehaviour: number;
+  /** BIP 434 features the peer announced: feature id → data */
+  features: Map<string, Buffer>;
+  /** per-peer state shared by hooks */
+  state: Map<string, unknown>;
 }
 
 export function peerInfoJson(p: PeerInfo): Record<string, unknown> {
-  return { ...p, services: p.services === null ? null : `0x${p.services.toString(16)}`, connectedAt: new Date(p.connectedAt).toISOString() };
+  const { state, features, ...rest } = p;
+  return {
+    ...rest,
+    services: p.services === null ? null : `0x${p.services.toString(16)}`,
+    connectedAt: new Date(p.connectedAt).toISOString(),
+    features: [...features.keys()],
+    state: Object.fromEntries([...state].filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))),
+  };
 }

@@ -3,19 +3,26 @@ import type { Logger } from 'pino';
 import {
   FrameDecoder,
   FrameError,
+  PayloadWriter,
   decodePayload,
   encodeFrame,
   encodePayload,
   guessTransport,
   v1Prefix,
+  type FeatureMessage,
   type Frame,
   type Network,
   type VersionMessage,
 } from '../codec/index.js';
+import { FEATURE_MIN_VERSION, X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } from '../hooks/api.js';
+import type { ChainTarget, HookChain, LoadedHook } from '../hooks/chain.js';
+import type { HookFault } from '../hooks/result.js';
+import { isThenable } from '../hooks/result.js';
 import { addressTo16Bytes } from './address.js';
 import { CoalescingWriter } from './coalescing-writer.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import type { PeerInfo } from './peer-info.js';
+import { parseDurationMs } from './duration.js';
 
 /** BIP324 NODE_P2P_V2 service bit. */
 export const NODE_P2P_V2 = 1n << 11n;
@@ -29,6 +36,10 @@ export interface SessionSettings {
   maxMessageSize: number;
   sendBuffer: number;
   receiveBuffer: number;
+  /** bytes of frames that may wait behind an async hook, per direction, before reading pauses */
+  hookQueue: number;
+  /** an x: command no module registered: drop it, or answer x:unknown */
+  xUnknown: 'drop' | 'reply';
 }
 
 export interface SessionHost {
@@ -38,7 +49,21 @@ export interface SessionHost {
   sessionEnded(session: PeerSession, reason: CloseReason): void;
   /** add misbehaviour points; the host bans at its threshold */
   misbehaving(session: PeerSession, points: number, reason: string): void;
+  /** ban the session's address (duration in ms, or the configured default) */
+  banSession(session: PeerSession, reason: string, durationMs: number | undefined): void;
+  /** the hook chain for new messages (swapped on reload) */
+  readonly chain: HookChain;
 }
+
+/** Frames of one direction wait here, in order, while a hook of that direction is async. */
+interface Lane {
+  queue: Frame[];
+  bytes: number;
+  busy: boolean;
+}
+
+/** NODE_P2P_V2 is bit 11; BIP 434 needs protocol 70017, and 70016 peers ignore unknown pre-verack messages. */
+const MIN_VERSION_TO_RAISE = 70016;
 
 /** How long a closing side may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 500;
@@ -48,7 +73,7 @@ const CLOSE_GRACE_MS = 500;
  * Untouched frames go through as the raw bytes that came in; only the version message that
  * bitcoind sends is rewritten (see #rewriteBackendVersion).
  */
-export class PeerSession {
+export class PeerSession implements ChainTarget {
   readonly info: PeerInfo;
   readonly log: Logger;
   #closed = false;
@@ -63,6 +88,10 @@ export class PeerSession {
   readonly #toPeer: CoalescingWriter;
   readonly #inbound: FrameDecoder;
   readonly #outbound: FrameDecoder;
+  readonly #inLane: Lane = { queue: [], bytes: 0, busy: false };
+  readonly #outLane: Lane = { queue: [], bytes: 0, busy: false };
+  /** BIP 434 feature frames to send right after bitcoind's version */
+  #featureFrames: Frame[] | null = null;
 
   constructor(
     id: number,
@@ -90,6 +119,8 @@ export class PeerSession {
       messagesIn: 0,
       messagesOut: 0,
       misbehaviour: 0,
+      features: new Map(),
+      state: new Map(),
     };
     this.log = host.log.child({ peer: `${address}:${this.info.port}`, session: id });
     this.#prefix = v1Prefix(settings.network);
@@ -114,6 +145,11 @@ export class PeerSession {
     return this.#closeReason;
   }
 
+  /** the peer as hooks see it */
+  get hookPeer(): HookPeer {
+    return this.info;
+  }
+
   /** Start relaying; the backend socket must already be connected. */
   start(): void {
     this.info.backendLocalPort = this.backend.localPort ?? null;
@@ -134,7 +170,8 @@ export class PeerSession {
       this.#handshakeTimer = setTimeout(() => this.close('handshake_timeout'), this.settings.handshakeTimeout);
       this.#handshakeTimer.unref();
     }
-    this.peer.resume();
+    this.host.chain.connect(this);
+    if (!this.#closed) this.peer.resume();
   }
 
   /** Close both sides: flush what is queued, then destroy after a short grace period. */
@@ -150,13 +187,30 @@ export class PeerSession {
         setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
       }
     }
+    this.host.chain.disconnect(this.info, reason);
     this.host.sessionEnded(this, reason);
   }
 
   /** Send a frame the proxy built to the peer (hooks' local answers use this). */
   sendToPeer(frame: Frame): void {
+    if (this.#closed) return;
     this.#toPeer.add(frame.raw);
     this.#toPeer.flush();
+  }
+
+  /**
+   * Send a message a hook built. x: messages go only to peers that announced our BIP 434
+   * feature, as the BIP requires for messages a feature introduces. Returns false if refused.
+   */
+  sendMessage(m: OutgoingMessage): boolean {
+    if (this.#closed) return false;
+    if (m.command.startsWith('x:') && !this.info.features.has(X_FEATURE_ID)) {
+      this.log.info({ command: m.command }, 'not sending an x: message to a peer that did not announce our feature');
+      this.host.chain.observer.xCommand('refused');
+      return false;
+    }
+    this.sendToPeer(encodeFrame(this.settings.network, m.command, m.payload ?? Buffer.alloc(0), this.settings.maxMessageSize));
+    return true;
   }
 
   #onSocketError(reason: CloseReason, err: Error): void {
@@ -250,34 +304,146 @@ export class PeerSession {
 
   #onPeerFrame(frame: Frame): void {
     if (this.#closed) return;
-    this.info.messagesIn++;
-    this.host.observer.frame('inbound', frame.command, frame.raw.length);
-    switch (frame.command) {
-      case 'version':
-        this.#recordPeerVersion(frame);
-        break;
-      case 'verack':
-        this.#peerVerack = true;
-        this.#checkHandshake();
-        break;
-    }
-    this.#toBackend.add(frame.raw);
+    if (this.#inLane.busy) return this.#enqueue(this.#inLane, frame, this.peer);
+    this.#processInbound(frame);
   }
 
   #onBackendFrame(frame: Frame): void {
     if (this.#closed) return;
+    if (this.#outLane.busy) return this.#enqueue(this.#outLane, frame, this.backend);
+    this.#processOutbound(frame);
+  }
+
+  #processInbound(frame: Frame): void {
+    this.info.messagesIn++;
+    this.host.observer.frame('inbound', frame.command, frame.raw.length);
+    const command = frame.command;
+    if (command === 'version') this.#recordPeerVersion(frame);
+    else if (command === 'verack') {
+      this.#peerVerack = true;
+      this.#checkHandshake();
+    } else if (command === 'feature') this.#recordPeerFeature(frame);
+    const chain = this.host.chain;
+    if (command.startsWith('x:')) {
+      // private to proxy modules: never forwarded to bitcoind
+      const handled = chain.runX(frame, this, Date.now());
+      if (isThenable(handled)) this.#wait(this.#inLane, handled.then(() => null), this.#toBackend, this.peer);
+      else if (!handled) this.#unknownX(command);
+      return;
+    }
+    if (chain.hooksFor('inbound', command).length === 0) {
+      this.#toBackend.add(frame.raw); // fast path: raw bytes, no decode, no copy
+      return;
+    }
+    const out = chain.run('inbound', frame, this, Date.now());
+    if (isThenable(out)) this.#wait(this.#inLane, out, this.#toBackend, this.peer);
+    else if (out) this.#toBackend.add(out.raw);
+  }
+
+  #processOutbound(frame: Frame): void {
     this.info.messagesOut++;
     this.host.observer.frame('outbound', frame.command, frame.raw.length);
     if (frame.command === 'version' && !this.#backendVersionSeen) {
       this.#backendVersionSeen = true;
-      this.#toPeer.add(this.#rewriteBackendVersion(frame).raw);
-      return;
-    }
-    if (frame.command === 'verack') {
+      frame = this.#rewriteBackendVersion(frame);
+    } else if (frame.command === 'verack') {
       this.#backendVerack = true;
       this.#checkHandshake();
     }
+    const chain = this.host.chain;
+    if (chain.hooksFor('outbound', frame.command).length === 0) return this.#forwardToPeer(frame);
+    const out = chain.run('outbound', frame, this, Date.now());
+    if (isThenable(out)) this.#wait(this.#outLane, out, this.#toPeer, this.backend, true);
+    else if (out) this.#forwardToPeer(out);
+  }
+
+  #forwardToPeer(frame: Frame): void {
     this.#toPeer.add(frame.raw);
+    if (this.#featureFrames && frame.command === 'version') {
+      for (const f of this.#featureFrames) this.#toPeer.add(f.raw);
+      this.#featureFrames = null;
+    }
+  }
+
+  /** A frame arrived while a hook of its direction is async: keep it (copied) in order. */
+  #enqueue(lane: Lane, frame: Frame, src: net.Socket): void {
+    const copy = frame.copy(); // the read buffer it points into may be reused
+    lane.queue.push(copy);
+    lane.bytes += copy.raw.length;
+    if (lane.bytes >= this.settings.hookQueue && !src.isPaused()) src.pause();
+  }
+
+  /** An async hook holds this lane: later frames queue until it settles, then drain in order. */
+  #wait(lane: Lane, pending: Promise<Frame | null>, writer: CoalescingWriter, src: net.Socket, outbound = false): void {
+    lane.busy = true;
+    writer.flush();
+    pending.then((out) => {
+      if (this.#closed) return;
+      if (out) {
+        if (outbound) this.#forwardToPeer(out);
+        else writer.add(out.raw);
+      }
+      lane.busy = false;
+      while (!lane.busy && lane.queue.length > 0 && !this.#closed) {
+        const next = lane.queue.shift()!;
+        lane.bytes -= next.raw.length;
+        if (outbound) this.#processOutbound(next);
+        else this.#processInbound(next);
+      }
+      writer.flush();
+      if (!lane.busy && lane.bytes < this.settings.hookQueue && src.isPaused() && !this.#closed) src.resume();
+    }, (err: unknown) => this.fault({ hook: '?', kind: 'throw', message: String(err) } as HookFault));
+  }
+
+  #unknownX(command: string): void {
+    this.log.debug({ command }, 'x: command no module registered');
+    if (this.settings.xUnknown !== 'reply') return;
+    this.sendMessage({ command: 'x:unknown', payload: new PayloadWriter(16).varString(command).finish() });
+  }
+
+  #recordPeerFeature(frame: Frame): void {
+    if (this.#peerVerack) return; // BIP 434: only between version and verack
+    try {
+      frame.assertChecksum();
+      const f = decodePayload<FeatureMessage>('feature', frame.payload);
+      if (this.info.features.size < 64) this.info.features.set(f.featureId, Buffer.from(f.data));
+    } catch (err) {
+      this.log.info({ err: (err as Error).message }, 'unparseable feature message from peer');
+    }
+  }
+
+  // ChainTarget: what a hook result does to this session
+
+  hookLog(hook: LoadedHook, entry: NonNullable<HookResult['log']>): void {
+    const e = typeof entry === 'string' ? { msg: entry } : entry;
+    const { level = 'info', msg, ...fields } = e;
+    this.log[level]({ hook: hook.name, ...fields }, msg);
+  }
+
+  push(_hook: LoadedHook, message: OutgoingMessage): void {
+    this.sendMessage(message);
+  }
+
+  misbehave(hookOrPoints: LoadedHook | number, pointsOrReason: number | string, reason?: string): void {
+    const points = typeof hookOrPoints === 'number' ? hookOrPoints : (pointsOrReason as number);
+    const why = typeof hookOrPoints === 'number' ? (pointsOrReason as string) : reason!;
+    this.info.misbehaviour += points;
+    this.host.misbehaving(this, points, why);
+  }
+
+  ban(hook: LoadedHook, reason: string, duration: string | number | undefined): void {
+    const ms = duration === undefined ? undefined : typeof duration === 'number' ? duration * 1000 : parseDurationMs(duration);
+    this.host.banSession(this, `hook ${hook.name}: ${reason}`, ms);
+  }
+
+  disconnect(hook: LoadedHook, reason: string): void {
+    this.log.info({ hook: hook.name, reason }, 'hook disconnects peer');
+    this.close('hook');
+  }
+
+  fault(fault: HookFault): void {
+    this.log.error({ hook: fault.hook, kind: fault.kind, err: fault.message }, 'hook incompatibility: disconnecting peer');
+    this.close('hook_error');
   }
 
   #recordPeerVersion(frame: Frame): void {
@@ -309,11 +475,33 @@ export class PeerSession {
       const ip = addressTo16Bytes(this.address);
       if (ip) v.addrRecv = { ...v.addrRecv, ip, port: this.info.port };
       if (this.settings.v2 === 'reject') v.services &= ~NODE_P2P_V2;
+      this.#featureFrames = this.#collectFeatures();
+      if (this.#featureFrames.length > 0 && v.version < FEATURE_MIN_VERSION && v.version >= MIN_VERSION_TO_RAISE) {
+        // The proxy itself speaks BIP 434 for bitcoind; raising 70016 to 70017 only promises
+        // that feature messages are accepted before verack, which 0.21+ does by ignoring them.
+        v.version = FEATURE_MIN_VERSION;
+      }
       return encodeFrame(this.settings.network, 'version', encodePayload('version', v));
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not rewrite the version message of bitcoind; forwarding it unchanged');
       return frame;
     }
+  }
+
+  /** BIP 434 feature frames the hooks announce to this peer (only for peers of 70017+). */
+  #collectFeatures(): Frame[] {
+    const frames: Frame[] = [];
+    if ((this.info.version ?? 0) < FEATURE_MIN_VERSION) return frames;
+    for (const h of this.host.chain.featureProviders) {
+      try {
+        for (const f of h.module.features!(this.info, h.ctx)) {
+          frames.push(encodeFrame(this.settings.network, 'feature', encodePayload('feature', { featureId: f.id, data: Buffer.from(f.data ?? []) })));
+        }
+      } catch (err) {
+        this.log.error({ hook: h.name, err: (err as Error).message }, 'features() failed; announcing nothing for this hook');
+      }
+    }
+    return frames;
   }
 
   #checkHandshake(): void {
@@ -322,11 +510,5 @@ export class PeerSession {
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = null;
     this.log.debug('handshake complete');
-  }
-
-  /** The peer's misbehaviour score grows; the host bans at the threshold. */
-  misbehave(points: number, reason: string): void {
-    this.info.misbehaviour += points;
-    this.host.misbehaving(this, points, reason);
   }
 }

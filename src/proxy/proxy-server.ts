@@ -1,6 +1,9 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Network } from '../codec/index.js';
+import type { HookPeer, OutgoingMessage } from '../hooks/api.js';
+import { HookChain } from '../hooks/chain.js';
+import type { HookRuntimeHost } from '../hooks/loader.js';
 import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
 import { BackendDisconnectTracker } from './backend-disconnects.js';
 import { BanList, type Ban } from './ban-list.js';
@@ -30,17 +33,21 @@ export interface ProxyServerOptions {
   bans: BanList;
   log: Logger;
   observer?: ProxyObserver;
+  /** the hook chain; empty when not given */
+  chain?: HookChain;
 }
 
 /**
  * Accepts peers, applies the accept checks (bans, limits), opens one backend connection
  * per accepted peer and runs a PeerSession for it.
  */
-export class ProxyServer implements SessionHost {
+export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly observer: ProxyObserver;
   readonly log: Logger;
   readonly bans: BanList;
   settings: ProxySettings;
+  /** swapped on reload; a message already inside the old chain finishes there */
+  chain: HookChain;
   readonly #servers: net.Server[] = [];
   readonly #sessions = new Map<number, PeerSession>();
   /** accepted peers whose backend connection is still being opened */
@@ -56,6 +63,7 @@ export class ProxyServer implements SessionHost {
     this.bans = options.bans;
     this.log = options.log;
     this.observer = options.observer ?? nullObserver;
+    this.chain = options.chain ?? HookChain.empty({ network: this.settings.network, maxMessageSize: this.settings.maxMessageSize, timeoutMs: 5000 });
     this.#limits = new ConnectionLimits(this.settings);
     const bd = this.settings.backendDisconnects;
     this.#backendDisconnects = new BackendDisconnectTracker(bd.count, bd.window);
@@ -178,6 +186,31 @@ export class ProxyServer implements SessionHost {
     if (session.info.misbehaviour >= this.settings.banThreshold) {
       this.ban(session.address, this.settings.banDuration, `misbehaviour: ${reason}`, 'misbehaviour');
     }
+  }
+
+  banSession(session: PeerSession, reason: string, durationMs: number | undefined): void {
+    this.ban(session.address, durationMs ?? this.settings.banDuration, reason, 'hook');
+  }
+
+  // HookRuntimeHost: what hooks may do outside a message callback
+
+  peers(): HookPeer[] {
+    return this.sessions().map((s) => s.hookPeer);
+  }
+
+  send(peerId: number, message: OutgoingMessage): boolean {
+    return this.#sessions.get(peerId)?.sendMessage(message) ?? false;
+  }
+
+  disconnect(peerId: number, reason: string): void {
+    const s = this.#sessions.get(peerId);
+    if (!s) return;
+    s.log.info({ reason }, 'disconnected by a hook');
+    s.close('hook');
+  }
+
+  misbehave(peerId: number, points: number, reason: string): void {
+    this.#sessions.get(peerId)?.misbehave(points, reason);
   }
 
   /** Ban an address or subnet and disconnect every session it covers. */

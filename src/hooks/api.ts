@@ -1,0 +1,173 @@
+/**
+ * The public API that hook modules are written against (`bitcoin-hook-proxy/hooks`).
+ * It is the seed proposal's MessageHookIn / MessageHookOut / MessageHook, made typed:
+ *   MessageHookIn  → HookMessage + HookPeer
+ *   MessageHookOut → HookResult
+ *   MessageHook    → HookModule (the module's default export)
+ * A module must not import anything from the proxy but this API and the codec.
+ */
+
+/** Major.minor. A module whose major differs from the proxy's refuses to load. */
+export const HOOK_API_VERSION = '1.0';
+
+/** `inbound`: peer → bitcoind. `outbound`: bitcoind → peer. */
+export type Direction = 'inbound' | 'outbound';
+
+/** BIP 434 feature id of the proxy's x: protocol (docs/x-protocol.md). */
+export const X_FEATURE_ID = 'bitcoin-hook-proxy/x/1';
+
+/** Minimum protocol version for BIP 434 `feature` messages. */
+export const FEATURE_MIN_VERSION = 70017;
+
+/** What a hook sees of a peer (the seed's nodeid, nodeaddr, nVersion, serviceflags, and more). */
+export interface HookPeer {
+  readonly id: number;
+  /** the peer's real address (bitcoind only sees 127.0.0.1) */
+  readonly address: string;
+  readonly port: number;
+  /** from the peer's version message; null before it arrived */
+  readonly version: number | null;
+  readonly services: bigint | null;
+  readonly userAgent: string | null;
+  readonly startHeight: number | null;
+  readonly relay: boolean | null;
+  readonly connectedAt: number;
+  /** both veracks seen */
+  readonly handshakeComplete: boolean;
+  readonly misbehaviour: number;
+  /** BIP 434 features the peer announced: feature id → feature data */
+  readonly features: ReadonlyMap<string, Buffer>;
+  /**
+   * Per-peer state shared by all hooks of the chain: one hook writes (e.g. a paid tier), others
+   * read. Use keys namespaced by your module name, e.g. `paywall.tier`.
+   */
+  readonly state: Map<string, unknown>;
+}
+
+/** One P2P message as a hook sees it (the seed's strCommand, vRecv, vRecvLen, nTimeReceived). */
+export interface HookMessage {
+  readonly command: string;
+  /** the payload bytes, raw; do not modify (copy first) */
+  readonly payload: Buffer;
+  /** payload size in bytes */
+  readonly size: number;
+  /** ms since the epoch when the proxy received it */
+  readonly receivedAt: number;
+  readonly direction: Direction;
+  /** Typed payload via the codec, decoded on first call and cached; throws PayloadError/FrameError. */
+  decode<T = unknown>(): T;
+}
+
+/** A message to send: a command and its payload (built with the codec's encodePayload, or raw). */
+export interface OutgoingMessage {
+  command: string;
+  payload?: Uint8Array;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * What a hook can do with a message (the seed's MessageHookOut). Return nothing (or `{}`) to
+ * pass it on unchanged. Several fields may be combined (push and drop; log and misbehave).
+ */
+export interface HookResult {
+  /** `drop`: handled here, not forwarded and not shown to later hooks */
+  action?: 'pass' | 'drop';
+  /** replace the message; it is re-validated by the codec and continues down the chain */
+  replace?: OutgoingMessage;
+  /** send these messages to the peer (local answers) */
+  push?: OutgoingMessage[];
+  /** add to the peer's misbehaviour score; at the configured threshold it is banned */
+  misbehave?: number | { points: number; reason: string };
+  /** ban the peer's address (duration like "24h", default from config) and disconnect it */
+  ban?: true | { reason: string; duration?: string | number };
+  /** disconnect the peer (with a reason for the log) */
+  disconnect?: true | string;
+  /** a structured log line attributed to this hook */
+  log?: string | { level?: LogLevel; msg: string; [field: string]: unknown };
+}
+
+export type HookReturn = HookResult | void | undefined | null;
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface HookLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface HookCounter {
+  inc(labels?: Record<string, string>, value?: number): void;
+}
+export interface HookGauge {
+  set(value: number, labels?: Record<string, string>): void;
+  inc(labels?: Record<string, string>, value?: number): void;
+  dec(labels?: Record<string, string>, value?: number): void;
+}
+export interface HookHistogram {
+  observe(value: number, labels?: Record<string, string>): void;
+}
+
+/** Prometheus metrics for a hook; names get the prefix `bhp_hook_`. Labels must stay low-cardinality. */
+export interface HookMetrics {
+  counter(name: string, help: string, labelNames?: string[]): HookCounter;
+  gauge(name: string, help: string, labelNames?: string[]): HookGauge;
+  histogram(name: string, help: string, labelNames?: string[], buckets?: number[]): HookHistogram;
+}
+
+/** What the runtime gives a hook at init and on every call. */
+export interface HookContext {
+  /** the module's name as declared */
+  readonly name: string;
+  /** network name: mainnet, testnet3, testnet4, signet, regtest, or custom-xxxxxxxx */
+  readonly network: string;
+  readonly log: HookLogger;
+  readonly metrics: HookMetrics;
+  /** every peer connected now */
+  peers(): HookPeer[];
+  /**
+   * Send a message to a peer outside a message callback (e.g. after an async payment check).
+   * x: commands only reach peers that announced X_FEATURE_ID. Returns false if not sent.
+   */
+  send(peerId: number, message: OutgoingMessage): boolean;
+  /** Disconnect a peer outside a message callback. */
+  disconnect(peerId: number, reason: string): void;
+  /** Add misbehaviour points to a peer outside a message callback. */
+  misbehave(peerId: number, points: number, reason: string): void;
+}
+
+/** A schema for the module's options: zod's schemas fit, as does anything with this shape. */
+export interface OptionsSchema<O> {
+  safeParse(input: unknown): { success: true; data: O } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+}
+
+export type Wants = readonly string[] | '*';
+
+/** The default export of a hook module (the seed's MessageHook). */
+export interface HookModule<O = Record<string, unknown>> {
+  /** HOOK_API_VERSION the module was written for */
+  apiVersion: string;
+  name: string;
+  /** commands this hook wants per direction; `*` for all. Frames nobody wants bypass the chain. */
+  wants?: { inbound?: Wants; outbound?: Wants };
+  /** validates `options:` from the YAML at load; errors name the module and the key */
+  options?: OptionsSchema<O>;
+  init?(options: O, ctx: HookContext): MaybePromise<void>;
+  onConnect?(peer: HookPeer, ctx: HookContext): MaybePromise<HookReturn>;
+  onMessage?(msg: HookMessage, peer: HookPeer, ctx: HookContext): MaybePromise<HookReturn>;
+  onDisconnect?(peer: HookPeer, reason: string, ctx: HookContext): void;
+  /** handlers for private x: commands sent by peers; x: frames never reach bitcoind */
+  commands?: Record<string, (msg: HookMessage, peer: HookPeer, ctx: HookContext) => MaybePromise<HookReturn>>;
+  /**
+   * BIP 434 feature messages to announce to this peer (version >= 70017), sent between
+   * bitcoind's version and its verack.
+   */
+  features?(peer: HookPeer, ctx: HookContext): { id: string; data?: Uint8Array }[];
+  close?(): MaybePromise<void>;
+}
+
+/** Identity helper that gives a module author type checking: `export default defineHook({...})`. */
+export function defineHook<O>(module: HookModule<O>): HookModule<O> {
+  return module;
+}

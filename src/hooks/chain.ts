@@ -1,0 +1,303 @@
+import { codecFor, decodePayload, encodeFrame, type Frame, type Network } from '../codec/index.js';
+import type { Direction, HookContext, HookModule, HookPeer, HookResult, HookReturn, MaybePromise, OutgoingMessage } from './api.js';
+import { FrameMessage } from './message.js';
+import { HookFault, checkResult, isThenable } from './result.js';
+
+/** Per-hook runtime metrics; implemented by the metrics module. */
+export interface HookRuntimeObserver {
+  invocation(hook: string, seconds: number): void;
+  error(hook: string, kind: HookFault['kind']): void;
+  action(hook: string, action: string): void;
+  xCommand(outcome: 'handled' | 'unknown' | 'refused'): void;
+}
+
+export const nullHookObserver: HookRuntimeObserver = { invocation() {}, error() {}, action() {}, xCommand() {} };
+
+/** One module of the chain, loaded and initialised. */
+export interface LoadedHook {
+  /** unique within the chain: the module's name, with #2, #3 for repeated modules */
+  readonly name: string;
+  readonly module: HookModule<unknown>;
+  readonly ctx: HookContext;
+  /** the `module:` entry as written in the config */
+  readonly source: string;
+  readonly wants: Record<Direction, ReadonlySet<string> | '*' | null>;
+}
+
+/** What the chain needs from the session it runs for (implemented by PeerSession). */
+export interface ChainTarget {
+  readonly hookPeer: HookPeer;
+  readonly closed: boolean;
+  /** side effects of a result, in this order: log, push, misbehave, ban, disconnect */
+  hookLog(hook: LoadedHook, entry: NonNullable<HookResult['log']>): void;
+  push(hook: LoadedHook, message: OutgoingMessage): void;
+  misbehave(hook: LoadedHook, points: number, reason: string): void;
+  ban(hook: LoadedHook, reason: string, duration: string | number | undefined): void;
+  disconnect(hook: LoadedHook, reason: string): void;
+  /** the hook broke its contract: disconnect the peer as incompatible */
+  fault(fault: HookFault): void;
+}
+
+export interface ChainSettings {
+  network: Network;
+  maxMessageSize: number;
+  /** time budget per hook call, ms */
+  timeoutMs: number;
+}
+
+const NONE: readonly LoadedHook[] = Object.freeze([]);
+const CACHE_MAX = 512;
+
+/** The modules of the `hooks:` list, in order, with per-command lookups for the fast path. */
+export class HookChain {
+  readonly #byCommand: Record<Direction, Map<string, readonly LoadedHook[]>> = { inbound: new Map(), outbound: new Map() };
+  readonly #messageHooks: Record<Direction, readonly LoadedHook[]>;
+  readonly #x = new Map<string, { hook: LoadedHook; handler: NonNullable<HookModule<unknown>['commands']>[string] }>();
+  readonly featureProviders: readonly LoadedHook[];
+  readonly connectHooks: readonly LoadedHook[];
+
+  constructor(
+    readonly hooks: readonly LoadedHook[],
+    readonly settings: ChainSettings,
+    readonly observer: HookRuntimeObserver = nullHookObserver,
+  ) {
+    const withMessage = hooks.filter((h) => typeof h.module.onMessage === 'function');
+    this.#messageHooks = {
+      inbound: withMessage.filter((h) => h.wants.inbound !== null),
+      outbound: withMessage.filter((h) => h.wants.outbound !== null),
+    };
+    for (const h of hooks) for (const [cmd, handler] of Object.entries(h.module.commands ?? {})) this.#x.set(cmd, { hook: h, handler });
+    this.featureProviders = hooks.filter((h) => typeof h.module.features === 'function');
+    this.connectHooks = hooks.filter((h) => typeof h.module.onConnect === 'function');
+  }
+
+  static empty(settings: ChainSettings): HookChain {
+    return new HookChain([], settings);
+  }
+
+  /** Hooks that want `command` in `direction`; empty means the frame takes the fast path. */
+  hooksFor(direction: Direction, command: string): readonly LoadedHook[] {
+    const all = this.#messageHooks[direction];
+    if (all.length === 0) return NONE;
+    const cache = this.#byCommand[direction];
+    let list = cache.get(command);
+    if (list === undefined) {
+      list = all.filter((h) => wantsCommand(h, direction, command));
+      if (list.length === 0) list = NONE;
+      if (cache.size < CACHE_MAX) cache.set(command, list);
+    }
+    return list;
+  }
+
+  xCommand(command: string) {
+    return this.#x.get(command);
+  }
+
+  xCommands(): string[] {
+    return [...this.#x.keys()];
+  }
+
+  /**
+   * Run the hooks of `direction` over a frame, in order. Returns the frame to forward (the
+   * original, or a replacement), or null when it was dropped or the peer is gone. Returns a
+   * promise only when a hook did: synchronous hooks cost no promise and no microtask.
+   */
+  run(direction: Direction, frame: Frame, target: ChainTarget, receivedAt: number): MaybePromise<Frame | null> {
+    return this.#runFrom(0, direction, frame, new FrameMessage(frame, direction, receivedAt), target);
+  }
+
+  /** Deliver an x: frame to the module that registered its command (never forwarded). */
+  runX(frame: Frame, target: ChainTarget, receivedAt: number): MaybePromise<boolean> {
+    const x = this.#x.get(frame.command);
+    if (!x) {
+      this.observer.xCommand('unknown');
+      return false;
+    }
+    this.observer.xCommand('handled');
+    const msg = new FrameMessage(frame, 'inbound', receivedAt);
+    const out = this.#call(x.hook, () => x.handler(msg, target.hookPeer, x.hook.ctx), target, frame, 'inbound');
+    if (isThenable(out)) return (out as Promise<Frame | null | undefined>).then(() => true);
+    return true;
+  }
+
+  /** Call every onConnect hook; results apply like message results. */
+  connect(target: ChainTarget, frame: Frame | null = null): void {
+    for (const h of this.connectHooks) {
+      const out = this.#call(h, () => h.module.onConnect!(target.hookPeer, h.ctx), target, frame, 'inbound');
+      if (isThenable(out)) (out as Promise<unknown>).catch(() => {});
+      if (target.closed) return;
+    }
+  }
+
+  disconnect(peer: HookPeer, reason: string): void {
+    for (const h of this.hooks) {
+      if (typeof h.module.onDisconnect !== 'function') continue;
+      try {
+        h.module.onDisconnect(peer, reason, h.ctx);
+      } catch (err) {
+        this.observer.error(h.name, 'throw');
+        h.ctx.log.error('onDisconnect threw', { err: (err as Error).message, peer: peer.id });
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const h of this.hooks) {
+      try {
+        await h.module.close?.();
+      } catch (err) {
+        h.ctx.log.error('close() threw', { err: (err as Error).message });
+      }
+    }
+  }
+
+  #runFrom(start: number, direction: Direction, frame: Frame, msg: FrameMessage, target: ChainTarget): MaybePromise<Frame | null> {
+    const hooks = this.#messageHooks[direction];
+    for (let i = start; i < hooks.length; i++) {
+      const h = hooks[i]!;
+      if (!wantsCommand(h, direction, frame.command)) continue;
+      const m = msg;
+      const out = this.#call(h, () => h.module.onMessage!(m, target.hookPeer, h.ctx), target, frame, direction);
+      if (isThenable(out)) {
+        return (out as Promise<Frame | null>).then((next) => {
+          if (next === null) return null;
+          return this.#runFrom(i + 1, direction, next, next === frame ? msg : new FrameMessage(next, direction, msg.receivedAt), target);
+        });
+      }
+      if (out === null) return null;
+      if (out !== frame) {
+        frame = out;
+        msg = new FrameMessage(out, direction, msg.receivedAt);
+      }
+    }
+    return frame;
+  }
+
+  /**
+   * Call one hook and apply its result. Returns the frame to continue with (possibly a
+   * replacement), null when dropped or faulted, or a promise of either.
+   */
+  #call(h: LoadedHook, fn: () => MaybePromise<HookReturn>, target: ChainTarget, frame: Frame | null, direction: Direction): MaybePromise<Frame | null> {
+    const t0 = performance.now();
+    let r: MaybePromise<HookReturn>;
+    try {
+      r = fn();
+    } catch (err) {
+      return this.#fault(target, new HookFault(h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
+    }
+    if (!isThenable(r)) {
+      const seconds = (performance.now() - t0) / 1000;
+      this.observer.invocation(h.name, seconds);
+      if (seconds * 1000 > this.settings.timeoutMs) {
+        return this.#fault(target, new HookFault(h.name, 'timeout', `blocked for ${Math.round(seconds * 1000)} ms, over its budget of ${this.settings.timeoutMs} ms`));
+      }
+      return this.#apply(h, r, target, frame, direction);
+    }
+    return withTimeout(r as Promise<HookReturn>, this.settings.timeoutMs).then(
+      (value) => {
+        this.observer.invocation(h.name, (performance.now() - t0) / 1000);
+        if (target.closed) return null;
+        return this.#apply(h, value, target, frame, direction);
+      },
+      (err: unknown) =>
+        this.#fault(
+          target,
+          err === TIMEOUT
+            ? new HookFault(h.name, 'timeout', `did not settle within its budget of ${this.settings.timeoutMs} ms`)
+            : new HookFault(h.name, 'throw', `rejected: ${(err as Error)?.message ?? String(err)}`),
+        ),
+    );
+  }
+
+  #apply(h: LoadedHook, raw: HookReturn, target: ChainTarget, frame: Frame | null, direction: Direction): Frame | null {
+    let r: HookResult | null;
+    let replacement: Frame | null = null;
+    try {
+      r = checkResult(h.name, raw);
+      if (r?.replace && frame) replacement = this.#buildReplacement(h, r.replace, direction);
+    } catch (err) {
+      return this.#fault(target, err as HookFault);
+    }
+    if (!r) {
+      this.observer.action(h.name, 'pass');
+      return frame;
+    }
+    if (r.log !== undefined) {
+      this.observer.action(h.name, 'log');
+      target.hookLog(h, r.log);
+    }
+    if (r.push) {
+      for (const m of r.push) {
+        this.observer.action(h.name, 'push');
+        target.push(h, m);
+      }
+    }
+    if (r.misbehave !== undefined) {
+      this.observer.action(h.name, 'misbehave');
+      const m = r.misbehave;
+      target.misbehave(h, typeof m === 'number' ? m : m.points, typeof m === 'number' ? `hook ${h.name}` : m.reason);
+    }
+    if (r.ban !== undefined && !target.closed) {
+      this.observer.action(h.name, 'ban');
+      target.ban(h, r.ban === true ? `hook ${h.name}` : r.ban.reason, r.ban === true ? undefined : r.ban.duration);
+    }
+    if (r.disconnect !== undefined && !target.closed) {
+      this.observer.action(h.name, 'disconnect');
+      target.disconnect(h, r.disconnect === true ? `hook ${h.name}` : r.disconnect);
+    }
+    if (target.closed) return null;
+    if (r.action === 'drop') {
+      this.observer.action(h.name, 'drop');
+      return null;
+    }
+    if (replacement) {
+      this.observer.action(h.name, 'replace');
+      return replacement;
+    }
+    if (!r.push && r.misbehave === undefined && r.log === undefined) this.observer.action(h.name, 'pass');
+    return frame;
+  }
+
+  /** A replacement is validated by the codec as if it had just been received. */
+  #buildReplacement(h: LoadedHook, m: OutgoingMessage, direction: Direction): Frame {
+    if (direction === 'inbound' && m.command.startsWith('x:')) {
+      throw new HookFault(h.name, 'invalid_message', `replace: x: commands never go to bitcoind ("${m.command}")`);
+    }
+    try {
+      const frame = encodeFrame(this.settings.network, m.command, m.payload ?? Buffer.alloc(0), this.settings.maxMessageSize);
+      if (codecFor(m.command)) decodePayload(m.command, frame.payload);
+      return frame;
+    } catch (err) {
+      throw new HookFault(h.name, 'invalid_message', `replace: ${(err as Error).message}`);
+    }
+  }
+
+  #fault(target: ChainTarget, fault: HookFault): null {
+    this.observer.error(fault.hook, fault.kind);
+    target.fault(fault);
+    return null;
+  }
+}
+
+export function wantsCommand(h: LoadedHook, direction: Direction, command: string): boolean {
+  const w = h.wants[direction];
+  return w === '*' || (w !== null && w.has(command));
+}
+
+const TIMEOUT = Symbol('timeout');
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(TIMEOUT), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,193 @@
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { COMMAND_SIZE } from '../codec/index.js';
+import { HOOK_API_VERSION, type Direction, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type OutgoingMessage, type Wants } from './api.js';
+import { HookChain, type ChainSettings, type HookRuntimeObserver, type LoadedHook } from './chain.js';
+
+/** A module that cannot join the chain: wrong API version, bad shape, bad options, failed init. */
+export class HookLoadError extends Error {
+  override readonly name = 'HookLoadError';
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
+    super(`hook module ${source}: ${message}`);
+  }
+}
+
+export interface HookSpec {
+  /** a path relative to `baseDir`, an absolute path, or a package name */
+  module: string;
+  options: Record<string, unknown>;
+  enabled?: boolean;
+}
+
+/** What hooks may ask of the running proxy (implemented by the proxy server). */
+export interface HookRuntimeHost {
+  peers(): HookPeer[];
+  send(peerId: number, message: OutgoingMessage): boolean;
+  disconnect(peerId: number, reason: string): void;
+  misbehave(peerId: number, points: number, reason: string): void;
+}
+
+export interface LoadOptions {
+  baseDir: string;
+  settings: ChainSettings;
+  host: HookRuntimeHost;
+  /** a logger bound to the hook's name */
+  logger(hook: string): HookLogger;
+  /** metrics registry for hook authors (prefix bhp_hook_) */
+  metrics(hook: string): HookMetrics;
+  observer?: HookRuntimeObserver;
+  /** per-call time budget also applies to init() */
+  initTimeoutMs?: number;
+}
+
+let instanceCounter = 0;
+
+/**
+ * Load the chain of the `hooks:` list with dynamic import() (our dlopen). Every load gets
+ * fresh module instances (a query string on the module URL), so a reload picks up new code
+ * and a module listed twice keeps two separate states. Throws HookLoadError; on failure,
+ * modules already initialised are closed again.
+ */
+export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOptions): Promise<HookChain> {
+  const loaded: LoadedHook[] = [];
+  const names = new Map<string, number>();
+  const xOwners = new Map<string, string>();
+  try {
+    for (const spec of specs) {
+      if (spec.enabled === false) continue;
+      const mod = await importModule(spec.module, opts.baseDir);
+      const count = (names.get(mod.name) ?? 0) + 1;
+      names.set(mod.name, count);
+      const name = count === 1 ? mod.name : `${mod.name}#${count}`;
+      for (const cmd of Object.keys(mod.commands ?? {})) {
+        const owner = xOwners.get(cmd);
+        if (owner) throw new HookLoadError(spec.module, `x: command "${cmd}" is already registered by hook "${owner}"`);
+        xOwners.set(cmd, name);
+      }
+      const options = validateOptions(mod, spec);
+      const ctx: HookContext = {
+        name,
+        network: opts.settings.network.name,
+        log: opts.logger(name),
+        metrics: opts.metrics(name),
+        peers: () => opts.host.peers(),
+        send: (id, m) => opts.host.send(id, m),
+        disconnect: (id, reason) => opts.host.disconnect(id, reason),
+        misbehave: (id, points, reason) => opts.host.misbehave(id, points, reason),
+      };
+      const hook: LoadedHook = {
+        name,
+        module: mod,
+        ctx,
+        source: spec.module,
+        wants: { inbound: wantsSet(mod.wants?.inbound), outbound: wantsSet(mod.wants?.outbound) },
+      };
+      if (mod.init) {
+        try {
+          await withDeadline(Promise.resolve(mod.init(options, ctx)), opts.initTimeoutMs ?? 30_000, `${name}.init()`);
+        } catch (err) {
+          throw new HookLoadError(spec.module, `init() failed: ${(err as Error).message}`);
+        }
+      }
+      loaded.push(hook);
+    }
+  } catch (err) {
+    await new HookChain(loaded, opts.settings).close();
+    throw err;
+  }
+  return new HookChain(loaded, opts.settings, opts.observer);
+}
+
+async function importModule(specifier: string, baseDir: string): Promise<HookModule<unknown>> {
+  const url = resolveModule(specifier, baseDir);
+  let ns: { default?: unknown };
+  try {
+    ns = (await import(`${url}${url.includes('?') ? '&' : '?'}bhp-instance=${++instanceCounter}`)) as { default?: unknown };
+  } catch (err) {
+    throw new HookLoadError(specifier, `cannot import ${url}: ${(err as Error).message}`);
+  }
+  return checkModule(specifier, ns.default);
+}
+
+function resolveModule(specifier: string, baseDir: string): string {
+  if (specifier.startsWith('.') || path.isAbsolute(specifier)) return pathToFileURL(path.resolve(baseDir, specifier)).href;
+  if (/^[a-z]+:/i.test(specifier)) return specifier;
+  // a package name: resolve from the config's directory first, then from the proxy's own
+  for (const from of [path.join(baseDir, 'noop.js'), import.meta.filename ?? new URL(import.meta.url).pathname]) {
+    try {
+      return pathToFileURL(createRequire(from).resolve(specifier)).href;
+    } catch {
+      /* try the next place, then let import() report */
+    }
+  }
+  throw new HookLoadError(specifier, `cannot find package "${specifier}" from ${baseDir}`);
+}
+
+function majorOf(v: string): string {
+  return String(v).split('.')[0]!;
+}
+
+/** Shape and version checks; a module built for another major API version refuses to load. */
+export function checkModule(source: string, m: unknown): HookModule<unknown> {
+  const fail = (why: string): never => {
+    throw new HookLoadError(source, why);
+  };
+  if (!m || typeof m !== 'object') fail('has no default export object (export default { apiVersion, name, ... })');
+  const mod = m as Record<string, unknown>;
+  if (typeof mod.apiVersion !== 'string' && typeof mod.apiVersion !== 'number') fail('default export has no apiVersion');
+  const name = typeof mod.name === 'string' && mod.name ? mod.name : fail('default export has no name');
+  if (majorOf(String(mod.apiVersion)) !== majorOf(HOOK_API_VERSION)) {
+    fail(`hook "${name}" was built for hook API ${String(mod.apiVersion)}, this proxy provides ${HOOK_API_VERSION} (major versions differ)`);
+  }
+  for (const fn of ['init', 'onConnect', 'onMessage', 'onDisconnect', 'features', 'close'] as const) {
+    if (mod[fn] !== undefined && typeof mod[fn] !== 'function') fail(`hook "${name}": ${fn} must be a function`);
+  }
+  if (mod.wants !== undefined) {
+    const w = mod.wants as Record<string, unknown>;
+    for (const [dir, v] of Object.entries(w)) {
+      if (dir !== 'inbound' && dir !== 'outbound') fail(`hook "${name}": wants has unknown direction "${dir}"`);
+      if (v !== '*' && !(Array.isArray(v) && v.every((c) => typeof c === 'string'))) fail(`hook "${name}": wants.${dir} must be "*" or a list of commands`);
+    }
+  }
+  if (mod.commands !== undefined) {
+    if (!mod.commands || typeof mod.commands !== 'object') fail(`hook "${name}": commands must be an object of handlers`);
+    for (const [cmd, handler] of Object.entries(mod.commands as object)) {
+      if (!/^x:[\x20-\x7e]+$/.test(cmd) || cmd.length > COMMAND_SIZE) fail(`hook "${name}": "${cmd}" is not an x: command of at most ${COMMAND_SIZE} printable characters`);
+      if (typeof handler !== 'function') fail(`hook "${name}": the handler of ${cmd} must be a function`);
+    }
+  }
+  if (mod.options !== undefined && typeof (mod.options as { safeParse?: unknown }).safeParse !== 'function') {
+    fail(`hook "${name}": options must be a schema with safeParse() (a zod schema, for example)`);
+  }
+  return mod as unknown as HookModule<unknown>;
+}
+
+function validateOptions(mod: HookModule<unknown>, spec: HookSpec): unknown {
+  if (!mod.options) return spec.options;
+  const r = mod.options.safeParse(spec.options ?? {});
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `options.${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
+  throw new HookLoadError(spec.module, `hook "${mod.name}" has invalid options: ${issues.join('; ')}`);
+}
+
+function wantsSet(w: Wants | undefined): ReadonlySet<string> | '*' | null {
+  if (w === undefined) return null;
+  if (w === '*') return '*';
+  return w.length ? new Set(w) : null;
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e: unknown) => (clearTimeout(t), reject(e)),
+    );
+  });
+}
+
+export type { Direction };
