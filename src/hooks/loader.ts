@@ -21,6 +21,8 @@ export interface HookSpec {
   module: string;
   options: Record<string, unknown>;
   enabled?: boolean;
+  /** an already imported module object (tests, embedding); skips import() of `module` */
+  instance?: unknown;
 }
 
 /** What hooks may ask of the running proxy (implemented by the proxy server). */
@@ -59,7 +61,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
   try {
     for (const spec of specs) {
       if (spec.enabled === false) continue;
-      const mod = await importModule(spec.module, opts.baseDir);
+      const mod = spec.instance !== undefined ? checkModule(spec.module, spec.instance) : await importModule(spec.module, opts.baseDir);
       const count = (names.get(mod.name) ?? 0) + 1;
       names.set(mod.name, count);
       const name = count === 1 ? mod.name : `${mod.name}#${count}`;

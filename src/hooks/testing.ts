@@ -1,0 +1,172 @@
+/**
+ * `bitcoin-hook-proxy/testing`: run hooks against fake peers, without sockets, through the
+ * same chain runner the proxy uses. For hook authors' unit tests; the project's own
+ * integration tests use real sockets and real nodes.
+ */
+import { encodeFrame, encodePayload, resolveNetwork, type Frame } from '../codec/index.js';
+import type { Direction, HookModule, HookPeer, HookResult, OutgoingMessage } from './api.js';
+import { HookChain, type ChainTarget, type LoadedHook } from './chain.js';
+import { loadHookChain, type HookSpec } from './loader.js';
+import type { HookFault } from './result.js';
+
+export interface FakePeerInit {
+  id?: number;
+  address?: string;
+  port?: number;
+  version?: number | null;
+  services?: bigint | null;
+  userAgent?: string | null;
+  startHeight?: number | null;
+  relay?: boolean | null;
+  handshakeComplete?: boolean;
+  features?: Map<string, Buffer>;
+}
+
+/** A fake peer and everything the hooks did to it. */
+export class FakePeer implements HookPeer, ChainTarget {
+  readonly id: number;
+  readonly address: string;
+  readonly port: number;
+  version: number | null;
+  services: bigint | null;
+  userAgent: string | null;
+  startHeight: number | null;
+  relay: boolean | null;
+  readonly connectedAt = Date.now();
+  handshakeComplete: boolean;
+  misbehaviour = 0;
+  readonly features: Map<string, Buffer>;
+  readonly state = new Map<string, unknown>();
+  /** messages hooks sent to this peer */
+  readonly pushed: OutgoingMessage[] = [];
+  readonly logs: { hook: string; level: string; msg: string; fields: Record<string, unknown> }[] = [];
+  banned: { reason: string; duration: string | number | undefined } | null = null;
+  disconnected: string | null = null;
+  faults: HookFault[] = [];
+
+  constructor(init: FakePeerInit = {}) {
+    this.id = init.id ?? 1;
+    this.address = init.address ?? '198.51.100.7';
+    this.port = init.port ?? 8333;
+    this.version = init.version ?? 70016;
+    this.services = init.services ?? 0x409n;
+    this.userAgent = init.userAgent ?? '/Satoshi:27.0.0/';
+    this.startHeight = init.startHeight ?? 0;
+    this.relay = init.relay ?? true;
+    this.handshakeComplete = init.handshakeComplete ?? true;
+    this.features = init.features ?? new Map();
+  }
+
+  get hookPeer(): HookPeer {
+    return this;
+  }
+  get closed(): boolean {
+    return this.disconnected !== null || this.banned !== null;
+  }
+  hookLog(hook: LoadedHook, entry: NonNullable<HookResult['log']>): void {
+    const e = typeof entry === 'string' ? { msg: entry } : entry;
+    const { level = 'info', msg, ...fields } = e;
+    this.logs.push({ hook: hook.name, level, msg, fields });
+  }
+  push(_hook: LoadedHook, message: OutgoingMessage): void {
+    this.pushed.push(message);
+  }
+  misbehave(_hook: LoadedHook, points: number): void {
+    this.misbehaviour += points;
+  }
+  ban(_hook: LoadedHook, reason: string, duration: string | number | undefined): void {
+    this.banned = { reason, duration };
+  }
+  disconnect(_hook: LoadedHook, reason: string): void {
+    this.disconnected = reason;
+  }
+  fault(fault: HookFault): void {
+    this.faults.push(fault);
+    this.disconnected = `hook_error: ${fault.message}`;
+  }
+}
+
+export interface Delivery {
+  /** what would be forwarded (null: dropped, or the peer was disconnected) */
+  forwarded: { command: string; payload: Buffer } | null;
+}
+
+export interface TestHarness {
+  chain: HookChain;
+  /** messages a hook sent via ctx.send(peerId, ...) outside a callback */
+  sent: { peerId: number; message: OutgoingMessage }[];
+  peer(init?: FakePeerInit): FakePeer;
+  /**
+   * Deliver a message through the chain as the proxy would. `payload` is raw bytes, or a
+   * value for the command's codec (e.g. { nonce: 1n } for ping).
+   */
+  deliver(peer: FakePeer, direction: Direction, command: string, payload?: Uint8Array | object): Promise<Delivery>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  network?: string;
+  timeoutMs?: number;
+  maxMessageSize?: number;
+  /** directory that relative module paths resolve against (default: cwd) */
+  baseDir?: string;
+}
+
+/**
+ * Load hooks exactly as the proxy would (by path or package name, with options), or pass a
+ * module object directly: `{ module: myHook, options: {...} }`.
+ */
+export async function createHookHarness(hooks: (HookSpec | { module: HookModule<never>; options?: Record<string, unknown> })[], opts: HarnessOptions = {}): Promise<TestHarness> {
+  const network = resolveNetwork(opts.network ?? 'regtest');
+  const settings = { network, maxMessageSize: opts.maxMessageSize ?? 4_000_000, timeoutMs: opts.timeoutMs ?? 5000 };
+  const peers = new Map<number, FakePeer>();
+  const sent: TestHarness['sent'] = [];
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  const noMetric = { inc() {}, set() {}, dec() {}, observe() {} };
+  const specs: HookSpec[] = hooks.map((h) =>
+    typeof h.module === 'string' ? (h as HookSpec) : { module: `(inline ${h.module.name})`, options: h.options ?? {}, instance: h.module },
+  );
+  const chain = await loadHookChain(specs, {
+    baseDir: opts.baseDir ?? process.cwd(),
+    settings,
+    host: {
+      peers: () => [...peers.values()],
+      send: (peerId, message) => {
+        sent.push({ peerId, message });
+        return peers.has(peerId);
+      },
+      disconnect: (peerId, reason) => {
+        const p = peers.get(peerId);
+        if (p) p.disconnected = reason;
+      },
+      misbehave: (peerId, points) => {
+        const p = peers.get(peerId);
+        if (p) p.misbehaviour += points;
+      },
+    },
+    logger: () => quiet,
+    metrics: () => ({ counter: () => noMetric, gauge: () => noMetric, histogram: () => noMetric }),
+  });
+  let nextId = 1;
+  return {
+    chain,
+    sent,
+    peer(init = {}) {
+      const p = new FakePeer({ id: nextId++, ...init });
+      peers.set(p.id, p);
+      chain.connect(p);
+      return p;
+    },
+    async deliver(peer, direction, command, payload) {
+      const bytes = payload === undefined ? Buffer.alloc(0) : payload instanceof Uint8Array ? payload : encodePayload(command, payload);
+      const frame: Frame = encodeFrame(network, command, bytes, settings.maxMessageSize);
+      if (command.startsWith('x:') && direction === 'inbound') {
+        await chain.runX(frame, peer, Date.now());
+        return { forwarded: null };
+      }
+      const out = await chain.run(direction, frame, peer, Date.now());
+      return { forwarded: out ? { command: out.command, payload: out.payload } : null };
+    },
+    close: () => chain.close(),
+  };
+}
