@@ -35,6 +35,7 @@ export class BanList {
   /** Load the ban file; a missing file is an empty list. Throws on a corrupt file (never silently drops bans). */
   async load(): Promise<void> {
     if (!this.file) return;
+    await removeStaleTemporaries(this.file);
     let text: string;
     try {
       text = await fs.readFile(this.file, 'utf8');
@@ -120,6 +121,35 @@ export class BanList {
 
 function publicBan(b: BanEntry): Ban {
   return { subnet: b.subnet, until: b.until, reason: b.reason, created: b.created };
+}
+
+/**
+ * A save killed between open and rename leaves `FILE.PID.tmp` behind; each crash would add
+ * one more (a full copy of the list). Remove those whose writer process is gone.
+ */
+async function removeStaleTemporaries(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.`;
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)\.tmp$/.exec(name.slice(prefix.length)) : null;
+    if (m && !processAlive(Number(m[1]))) await fs.rm(path.join(dir, name), { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export async function writeAtomic(file: string, content: string): Promise<void> {
