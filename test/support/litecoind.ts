@@ -78,7 +78,8 @@ export function litecoindAvailable(): boolean {
  * the reason to print. CI installs litecoind (.ci/run), so there this is always false.
  */
 export function litecoindSkipReason(): string | false {
-  if (litecoindAvailable()) return false;
+  // Under CI a missing node must fail the run, not skip it silently (.ci/run installs it).
+  if (litecoindAvailable() || process.env.CI) return false;
   const bin = litecoindPath();
   return bin
     ? `litecoind at ${bin} does not run (\`${bin} -version\` failed)`
