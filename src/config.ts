@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
 import { parseDuration, parseHostPort, parseSize, type HostPort } from './config-values.js';
@@ -176,7 +176,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (!result.success) {
     throw new ConfigError(
       file,
-      result.error.issues.map((i) => `${where(doc, lineCounter, i.path as (string | number)[])}: ${i.message}`),
+      result.error.issues.flatMap((i) =>
+        // an unknown key is reported at its own line, not at the line of the mapping around it
+        i.code === 'unrecognized_keys'
+          ? i.keys.map((k) => `${where(doc, lineCounter, [...(i.path as (string | number)[]), k])}: unknown key`)
+          : [`${where(doc, lineCounter, i.path as (string | number)[])}: ${i.message}`],
+      ),
     );
   }
   const c = result.data;
@@ -214,7 +219,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 function where(doc: Document, lc: LineCounter, keyPath: (string | number)[]): string {
   const name = keyPath.length ? keyPath.join('.') : '(top level)';
   for (let n = keyPath.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(keyPath.slice(0, n), true);
+    // the line of the key itself (a block value such as a nested map starts on the next line)
+    const parent = n === 0 ? null : n === 1 ? doc.contents : doc.getIn(keyPath.slice(0, n - 1), true);
+    const key = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === keyPath[n - 1])?.key : null;
+    const node = isNode(key) ? key : n === 0 ? doc.contents : doc.getIn(keyPath.slice(0, n), true);
     if (isNode(node) && node.range) return `${name} (line ${lc.linePos(node.range[0]).line})`;
   }
   return name;
