@@ -1,0 +1,212 @@
+/**
+ * The operator surface of the built CLI, run as a child process exactly as an operator runs it:
+ * `node dist/src/cli.js check|run --config FILE`, --help, --version, graceful shutdown on
+ * SIGTERM, and a backend that is not there.
+ *
+ * Real implementations: the built CLI (dist/src/cli.js) and its YAML loader. The backend for
+ * the shutdown test is a plain net server that accepts and holds connections (the test is
+ * about the proxy's shutdown, not about P2P); the unreachable backend is a free port nobody
+ * listens on.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { P2PClient, httpRequest } from '../support/p2p-client.js';
+import { freePort } from '../support/ports.js';
+import { ADMIN_TOKEN } from '../support/proxy-harness.js';
+import { waitFor } from '../support/wait.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const CLI = path.join(ROOT, 'dist/src/cli.js');
+const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, timeout: 20_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A running `cli.js run`: its JSON log lines, and its exit. */
+class RunningCli {
+  readonly lines: Record<string, unknown>[] = [];
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly child: ChildProcess;
+  constructor(config: string) {
+    this.child = spawn(process.execPath, [CLI, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let partial = '';
+    this.child.stdout!.on('data', (c: Buffer) => {
+      const parts = (partial + c.toString('utf8')).split('\n');
+      partial = parts.pop()!;
+      for (const line of parts) if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    this.child.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString('utf8')));
+    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => r({ code, signal })));
+  }
+  waitForLog(match: (l: Record<string, unknown>) => boolean, what: string, ms = 10_000) {
+    return waitFor(() => this.lines.find(match), ms, `${what} in the CLI log (stderr: ${this.stderr.slice(0, 500)})`);
+  }
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+test('check: a valid file exits 0', (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'ok.yaml');
+  writeFileSync(file, ['network: regtest', 'listen: ["127.0.0.1:18555", "[::1]:18555"]', 'backend: 127.0.0.1:18444', 'limits: { handshakeTimeout: 30s, sendBuffer: 2MB }', 'admin: { token: "${BHP_TEST_TOKEN}" }'].join('\n'));
+  const r = cli(['check', '--config', file], { ...process.env, BHP_TEST_TOKEN: 'x'.repeat(20) });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /valid \(network regtest, 2 listener\(s\), backend 127\.0\.0\.1:18444/);
+});
+
+test('check: invalid files exit 1 with a message naming the key and the line', async (t) => {
+  const dir = tempDir(t);
+  const cases: { name: string; yaml: string[]; expect: RegExp }[] = [
+    { name: 'unknown key', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits:', '  maxPeerz: 3'], expect: /limits\.maxPeerz \(line 4\): unknown key/ },
+    { name: 'unknown key with a block value', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits:', '  maxPeers: 3', '  foo:', '    bar: 1'], expect: /limits\.foo \(line 5\): unknown key/ },
+    { name: 'unknown top-level key', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'bakcend: 127.0.0.1:1'], expect: /bakcend \(line 3\): unknown key/ },
+    { name: 'bad duration', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits:', '  maxPeers: 8', '  handshakeTimeout: 5 parsecs'], expect: /limits\.handshakeTimeout \(line 5\): expected a duration.*5 parsecs/ },
+    { name: 'bad host:port', yaml: ['network: regtest', 'backend: localhost'], expect: /backend \(line 2\): expected host:port.*"localhost"/ },
+    { name: 'port out of range', yaml: ['network: regtest', 'backend: 127.0.0.1:70000'], expect: /backend \(line 2\): expected host:port/ },
+    { name: 'missing env var', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'admin:', '  listen: 127.0.0.1:9334', '  token: "${BHP_SURELY_NOT_SET}"'], expect: /admin\.token \(line 5\): environment variable BHP_SURELY_NOT_SET is not set/ },
+    { name: 'YAML syntax error', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits: {maxPeers: 3', 'bans:', '  file: x'], expect: /line [3-4]: YAML syntax/ },
+    { name: 'duplicate key', yaml: ['network: regtest', 'backend: 127.0.0.1:1', 'backend: 127.0.0.1:2'], expect: /line 3: YAML syntax: Map keys must be unique/ },
+    { name: 'unknown network', yaml: ['network: moonnet', 'backend: 127.0.0.1:18444'], expect: /network \(line 1\): unknown network "moonnet"/ },
+    { name: 'missing backend', yaml: ['network: regtest'], expect: /^  backend \(line 1\): .*expected string/m },
+  ];
+  const env = { ...process.env };
+  delete env.BHP_SURELY_NOT_SET;
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      const file = path.join(dir, `${c.name.replace(/\W+/g, '-')}.yaml`);
+      writeFileSync(file, c.yaml.join('\n') + '\n');
+      const r = cli(['check', '--config', file], env);
+      assert.equal(r.status, 1, `exit 1 (stdout: ${r.stdout}, stderr: ${r.stderr})`);
+      assert.match(r.stderr, c.expect);
+      assert.doesNotMatch(r.stderr, /line \?/, 'every message has its line');
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    });
+  }
+  const missing = cli(['check', '--config', path.join(dir, 'does-not-exist.yaml')]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /cannot read/);
+});
+
+test('--help, --version, and usage errors', () => {
+  const help = cli(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /Usage:/);
+  assert.match(help.stdout, /run +--config FILE/);
+  assert.match(help.stdout, /check --config FILE/);
+  const version = cli(['--version']);
+  assert.equal(version.status, 0);
+  assert.equal(version.stdout.trim(), VERSION);
+  assert.equal(cli([]).status, 2, 'no command: usage, exit 2');
+  const unknown = cli(['frobnicate']);
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  const noConfig = cli(['run']);
+  assert.equal(noConfig.status, 2);
+  assert.match(noConfig.stderr, /needs --config/);
+});
+
+test('run, then SIGTERM: stops accepting, closes sessions, saves bans, exits 0', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const backendSockets: net.Socket[] = [];
+  const backend = net.createServer((s) => {
+    backendSockets.push(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const bansFile = path.join(dir, 'bans.json');
+  const config = path.join(dir, 'proxy.yaml');
+  writeFileSync(
+    config,
+    [
+      'network: regtest',
+      `listen: "127.0.0.1:${port}"`,
+      `backend: "127.0.0.1:${(backend.address() as net.AddressInfo).port}"`,
+      'metrics: false',
+      `admin: { listen: "127.0.0.1:${adminPort}", token: "${ADMIN_TOKEN}" }`,
+      'bans: { file: bans.json }',
+    ].join('\n'),
+  );
+  const run = new RunningCli(config);
+  let peer: P2PClient | undefined;
+  t.after(async () => {
+    run.kill();
+    await peer?.close();
+    for (const s of backendSockets) s.destroy();
+    await new Promise<void>((r) => backend.close(() => r()));
+  });
+  await run.waitForLog((l) => l.msg === 'listening for peers', '"listening for peers"');
+  peer = await P2PClient.connect(port);
+  await waitFor(() => backendSockets.length === 1, 5000, 'the session to reach the backend');
+  const backendClosed = new Promise<void>((r) => backendSockets[0]!.once('close', () => r()));
+
+  const added = await httpRequest(adminPort, 'POST', '/bans', { token: ADMIN_TOKEN, body: { address: '10.1.2.3', duration: '1h' } });
+  assert.equal(added.status, 201);
+  await waitFor(() => existsSync(bansFile), 5000, 'the ban file');
+  // remove the file: only the save at shutdown can bring it back
+  rmSync(bansFile);
+
+  run.child.kill('SIGTERM');
+  const exit = await Promise.race([run.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+  assert.deepEqual(exit, { code: 0, signal: null }, `exit 0 on SIGTERM (stderr: ${run.stderr})`);
+  assert.ok(await peer.closedWithin(1000), 'the peer session was closed');
+  await backendClosed;
+  assert.ok(existsSync(bansFile), 'bans were saved at shutdown');
+  const saved = JSON.parse(readFileSync(bansFile, 'utf8')) as { bans: { subnet: string }[] };
+  assert.deepEqual(saved.bans.map((b) => b.subnet), ['10.1.2.3/32']);
+  assert.ok(run.lines.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM'));
+  assert.ok(run.lines.some((l) => l.msg === 'peer disconnected' && l.reason === 'shutdown'));
+  assert.ok(run.lines.some((l) => l.msg === 'proxy stopped'));
+  // the listener is gone
+  await assert.rejects(P2PClient.connect(port, { connectTimeoutMs: 1000 }));
+});
+
+test('run with an unreachable backend: starts, refuses peers with a clear log line, not ready, exits 0 on SIGTERM', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const [port, adminPort, deadPort] = [await freePort(), await freePort(), await freePort()];
+  const config = path.join(dir, 'proxy.yaml');
+  writeFileSync(
+    config,
+    [
+      'network: regtest',
+      `listen: "127.0.0.1:${port}"`,
+      `backend: "127.0.0.1:${deadPort}"`,
+      'metrics: false',
+      `admin: { listen: "127.0.0.1:${adminPort}", token: "${ADMIN_TOKEN}" }`,
+    ].join('\n'),
+  );
+  const run = new RunningCli(config);
+  t.after(() => run.kill());
+  await run.waitForLog((l) => l.msg === 'listening for peers', '"listening for peers"');
+  for (let i = 0; i < 3; i++) {
+    const peer = await P2PClient.connect(port);
+    peer.socket.on('error', () => {});
+    assert.ok(await peer.closedWithin(3000), `peer ${i} refused`);
+  }
+  const unreachable = await run.waitForLog((l) => /backend unreachable/.test(String(l.msg)), 'a "backend unreachable" line');
+  assert.equal(unreachable.backend, `127.0.0.1:${deadPort}`);
+  assert.equal(unreachable.level, 50, 'logged as an error');
+  assert.equal(run.lines.filter((l) => /backend unreachable/.test(String(l.msg))).length, 1, 'said once, not once per peer');
+  assert.equal(run.lines.filter((l) => l.msg === 'connection refused' && l.reason === 'backend_down').length, 3);
+  assert.equal((await httpRequest(adminPort, 'GET', '/ready')).status, 503, 'not ready while the backend is down');
+  assert.equal((await httpRequest(adminPort, 'GET', '/health')).status, 200, 'but alive');
+  run.child.kill('SIGTERM');
+  const exit = await Promise.race([run.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+  assert.deepEqual(exit, { code: 0, signal: null }, `exit 0 on SIGTERM (stderr: ${run.stderr})`);
+});
