@@ -1,0 +1,418 @@
+/**
+ * block-cache: keeps the block and transaction payloads bitcoind sent to any peer (in an
+ * lru-cache bounded in bytes) and answers peers' getdata from it, forwarding only the misses.
+ * Documented in docs/hooks/block-cache.md, which also lists the correctness rules this file
+ * keeps. In short:
+ *   - only what bitcoind itself sent is served (learned from outbound `block` / `tx`), and only
+ *     answers to a getdata this hook saw and understood (so the serialization is known);
+ *   - MSG_WITNESS_* gets the witness serialization; MSG_BLOCK / MSG_TX the stripped one, built
+ *     from the witness form by dropping marker, flag and witnesses (the bytes bitcoind's
+ *     SERIALIZE_TRANSACTION_NO_WITNESS writes); a no-witness answer to a non-witness request is
+ *     kept as the stripped form only;
+ *   - a transaction goes only to a peer bitcoind announced it to (outbound inv, per peer,
+ *     bounded), within `txTtl`; MSG_WTX is looked up by wtxid;
+ *   - filtered and compact blocks, unknown types and types with flag bits other than the witness
+ *     flag (e.g. Litecoin's MWEB 0x20000000) are always forwarded;
+ *   - nothing is served before the peer's handshake is complete;
+ *   - hits are pushed at once, misses go on to bitcoind in one getdata (so answers can reach the
+ *     peer in another order than requested, which the protocol allows).
+ */
+import { LRUCache } from 'lru-cache';
+import { z } from 'zod';
+import { codec, defineHook, HOOK_API_VERSION, type HookContext, type HookCounter, type HookGauge, type HookMessage, type HookPeer, type HookResult, type OutgoingMessage } from '../src/hooks/index.js';
+
+const { InvType } = codec;
+
+/** bitcoind's INVENTORY_MAX_RECENT_RELAY: how many announcements it remembers per peer. */
+const DEFAULT_ANNOUNCED_PER_PEER = 3500;
+/** bitcoind's RELAY_TX_CACHE_TIME: how long it keeps relayed transactions after announcing them (s). */
+const DEFAULT_TX_TTL = 15 * 60;
+/** getdata items awaiting bitcoind's answer, remembered per peer (oldest dropped first). */
+const PENDING_PER_PEER = 5000;
+/** bitcoind's getblocks limit: the block that makes it send the continuation inv is among the last. */
+const GETBLOCKS_LIMIT = 500;
+/** Per-entry bookkeeping counted on top of the payload bytes. */
+const ENTRY_OVERHEAD = 160;
+
+const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** A byte count: a number, or a string like "256MiB", "64 MB", "100kB". */
+const byteSize = z.union([
+  z.number().int().nonnegative(),
+  z.string().transform((s, ctx) => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(s);
+    const unit = UNITS[(m?.[2] ?? '').toLowerCase()];
+    if (!m || unit === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a byte size like 256MiB, 64MB or 1000000, got "${s}"` });
+      return z.NEVER;
+    }
+    return Math.floor(Number(m[1]) * unit);
+  }),
+]);
+
+/** Seconds: a number, or a string like "15m", "90s", "2h". */
+const seconds = z.union([
+  z.number().nonnegative(),
+  z.string().transform((s, ctx) => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(s);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like 15m, 90s or 900, got "${s}"` });
+      return z.NEVER;
+    }
+    const scale = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+    return Number(m[1]) * scale;
+  }),
+]);
+
+export const blockCacheOptions = z.strictObject({
+  /** bytes of blocks kept (0: no block caching) */
+  maxBytes: byteSize.default(256 * 1024 * 1024),
+  /** bytes of transactions kept (0: no transaction caching) */
+  txMaxBytes: byteSize.default(32 * 1024 * 1024),
+  /** a transaction is served for this long after bitcoind first served it, and only to peers it announced it to within this time */
+  txTtl: seconds.default(DEFAULT_TX_TTL),
+  /** blocks expire this long after bitcoind first served them (0: never; size alone bounds them) */
+  blockTtl: seconds.default(0),
+  /** transaction announcements remembered per peer */
+  announcedPerPeer: z.number().int().positive().default(DEFAULT_ANNOUNCED_PER_PEER),
+});
+
+export type BlockCacheOptions = z.output<typeof blockCacheOptions>;
+
+type Kind = 'block' | 'tx';
+
+/** What bitcoind sent, with what we know about its serialization. */
+interface Entry {
+  /** the witness serialization when `witness`, else the stripped one */
+  bytes: Buffer;
+  /** `bytes` is the witness serialization (so both forms are known) */
+  witness: boolean;
+  /** `bytes` carries witness data (so the stripped form differs from it) */
+  hasWitness: boolean;
+  /** transactions: wtxid hex (wire order), when known */
+  wtxid?: string;
+}
+
+/** Per peer, in peer.state (shared with other instances of this module; bounded). */
+interface PeerBook {
+  /** tx hashes (txid or wtxid, hex) bitcoind announced to this peer → when */
+  announced: Map<string, number>;
+  /** hashes forwarded to bitcoind in a getdata → the inventory type asked for (-1: asked with two types) */
+  pending: Map<string, number>;
+  /** blocks that must reach bitcoind's own getdata handling (possible getblocks continuation) */
+  forward: Map<string, true>;
+  /** the peer asked for a filtered block: bitcoind then sends stripped `tx` messages unasked */
+  filtered: boolean;
+}
+
+const STATE_KEY = 'block-cache';
+const CONFLICT = -1;
+
+interface Metrics {
+  hits: HookCounter;
+  misses: HookCounter;
+  bytesServed: HookCounter;
+  evictions: HookCounter;
+  entries: HookGauge;
+  bytes: HookGauge;
+}
+
+function hex(hash: Buffer): string {
+  return hash.toString('hex');
+}
+
+function limitedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key); // re-inserting moves it to the newest end
+  map.set(key, value);
+  while (map.size > max) map.delete(map.keys().next().value as K);
+}
+
+/** The stripped (non-witness) serialization of a block given in its witness form. */
+export function strippedBlock(bytes: Buffer): Buffer {
+  const block = codec.RawBlock.parse(bytes);
+  // header and transaction count are the same in both forms
+  const lead = bytes[80]!;
+  const head = bytes.subarray(0, 80 + (lead < 0xfd ? 1 : lead === 0xfd ? 3 : lead === 0xfe ? 5 : 9));
+  return Buffer.concat([head, ...block.txs.map((tx) => tx.stripped())]);
+}
+
+/** The cache of one loaded instance of the hook. */
+export class BlockCache {
+  readonly blocks: LRUCache<string, Entry> | null;
+  readonly txs: LRUCache<string, Entry> | null;
+  /** wtxid hex → txid hex, for the transactions whose witness form is cached */
+  readonly #byWtxid = new Map<string, string>();
+  readonly #txTtlMs: number;
+
+  constructor(
+    readonly options: BlockCacheOptions,
+    private readonly m: Metrics,
+  ) {
+    this.#txTtlMs = options.txTtl * 1000;
+    this.blocks = options.maxBytes > 0 ? this.#lru('block', options.maxBytes, options.blockTtl * 1000) : null;
+    this.txs = options.txMaxBytes > 0 ? this.#lru('tx', options.txMaxBytes, this.#txTtlMs) : null;
+  }
+
+  #lru(kind: Kind, maxSize: number, ttl: number): LRUCache<string, Entry> {
+    return new LRUCache<string, Entry>({
+      maxSize,
+      sizeCalculation: (e) => e.bytes.length + ENTRY_OVERHEAD,
+      ...(ttl > 0 ? { ttl, ttlAutopurge: false, allowStale: false, updateAgeOnGet: false, noUpdateTTL: true } : {}),
+      dispose: (e, key, reason) => {
+        if (reason === 'evict' || reason === 'expire') this.m.evictions.inc({ kind, reason });
+        if (kind === 'tx' && reason !== 'set' && e.wtxid && this.#byWtxid.get(e.wtxid) === key) this.#byWtxid.delete(e.wtxid);
+      },
+    });
+  }
+
+  updateGauges(): void {
+    for (const [kind, c] of [['block', this.blocks], ['tx', this.txs]] as const) {
+      this.m.entries.set(c?.size ?? 0, { kind });
+      this.m.bytes.set(c?.calculatedSize ?? 0, { kind });
+    }
+  }
+
+  static book(peer: HookPeer): PeerBook {
+    let b = peer.state.get(STATE_KEY) as PeerBook | undefined;
+    if (!b) {
+      b = { announced: new Map(), pending: new Map(), forward: new Map(), filtered: false };
+      peer.state.set(STATE_KEY, b);
+    }
+    return b;
+  }
+
+  // inbound getdata
+
+  getdata(msg: HookMessage, peer: HookPeer): HookResult | undefined {
+    if (!peer.handshakeComplete) return undefined; // bitcoind ignores it before verack; so do we
+    let items: codec.InvVector[];
+    try {
+      items = msg.decode<codec.InvMessage>();
+    } catch {
+      return undefined; // bitcoind judges a malformed getdata
+    }
+    const book = BlockCache.book(peer);
+    const now = Date.now();
+    const push: OutgoingMessage[] = [];
+    const misses: codec.InvVector[] = [];
+    for (const item of items) {
+      const found = this.#lookup(item, book, now);
+      if (found) {
+        push.push(found);
+        this.m.hits.inc({ kind: found.command });
+        this.m.bytesServed.inc({ kind: found.command }, found.payload!.length);
+        continue;
+      }
+      misses.push(item);
+      const kind = cacheableKind(item.type);
+      if (kind) {
+        this.m.misses.inc({ kind });
+        const key = hex(item.hash);
+        const before = book.pending.get(key);
+        limitedSet(book.pending, key, before === undefined || before === item.type ? item.type : CONFLICT, PENDING_PER_PEER);
+      } else if (item.type === InvType.CMPCT_BLOCK) {
+        // bitcoind answers a deep block with a `block` (witness form for compact version 2 peers)
+        limitedSet(book.pending, hex(item.hash), book.pending.has(hex(item.hash)) ? CONFLICT : item.type, PENDING_PER_PEER);
+      } else if (item.type === InvType.FILTERED_BLOCK || item.type === InvType.FILTERED_WITNESS_BLOCK) {
+        book.filtered = true;
+      } else {
+        // unknown type or flag bits (Litecoin MWEB 0x20000000): an answer for this hash is not
+        // ours to learn, nor any other answer for it until one came back
+        limitedSet(book.pending, hex(item.hash), CONFLICT, PENDING_PER_PEER);
+      }
+    }
+    if (push.length === 0) return undefined;
+    if (misses.length === 0) return { push, action: 'drop' };
+    return { push, replace: { command: 'getdata', payload: codec.encodeMessage('getdata', misses) } };
+  }
+
+  #lookup(item: codec.InvVector, book: PeerBook, now: number): OutgoingMessage | null {
+    const key = hex(item.hash);
+    switch (item.type) {
+      case InvType.BLOCK:
+      case InvType.WITNESS_BLOCK: {
+        if (!this.blocks) return null;
+        if (book.forward.delete(key)) return null; // possible getblocks continuation: bitcoind's to answer
+        const e = this.blocks.get(key);
+        const payload = e && serialization(e, item.type === InvType.WITNESS_BLOCK, strippedBlock);
+        return payload ? { command: 'block', payload } : null;
+      }
+      case InvType.TX:
+      case InvType.WITNESS_TX:
+      case InvType.WTX: {
+        if (!this.txs) return null;
+        const at = book.announced.get(key);
+        if (at === undefined || now - at > this.#txTtlMs) return null; // bitcoind's anti-probing rule
+        const txid = item.type === InvType.WTX ? this.#byWtxid.get(key) : key;
+        const e = txid === undefined ? undefined : this.txs.get(txid);
+        if (!e || (item.type === InvType.WTX && e.wtxid !== key)) return null;
+        const payload = serialization(e, item.type !== InvType.TX, (b) => codec.RawTransaction.parse(b).stripped());
+        return payload ? { command: 'tx', payload } : null;
+      }
+      default:
+        return null;
+    }
+  }
+
+  // outbound: what bitcoind sends the peer
+
+  inv(msg: HookMessage, peer: HookPeer): void {
+    let items: codec.InvVector[];
+    try {
+      items = msg.decode<codec.InvMessage>();
+    } catch {
+      return;
+    }
+    const book = BlockCache.book(peer);
+    const now = Date.now();
+    const blockHashes: string[] = [];
+    for (const item of items) {
+      if (item.type === InvType.TX || item.type === InvType.WTX || item.type === InvType.WITNESS_TX) {
+        limitedSet(book.announced, hex(item.hash), now, this.options.announcedPerPeer);
+      } else if (item.type === InvType.BLOCK || item.type === InvType.WITNESS_BLOCK) {
+        blockHashes.push(hex(item.hash));
+      }
+    }
+    // bitcoind answers getblocks with up to 500 block invs and sends a continuation inv when the
+    // peer asks for the last of them (hashContinue). That request must reach bitcoind: keep the
+    // last block of every inv, and every block from the 500th on, out of the cache's hands.
+    if (blockHashes.length > 0) {
+      const from = Math.min(blockHashes.length - 1, GETBLOCKS_LIMIT - 1);
+      for (let i = from; i < blockHashes.length; i++) limitedSet(book.forward, blockHashes[i]!, true, 64);
+    }
+  }
+
+  block(msg: HookMessage, peer: HookPeer): void {
+    if (!this.blocks || msg.payload.length < 80) return;
+    const key = hex(codec.blockHash(msg.payload));
+    const asked = takePending(peer, key);
+    // Only answers to a block request we saw: their serialization is known.
+    if (asked !== InvType.BLOCK && asked !== InvType.WITNESS_BLOCK && asked !== InvType.CMPCT_BLOCK) return;
+    let block: codec.RawBlock;
+    try {
+      block = msg.decode<codec.RawBlock>(); // also checks the checksum
+    } catch {
+      return;
+    }
+    const hasWitness = block.txs.some((tx) => tx.hasWitness);
+    this.#store(this.blocks, key, msg.payload, hasWitness || asked === InvType.WITNESS_BLOCK, hasWitness);
+  }
+
+  tx(msg: HookMessage, peer: HookPeer): void {
+    if (!this.txs) return;
+    let tx: codec.RawTransaction;
+    try {
+      tx = msg.decode<codec.RawTransaction>();
+    } catch {
+      return;
+    }
+    const txid = hex(tx.txid());
+    const wtxid = tx.hasWitness ? hex(tx.wtxid()) : txid;
+    const asked = takePending(peer, txid) ?? (wtxid !== txid ? takePending(peer, wtxid) : undefined);
+    if (asked !== InvType.TX && asked !== InvType.WITNESS_TX && asked !== InvType.WTX) return;
+    // A no-witness answer to a witness request is the witness form too, unless the peer also
+    // asked for filtered blocks: then a stripped tx bitcoind sent after a merkleblock could be it.
+    const witness = tx.hasWitness || (asked !== InvType.TX && !BlockCache.book(peer).filtered);
+    if (this.#store(this.txs, txid, msg.payload, witness, tx.hasWitness, witness ? wtxid : undefined) && witness) this.#byWtxid.set(wtxid, txid);
+  }
+
+  /** bitcoind had nothing: forget what we were waiting for. */
+  notfound(msg: HookMessage, peer: HookPeer): void {
+    try {
+      const book = BlockCache.book(peer);
+      for (const item of msg.decode<codec.InvMessage>()) book.pending.delete(hex(item.hash));
+    } catch {
+      /* bitcoind's business */
+    }
+  }
+
+  /** A cmpctblock answers a MSG_CMPCT_BLOCK request: no `block` follows for it. */
+  cmpctblock(msg: HookMessage, peer: HookPeer): void {
+    if (msg.payload.length >= 80) takePending(peer, hex(codec.blockHash(msg.payload)));
+  }
+
+  /** Returns true when stored. Never downgrades a witness entry to a stripped-only one. */
+  #store(cache: LRUCache<string, Entry>, key: string, payload: Buffer, witness: boolean, hasWitness: boolean, wtxid?: string): boolean {
+    const old = cache.peek(key);
+    if (old && (old.witness || !witness)) return false;
+    // The payload is a view into the session's read buffer, which is reused: copy it.
+    const entry: Entry = { bytes: Buffer.from(payload), witness, hasWitness, ...(wtxid ? { wtxid } : {}) };
+    cache.set(key, entry);
+    this.updateGauges();
+    return cache.has(key); // an entry larger than the whole cache is not stored
+  }
+}
+
+/** The requested form of an entry, or null when only the other form is known. */
+function serialization(e: Entry, wantWitness: boolean, strip: (b: Buffer) => Buffer): Buffer | null {
+  if (wantWitness) return e.witness ? e.bytes : null;
+  if (!e.witness || !e.hasWitness) return e.bytes;
+  try {
+    return strip(e.bytes);
+  } catch {
+    return null;
+  }
+}
+
+function cacheableKind(type: number): Kind | null {
+  if (type === InvType.BLOCK || type === InvType.WITNESS_BLOCK) return 'block';
+  if (type === InvType.TX || type === InvType.WITNESS_TX || type === InvType.WTX) return 'tx';
+  return null;
+}
+
+function takePending(peer: HookPeer, key: string): number | undefined {
+  const book = BlockCache.book(peer);
+  const t = book.pending.get(key);
+  if (t !== undefined) book.pending.delete(key);
+  return t;
+}
+
+/** One cache per loaded instance (a reload or a second listing gets its own). */
+const instances = new WeakMap<HookContext, BlockCache>();
+
+function metrics(ctx: HookContext): Metrics {
+  const mx = ctx.metrics;
+  return {
+    hits: mx.counter('block_cache_hits_total', 'getdata items answered from the block cache, by kind (block, tx)', ['kind']),
+    misses: mx.counter('block_cache_misses_total', 'cacheable getdata items forwarded to bitcoind, by kind', ['kind']),
+    bytesServed: mx.counter('block_cache_served_bytes_total', 'payload bytes answered from the block cache, by kind', ['kind']),
+    evictions: mx.counter('block_cache_evictions_total', 'entries dropped from the block cache, by kind and reason (evict: size, expire: ttl)', ['kind', 'reason']),
+    entries: mx.gauge('block_cache_entries', 'entries in the block cache, by kind', ['kind']),
+    bytes: mx.gauge('block_cache_bytes', 'bytes the block cache accounts for, by kind', ['kind']),
+  };
+}
+
+export default defineHook<BlockCacheOptions>({
+  apiVersion: HOOK_API_VERSION,
+  name: 'block-cache',
+  options: blockCacheOptions,
+  wants: { inbound: ['getdata'], outbound: ['block', 'tx', 'inv', 'notfound', 'cmpctblock'] },
+  init(options, ctx) {
+    const cache = new BlockCache(options, metrics(ctx));
+    cache.updateGauges();
+    instances.set(ctx, cache);
+  },
+  onMessage(msg, peer, ctx) {
+    const cache = instances.get(ctx);
+    if (!cache) return undefined;
+    if (msg.direction === 'inbound') return msg.command === 'getdata' ? cache.getdata(msg, peer) : undefined;
+    switch (msg.command) {
+      case 'block':
+        cache.block(msg, peer);
+        break;
+      case 'tx':
+        cache.tx(msg, peer);
+        break;
+      case 'inv':
+        cache.inv(msg, peer);
+        break;
+      case 'notfound':
+        cache.notfound(msg, peer);
+        break;
+      case 'cmpctblock':
+        cache.cmpctblock(msg, peer);
+        break;
+    }
+    return undefined;
+  },
+});
