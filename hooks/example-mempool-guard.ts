@@ -24,8 +24,8 @@ const NAME = 'example-mempool-guard';
 export const COUNTS_KEY = `${NAME}.counts`;
 
 const Options = z.strictObject({
-  /** the per-peer state key another hook sets for peers that may ask for the mempool */
-  tierKey: z.string().min(1).default('paywall.tier'),
+  /** the per-peer state key another hook (a paywall) sets for peers that may ask for the mempool; rate-limit reads the same key */
+  tierKey: z.string().min(1).default('tier'),
   /** misbehaviour points per refused request; 0 only drops */
   points: z.number().int().min(0).max(100).default(10),
   /** commands to count per peer (x:stats reports them); every other command stays on the fast path */

@@ -42,7 +42,7 @@ test('unit: mempool from a peer without a tier is dropped with misbehaviour and 
     assert.equal(plain.disconnected, null, 'not disconnected by the hook itself');
 
     const paid = h.peer();
-    paid.state.set('paywall.tier', 'gold'); // as a paywall hook earlier in the chain would
+    paid.state.set('tier', 'gold'); // as a paywall hook earlier in the chain would
     assert.equal((await h.deliver(paid, 'inbound', 'mempool')).forwarded?.command, 'mempool');
     assert.equal(paid.misbehaviour, 0);
   } finally {
