@@ -116,7 +116,9 @@ export interface HarnessOptions {
  * Load hooks exactly as the proxy would (by path or package name, with options), or pass a
  * module object directly: `{ module: myHook, options: {...} }`.
  */
-export async function createHookHarness(hooks: (HookSpec | { module: HookModule<never>; options?: Record<string, unknown> })[], opts: HarnessOptions = {}): Promise<TestHarness> {
+// HookModule<any>: a module with an options schema is HookModule<ItsOptions>, which HookModule<never> (or <unknown>) does not accept
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function createHookHarness(hooks: (HookSpec | { module: HookModule<any>; options?: Record<string, unknown> })[], opts: HarnessOptions = {}): Promise<TestHarness> {
   const network = resolveNetwork(opts.network ?? 'regtest');
   const settings = { network, maxMessageSize: opts.maxMessageSize ?? 4_000_000, timeoutMs: opts.timeoutMs ?? 5000 };
   const peers = new Map<number, FakePeer>();
