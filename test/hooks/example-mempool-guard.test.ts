@@ -18,6 +18,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { encodeFrame, NETWORKS, PayloadReader } from '../../src/codec/index.js';
 import { createHookHarness } from '../../src/hooks/testing.js';
+import exampleHook from '../../hooks/example-mempool-guard.js';
 import { litecoindSkipReason, startLitecoind, type Litecoind } from '../support/litecoind.js';
 import { loopbackAddress } from '../support/p2p-client.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
@@ -65,6 +66,18 @@ test('unit: counts per peer in peer.state, reported by x:stats; wants follows th
     assert.ok(h.chain.hooksFor('inbound', 'ping').length === 1 && h.chain.hooksFor('inbound', 'mempool').length === 1);
     assert.equal(h.chain.hooksFor('inbound', 'inv').length, 0, 'inv is not counted here: fast path');
     assert.equal(h.chain.hooksFor('outbound', 'ping').length, 0, 'nothing outbound');
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: the module object itself can be passed to the harness (type checks: HookModule with an options schema)', async () => {
+  // createHookHarness's parameter type must accept a HookModule<Options>; this file does not compile otherwise
+  const h = await createHookHarness([{ module: exampleHook, options: { points: 3 } }]);
+  try {
+    const p = h.peer();
+    await h.deliver(p, 'inbound', 'mempool');
+    assert.equal(p.misbehaviour, 3, 'options parsed by the schema');
   } finally {
     await h.close();
   }
