@@ -1,0 +1,466 @@
+/**
+ * block-cache (hooks/block-cache.ts, docs/hooks/block-cache.md).
+ *
+ * Unit tests load the compiled module by path through `bitcoin-hook-proxy/testing` (the real
+ * loader and chain runner, fake peers). Their blocks and transactions are real: the ones
+ * Bitcoin Core sent in test/fixtures/bitcoind-capture (-capturemessages of Core's functional
+ * tests); the expected stripped forms are built independently with bitcoinjs-lib.
+ *
+ * The end-to-end tests run the real proxy with the hook in front of a real regtest litecoind
+ * (Debian's Litecoin Core 0.21.2.1 = Bitcoin Core 0.21's P2P code) and use the raw P2P client
+ * (test/support/p2p-client.ts) as the requesting peer, and litecoind's getpeerinfo
+ * bytessent_per_msg to see what litecoind itself sent. A second test puts a bcoin 1.0.2 node
+ * (a Bitcoin full node in JS) behind it as the requesting peer, which validates every block it
+ * gets from the cache.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Block, Transaction } from 'bitcoinjs-lib';
+import { decodeMessage, hash256, hashFromHex, InvType, RawBlock, RawTransaction, type Frame, type InvVector } from '../../src/codec/index.js';
+import { createHookHarness, type FakePeer, type TestHarness } from '../../src/hooks/testing.js';
+import { captureFiles } from '../codec/support-fixtures.js';
+import { bcoinAvailable, startBcoin } from '../support/bcoin-node.js';
+import { litecoindSkipReason, startLitecoind, type Litecoind } from '../support/litecoind.js';
+import { P2PClient } from '../support/p2p-client.js';
+import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
+import { waitFor } from '../support/wait.js';
+import { hooksYaml } from './support.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** the compiled module, dist/hooks/block-cache.js, loaded by path like a third-party module */
+const HOOK = path.resolve(here, '../../hooks/block-cache.js');
+
+// ---------------------------------------------------------------------------------------------
+// Real payloads bitcoind sent (Core functional-test captures)
+
+interface Fixtures {
+  /** blocks carrying witness data (witness serialization, as Core sent them) */
+  witnessBlocks: Buffer[];
+  /** blocks without witness data */
+  plainBlocks: Buffer[];
+  witnessTxs: Buffer[];
+  plainTxs: Buffer[];
+}
+
+let fixtures: Fixtures | null = null;
+function fx(): Fixtures {
+  if (fixtures) return fixtures;
+  const f: Fixtures = { witnessBlocks: [], plainBlocks: [], witnessTxs: [], plainTxs: [] };
+  const seen = new Set<string>();
+  for (const file of captureFiles()) {
+    if (!file.name.endsWith('msgs_sent.dat') && !file.name.endsWith('msgs_recv.dat')) continue;
+    for (const r of file.records) {
+      const key = `${r.command}:${hash256(r.payload).toString('hex')}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      try {
+        if (r.command === 'block') {
+          const b = RawBlock.parse(r.payload);
+          (b.txs.some((t) => t.hasWitness) ? f.witnessBlocks : f.plainBlocks).push(Buffer.from(r.payload));
+        } else if (r.command === 'tx') {
+          (RawTransaction.parse(r.payload).hasWitness ? f.witnessTxs : f.plainTxs).push(Buffer.from(r.payload));
+        }
+      } catch {
+        /* some captures hold deliberately invalid messages */
+      }
+    }
+  }
+  assert.ok(f.witnessBlocks.length >= 1 && f.plainBlocks.length >= 3 && f.witnessTxs.length >= 2 && f.plainTxs.length >= 1, 'fixtures have the payloads these tests need');
+  return (fixtures = f);
+}
+
+/** A block in witness form with several transactions: a real witness block's header and coinbase plus real witness and plain txs. */
+function multiTxWitnessBlock(): Buffer {
+  const f = fx();
+  const base = RawBlock.parse(f.witnessBlocks[0]!);
+  const txs = [base.txs[0]!.raw, f.witnessTxs[0]!, f.plainTxs[0]!, f.witnessTxs[1]!];
+  const header = Buffer.from(base.raw.subarray(0, 80));
+  header[79] = header[79]! ^ 0xff; // another nonce: another block hash than the real block's
+  return Buffer.concat([header, Buffer.from([txs.length]), ...txs]);
+}
+
+/** The stripped serialization, by bitcoinjs-lib (independent of the hook's own stripping). */
+function strippedByBitcoinjs(witnessForm: Buffer): Buffer {
+  const block = Block.fromBuffer(witnessForm);
+  const txs = (block.transactions ?? []).map((tx) => {
+    const t = tx.clone();
+    for (const input of t.ins) input.witness = [];
+    return Buffer.from(t.toBuffer());
+  });
+  const n = txs.length;
+  const count = n < 0xfd ? Buffer.from([n]) : Buffer.from([0xfd, n & 0xff, n >> 8]);
+  return Buffer.concat([witnessForm.subarray(0, 80), count, ...txs]);
+}
+
+function strippedTxByBitcoinjs(witnessForm: Buffer): Buffer {
+  const t = Transaction.fromBuffer(witnessForm);
+  for (const input of t.ins) input.witness = [];
+  return Buffer.from(t.toBuffer());
+}
+
+const blockHashOf = (b: Buffer) => hash256(b.subarray(0, 80));
+const txidOf = (t: Buffer) => RawTransaction.parse(t).txid();
+const wtxidOf = (t: Buffer) => RawTransaction.parse(t).wtxid();
+
+// ---------------------------------------------------------------------------------------------
+// Unit tests
+
+async function harness(options: Record<string, unknown> = {}): Promise<TestHarness> {
+  return createHookHarness([{ module: HOOK, options }]);
+}
+
+/** What bitcoind does: the peer asks, the hook forwards, bitcoind answers through the hook. */
+async function bitcoindServes(h: TestHarness, peer: FakePeer, item: InvVector, command: 'block' | 'tx', payload: Buffer): Promise<void> {
+  const d = await h.deliver(peer, 'inbound', 'getdata', [item]);
+  assert.equal(d.forwarded?.command, 'getdata', 'a miss goes to bitcoind');
+  assert.deepEqual(decodeMessage('getdata', d.forwarded.payload), [item]);
+  const out = await h.deliver(peer, 'outbound', command, payload);
+  assert.ok(out.forwarded?.payload.equals(payload), 'bitcoind\'s answer reaches the peer unchanged');
+}
+
+/** Ask for items; returns what was pushed from the cache and what went on to bitcoind. */
+async function ask(h: TestHarness, peer: FakePeer, items: InvVector[]): Promise<{ pushed: { command: string; payload: Buffer }[]; forwarded: InvVector[] | null }> {
+  const before = peer.pushed.length;
+  const d = await h.deliver(peer, 'inbound', 'getdata', items);
+  const pushed = peer.pushed.slice(before).map((m) => ({ command: m.command, payload: Buffer.from(m.payload ?? []) }));
+  return { pushed, forwarded: d.forwarded ? decodeMessage('getdata', d.forwarded.payload) : null };
+}
+
+test('unit: a witness request gets the witness form bitcoind sent, a non-witness request the stripped form (equal to bitcoinjs-lib\'s)', async () => {
+  const h = await harness();
+  try {
+    const [a, b] = [h.peer(), h.peer()];
+    for (const block of [fx().witnessBlocks[0]!, multiTxWitnessBlock()]) {
+      const hash = blockHashOf(block);
+      await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash }, 'block', block);
+      const w = await ask(h, b, [{ type: InvType.WITNESS_BLOCK, hash }]);
+      assert.equal(w.forwarded, null, 'all hits: the getdata is dropped');
+      assert.equal(w.pushed.length, 1);
+      assert.equal(w.pushed[0]!.command, 'block');
+      assert.ok(w.pushed[0]!.payload.equals(block), 'the exact bytes bitcoind sent');
+      const s = await ask(h, b, [{ type: InvType.BLOCK, hash }]);
+      assert.equal(s.forwarded, null);
+      const expected = strippedByBitcoinjs(block);
+      assert.ok(!expected.equals(block), 'the fixture really has witness data');
+      assert.ok(s.pushed[0]!.payload.equals(expected), 'stripped form equals bitcoinjs-lib\'s');
+      assert.ok(hash256(s.pushed[0]!.payload.subarray(0, 80)).equals(hash), 'same block');
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: a stripped answer to MSG_BLOCK is cached as the stripped form only: a witness request for it still goes to bitcoind', async () => {
+  const h = await harness();
+  try {
+    const [a, b] = [h.peer(), h.peer()];
+    const block = multiTxWitnessBlock();
+    const hash = blockHashOf(block);
+    const stripped = strippedByBitcoinjs(block);
+    await bitcoindServes(h, a, { type: InvType.BLOCK, hash }, 'block', stripped);
+    const w = await ask(h, b, [{ type: InvType.WITNESS_BLOCK, hash }]);
+    assert.deepEqual(w.pushed, [], 'no witness form known');
+    assert.deepEqual(w.forwarded, [{ type: InvType.WITNESS_BLOCK, hash }]);
+    const s = await ask(h, b, [{ type: InvType.BLOCK, hash }]);
+    assert.ok(s.pushed[0]?.payload.equals(stripped));
+    // bitcoind's witness answer (to b's forwarded request) upgrades the entry
+    await h.deliver(b, 'outbound', 'block', block);
+    const again = await ask(h, a, [{ type: InvType.WITNESS_BLOCK, hash }]);
+    assert.ok(again.pushed[0]?.payload.equals(block));
+
+    // a block without witness data asked as MSG_WITNESS_BLOCK: both forms are those bytes
+    const plain = fx().plainBlocks[0]!;
+    await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(plain) }, 'block', plain);
+    const both = await ask(h, b, [{ type: InvType.BLOCK, hash: blockHashOf(plain) }, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(plain) }]);
+    assert.equal(both.forwarded, null);
+    assert.ok(both.pushed.every((m) => m.payload.equals(plain)));
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: a full block answering MSG_CMPCT_BLOCK is learned (witness form only if it carries witness data); compact requests themselves are always forwarded', async () => {
+  const h = await harness();
+  try {
+    const [a, b] = [h.peer(), h.peer()];
+    const plain = fx().plainBlocks[2]!;
+    const wit = fx().witnessBlocks[0]!;
+    for (const blk of [plain, wit]) {
+      const item = { type: InvType.CMPCT_BLOCK, hash: blockHashOf(blk) };
+      assert.deepEqual((await ask(h, a, [item])).forwarded, [item]);
+      await h.deliver(a, 'outbound', 'block', blk); // a deep block: bitcoind sends it whole
+      assert.deepEqual((await ask(h, b, [item])).forwarded, [item], 'compact requests go to bitcoind even when cached');
+    }
+    // no witness bytes: could be the stripped form of a segwit block, so only MSG_BLOCK is answered
+    assert.deepEqual((await ask(h, b, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(plain) }])).pushed, []);
+    assert.ok((await ask(h, b, [{ type: InvType.BLOCK, hash: blockHashOf(plain) }])).pushed[0]?.payload.equals(plain));
+    assert.ok((await ask(h, b, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(wit) }])).pushed[0]?.payload.equals(wit));
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: it never serves what bitcoind did not send in answer to a request it saw (unasked blocks, unknown hashes)', async () => {
+  const h = await harness();
+  try {
+    const [a, b] = [h.peer(), h.peer()];
+    const block = fx().plainBlocks[1]!;
+    const hash = blockHashOf(block);
+    assert.deepEqual((await ask(h, b, [{ type: InvType.WITNESS_BLOCK, hash }])).forwarded, [{ type: InvType.WITNESS_BLOCK, hash }]);
+    // b's request is pending; a block sent to a (who asked nothing) is not learned
+    await h.deliver(a, 'outbound', 'block', block);
+    const r = await ask(h, a, [{ type: InvType.WITNESS_BLOCK, hash }]);
+    assert.deepEqual(r.pushed, []);
+    assert.deepEqual(r.forwarded, [{ type: InvType.WITNESS_BLOCK, hash }]);
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: a transaction goes only to a peer bitcoind announced it to; MSG_WTX by wtxid gets the witness form, MSG_TX the stripped one', async () => {
+  const h = await harness();
+  try {
+    const [a, b] = [h.peer(), h.peer()];
+    const tx = fx().witnessTxs[0]!;
+    const txid = txidOf(tx);
+    const wtxid = wtxidOf(tx);
+    assert.ok(!txid.equals(wtxid));
+    // bitcoind announces by wtxid to a (wtxidrelay), a asks, bitcoind answers
+    await h.deliver(a, 'outbound', 'inv', [{ type: InvType.WTX, hash: wtxid }]);
+    await bitcoindServes(h, a, { type: InvType.WTX, hash: wtxid }, 'tx', tx);
+
+    // b was never told: the cache must not answer (that would let anyone probe the mempool)
+    for (const item of [{ type: InvType.WTX, hash: wtxid }, { type: InvType.TX, hash: txid }, { type: InvType.WITNESS_TX, hash: txid }]) {
+      const r = await ask(h, b, [item]);
+      assert.deepEqual(r.pushed, [], `type ${item.type} not served to b`);
+      assert.deepEqual(r.forwarded, [item]);
+    }
+    // now bitcoind announces it to b (by txid, as to a peer without wtxidrelay)
+    await h.deliver(b, 'outbound', 'inv', [{ type: InvType.TX, hash: txid }]);
+    const byTxid = await ask(h, b, [{ type: InvType.TX, hash: txid }, { type: InvType.WITNESS_TX, hash: txid }]);
+    assert.equal(byTxid.forwarded, null);
+    assert.ok(byTxid.pushed[0]!.payload.equals(strippedTxByBitcoinjs(tx)), 'MSG_TX: stripped');
+    assert.ok(byTxid.pushed[1]!.payload.equals(tx), 'MSG_WITNESS_TX: witness form');
+    // announced by txid only: a wtxid request is not covered (as in bitcoind)
+    assert.deepEqual((await ask(h, b, [{ type: InvType.WTX, hash: wtxid }])).pushed, []);
+    // a, announced by wtxid, gets it by wtxid
+    const wtx = await ask(h, a, [{ type: InvType.WTX, hash: wtxid }]);
+    assert.ok(wtx.pushed[0]?.payload.equals(tx));
+    assert.equal(wtx.forwarded, null);
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: a transaction is not served after txTtl', async () => {
+  const h = await harness({ txTtl: '50ms' });
+  try {
+    const a = h.peer();
+    const tx = fx().plainTxs[0]!;
+    const txid = txidOf(tx);
+    await h.deliver(a, 'outbound', 'inv', [{ type: InvType.TX, hash: txid }]);
+    await bitcoindServes(h, a, { type: InvType.TX, hash: txid }, 'tx', tx);
+    assert.equal((await ask(h, a, [{ type: InvType.TX, hash: txid }])).pushed.length, 1);
+    await new Promise((r) => setTimeout(r, 80));
+    assert.deepEqual((await ask(h, a, [{ type: InvType.TX, hash: txid }])).pushed, []);
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: several items in one getdata: hits pushed in request order, misses forwarded in one getdata in request order; filtered, compact, MWEB and unknown types always forwarded', async () => {
+  const h = await harness();
+  try {
+    const [a, b] = [h.peer(), h.peer()];
+    const [b1, b2, b3] = fx().plainBlocks;
+    const tx = fx().witnessTxs[1]!;
+    for (const blk of [b1!, b2!]) await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }, 'block', blk);
+    await h.deliver(a, 'outbound', 'inv', [{ type: InvType.WTX, hash: wtxidOf(tx) }]);
+    await bitcoindServes(h, a, { type: InvType.WTX, hash: wtxidOf(tx) }, 'tx', tx);
+    await h.deliver(b, 'outbound', 'inv', [{ type: InvType.WTX, hash: wtxidOf(tx) }]);
+
+    const MWEB_BLOCK = 0x60000002; // litecoind's getdata for blocks: witness | MWEB flag
+    const items: InvVector[] = [
+      { type: InvType.WITNESS_BLOCK, hash: blockHashOf(b2!) },
+      { type: InvType.WITNESS_BLOCK, hash: blockHashOf(b3!) }, // miss
+      { type: InvType.FILTERED_BLOCK, hash: blockHashOf(b1!) },
+      { type: InvType.WTX, hash: wtxidOf(tx) },
+      { type: InvType.CMPCT_BLOCK, hash: blockHashOf(b1!) },
+      { type: MWEB_BLOCK, hash: blockHashOf(b1!) },
+      { type: 0x7f, hash: blockHashOf(b1!) },
+      { type: InvType.BLOCK, hash: blockHashOf(b1!) },
+    ];
+    const r = await ask(h, b, items);
+    assert.deepEqual(
+      r.pushed.map((m) => m.command),
+      ['block', 'tx', 'block'],
+    );
+    assert.ok(r.pushed[0]!.payload.equals(b2!) && r.pushed[1]!.payload.equals(tx) && r.pushed[2]!.payload.equals(b1!));
+    assert.deepEqual(r.forwarded, [items[1], items[2], items[4], items[5], items[6]]);
+
+    // litecoind's MWEB-flagged answer is not learned: its serialization rules are not ours
+    const c = h.peer();
+    assert.deepEqual((await ask(h, c, [{ type: MWEB_BLOCK, hash: blockHashOf(b3!) }])).forwarded, [{ type: MWEB_BLOCK, hash: blockHashOf(b3!) }]);
+    await h.deliver(c, 'outbound', 'block', b3!);
+    assert.deepEqual((await ask(h, c, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(b3!) }])).pushed, []);
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: bounded in bytes: the least recently used block is evicted', async () => {
+  const [b1, b2, b3] = fx().plainBlocks;
+  const budget = b1!.length + b2!.length + 400; // room for two of them with bookkeeping
+  assert.ok(b3!.length <= b1!.length + 200, 'fixture blocks of similar size');
+  const h = await harness({ maxBytes: budget });
+  try {
+    const a = h.peer();
+    for (const blk of [b1!, b2!]) await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }, 'block', blk);
+    assert.equal((await ask(h, a, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(b1!) }])).pushed.length, 1, 'b1 cached (and now most recently used)');
+    await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(b3!) }, 'block', b3!);
+    const r = await ask(h, a, [b1!, b2!, b3!].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })));
+    assert.deepEqual(r.forwarded, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(b2!) }], 'b2 was the least recently used');
+    assert.deepEqual(r.pushed.map((m) => m.payload.length), [b1!.length, b3!.length]);
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: nothing served before the handshake; a possible getblocks continuation block goes to bitcoind', async () => {
+  const h = await harness();
+  try {
+    const a = h.peer();
+    const [b1, b2] = fx().plainBlocks;
+    for (const blk of [b1!, b2!]) await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }, 'block', blk);
+    const early = h.peer({ handshakeComplete: false });
+    const item = { type: InvType.WITNESS_BLOCK, hash: blockHashOf(b1!) };
+    const r = await ask(h, early, [item]);
+    assert.deepEqual(r.pushed, []);
+    assert.deepEqual(r.forwarded, [item]);
+
+    // bitcoind's inv (its getblocks answer) ends with b2: the request for b2 must reach it, once
+    const c = h.peer();
+    await h.deliver(c, 'outbound', 'inv', [b1!, b2!].map((blk) => ({ type: InvType.BLOCK, hash: blockHashOf(blk) })));
+    const items = [b1!, b2!].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }));
+    const first = await ask(h, c, items);
+    assert.equal(first.pushed.length, 1);
+    assert.deepEqual(first.forwarded, [items[1]]);
+    assert.equal((await ask(h, c, items)).pushed.length, 2, 'only that once');
+  } finally {
+    await h.close();
+  }
+});
+
+test('unit: options are validated and named in the error', async () => {
+  await assert.rejects(harness({ maxBytes: 'lots' }), /block-cache.*maxBytes/s);
+  await assert.rejects(harness({ colour: 'red' }), /block-cache.*colour/s);
+  await assert.rejects(harness({ txTtl: -1 }), /block-cache.*txTtl/s);
+  const h = await harness({ maxBytes: '64MiB', txMaxBytes: 0, txTtl: '2m', blockTtl: '1h' });
+  await h.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Through the real proxy, in front of a real node
+
+async function blockSent(node: Litecoind): Promise<number> {
+  return (await node.getPeerInfo()).reduce((sum, p) => sum + (p.bytessent_per_msg.block ?? 0), 0);
+}
+
+/** getdata through the client; resolves with the `block` frames in arrival order. */
+async function requestBlocks(client: P2PClient, items: InvVector[]): Promise<Frame[]> {
+  const from = client.frames.length;
+  client.send('getdata', items);
+  await waitFor(() => client.frames.slice(from).filter((f) => f.command === 'block').length >= items.length, 20_000, `${items.length} blocks`);
+  return client.frames.slice(from).filter((f) => f.command === 'block');
+}
+
+test('litecoind behind the proxy: the second request of the same blocks is answered from the cache, byte for byte, and litecoind sends no block', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown> | void)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const node = await startLitecoind({ name: 'block-cache-backend' });
+  cleanup.push(() => node.stop());
+  await node.generate(101);
+  // a block with a real segwit spend in it (the wallet's coinbase outputs are P2WPKH)
+  await node.rpc('sendtoaddress', [await node.getNewAddress(), 1]);
+  const [segwitHash] = await node.generate(1);
+  const hashes = [...(await Promise.all([5, 50, 100].map((hgt) => node.getBlockHash(hgt)))), segwitHash!].map(hashFromHex);
+
+  const proxy: TestProxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: { maxBytes: '16MiB' } }]), { metrics: true });
+  cleanup.push(() => proxy.close());
+  const client = await P2PClient.connect(proxy.port);
+  cleanup.push(() => client.close());
+  await client.handshake();
+  // direct connection to litecoind, for its own answers to compare with
+  const direct = await P2PClient.connect(node.p2pPort);
+  cleanup.push(() => direct.close());
+  await direct.handshake();
+
+  const witnessItems = hashes.map((hash) => ({ type: InvType.WITNESS_BLOCK, hash }));
+  const first = await requestBlocks(client, witnessItems);
+  const sentAfterFirst = await blockSent(node);
+  assert.ok(sentAfterFirst > 0, 'litecoind sent the blocks the first time');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total'), 0);
+
+  const second = await requestBlocks(client, witnessItems);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total'), hashes.length, 'every block answered from the cache');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_served_bytes_total'), first.reduce((n, f) => n + f.payload.length, 0));
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_entries', { kind: 'block' }), hashes.length);
+  for (let i = 0; i < first.length; i++) assert.ok(second[i]!.payload.equals(first[i]!.payload), `block ${i}: the bytes litecoind sent`);
+  const segwitBlock = RawBlock.parse(first[3]!.payload);
+  assert.ok(segwitBlock.txs.some((tx, i) => i > 0 && tx.hasWitness), 'the last block carries a witness spend');
+  await client.ping(); // everything the proxy had for us has arrived
+  assert.equal(await blockSent(node), sentAfterFirst, 'litecoind sent no block for the second request (getpeerinfo bytessent_per_msg.block)');
+
+  // non-witness request: served from the cache, and equal to what litecoind itself sends
+  const strippedItem = [{ type: InvType.BLOCK, hash: hashes[3]! }];
+  const fromCache = await requestBlocks(client, strippedItem);
+  const fromNode = await requestBlocks(direct, strippedItem);
+  assert.ok(!fromNode[0]!.payload.equals(first[3]!.payload), 'litecoind\'s stripped form differs from its witness form');
+  assert.ok(fromCache[0]!.payload.equals(fromNode[0]!.payload), 'the stripped block from the cache is byte for byte what litecoind sends');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total'), hashes.length + 1);
+
+  // a mix: a hit and a miss in one getdata both arrive; litecoind sends only the miss
+  const missHash = hashFromHex(await node.getBlockHash(7));
+  const before = await blockSent(node);
+  const mixed = await requestBlocks(client, [{ type: InvType.WITNESS_BLOCK, hash: hashes[0]! }, { type: InvType.WITNESS_BLOCK, hash: missHash }]);
+  assert.deepEqual(mixed.map((f) => RawBlock.parse(f.payload).hash.toString('hex')).sort(), [hashes[0]!, missHash].map((h) => h.toString('hex')).sort());
+  const grew = (await blockSent(node)) - before;
+  assert.equal(grew, mixed.find((f) => RawBlock.parse(f.payload).hash.equals(missHash))!.raw.length, 'litecoind sent exactly the missed block');
+});
+
+test('bcoin behind the proxy: a bcoin node syncs through it; a second bcoin node then gets the same blocks from the cache and accepts them', { skip: bcoinAvailable() ? false : 'bcoin not installed', timeout: 120_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown> | void)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const backend = await startBcoin({ name: 'backend' });
+  cleanup.push(() => backend.stop());
+  await backend.mine(30);
+  const proxy = await startTestProxy(backend.port, hooksYaml([{ module: HOOK, options: {} }]), { metrics: true });
+  cleanup.push(() => proxy.close());
+
+  // Without compact blocks bcoin asks MSG_WITNESS_BLOCK for every block (with them it asks
+  // MSG_CMPCT_BLOCK, which the cache always forwards).
+  const first = await startBcoin({ name: 'first', listen: false, only: [`127.0.0.1:${proxy.port}`], extra: { compact: false } });
+  cleanup.push(() => first.stop());
+  await first.waitForHeight(30, 60_000);
+  const hitsAfterFirst = await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' });
+  const cached = await proxy.metricValue('bhp_hook_block_cache_entries', { kind: 'block' });
+  const served = await proxy.metricValue('bhp_messages_total', { command: 'block', direction: 'outbound' });
+  assert.ok(served >= 30, `bcoin fetched ${served} full blocks`);
+  assert.equal(cached, served, 'every full block bcoin served is cached');
+
+  const second = await startBcoin({ name: 'second', listen: false, only: [`127.0.0.1:${proxy.port}`], extra: { compact: false } });
+  cleanup.push(() => second.stop());
+  await second.waitForHeight(30, 60_000);
+  assert.equal(second.tipHash(), backend.tipHash(), 'the second node validated and connected the cached blocks');
+  const hits = (await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' })) - hitsAfterFirst;
+  // all but the last block of bitcoind's getblocks inv, which goes to the backend (continuation)
+  assert.ok(hits >= cached - 1, `the second node's full blocks came from the cache (${hits} hits of ${cached})`);
+  const servedTotal = await proxy.metricValue('bhp_messages_total', { command: 'block', direction: 'outbound' });
+  assert.ok(servedTotal - served <= 1, `the backend served ${servedTotal - served} full blocks to the second node`);
+});
