@@ -8,7 +8,7 @@
  */
 
 /** Major.minor. A module whose major differs from the proxy's refuses to load. */
-export const HOOK_API_VERSION = '1.0';
+export const HOOK_API_VERSION = '1.1';
 
 /** `inbound`: peer → bitcoind. `outbound`: bitcoind → peer. */
 export type Direction = 'inbound' | 'outbound';
@@ -116,6 +116,14 @@ export interface HookMetrics {
   histogram(name: string, help: string, labelNames?: string[], buckets?: number[]): HookHistogram;
 }
 
+/** One module of the running chain, as ctx.chainInfo() reports it. */
+export interface HookChainEntry {
+  /** the module's name in the chain (its declared name, with #2, #3 for a repeated module) */
+  readonly name: string;
+  /** the x: commands it registered */
+  readonly xCommands: readonly string[];
+}
+
 /** What the runtime gives a hook at init and on every call. */
 export interface HookContext {
   /** the module's name as declared */
@@ -126,6 +134,11 @@ export interface HookContext {
   readonly metrics: HookMetrics;
   /** every peer connected now */
   peers(): HookPeer[];
+  /**
+   * The modules of the chain this hook belongs to, in order (read-only; since API 1.1). Complete
+   * once the chain has loaded; during init() it lists only the modules loaded so far.
+   */
+  chainInfo(): readonly HookChainEntry[];
   /**
    * Send a message to a peer outside a message callback (e.g. after an async payment check).
    * x: commands only reach peers that announced X_FEATURE_ID. Returns false if not sent.

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { COMMAND_SIZE } from '../codec/index.js';
-import { HOOK_API_VERSION, type Direction, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type OutgoingMessage, type Wants } from './api.js';
+import { HOOK_API_VERSION, type Direction, type HookChainEntry, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type OutgoingMessage, type Wants } from './api.js';
 import { HookChain, type ChainSettings, type HookRuntimeObserver, type LoadedHook } from './chain.js';
 
 /** A module that cannot join the chain: wrong API version, bad shape, bad options, failed init. */
@@ -58,6 +58,8 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
   const loaded: LoadedHook[] = [];
   const names = new Map<string, number>();
   const xOwners = new Map<string, string>();
+  const entries: HookChainEntry[] = [];
+  const chainInfo = (): readonly HookChainEntry[] => entries.slice();
   try {
     for (const spec of specs) {
       if (spec.enabled === false) continue;
@@ -77,6 +79,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
         log: opts.logger(name),
         metrics: opts.metrics(name),
         peers: () => opts.host.peers(),
+        chainInfo,
         send: (id, m) => opts.host.send(id, m),
         disconnect: (id, reason) => opts.host.disconnect(id, reason),
         misbehave: (id, points, reason) => opts.host.misbehave(id, points, reason),
@@ -96,6 +99,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
         }
       }
       loaded.push(hook);
+      entries.push(Object.freeze({ name, xCommands: Object.freeze(Object.keys(mod.commands ?? {})) }));
     }
   } catch (err) {
     await new HookChain(loaded, opts.settings).close();
