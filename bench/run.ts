@@ -8,6 +8,7 @@ import { formatTable, type BenchModule, type BenchRow } from './lib.js';
 
 const MODULES: Record<string, BenchModule> = {
   codec: benchCodec,
+  'block-cache': async (o) => (await import('./block-cache.bench.js')).benchBlockCache(o),
 };
 
 async function main(argv: string[]): Promise<void> {
