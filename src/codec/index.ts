@@ -9,3 +9,4 @@ export * from './reader.js';
 export * from './writer.js';
 export * from './messages/index.js';
 export * from './transport-detect.js';
+export * from './capture-format.js';
