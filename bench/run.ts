@@ -4,10 +4,13 @@
  * Usage: node dist/bench/run.js [--runs N] [group ...]   (groups filter the modules by name)
  */
 import { benchCodec } from './codec.bench.js';
+import { benchChain, benchProxy } from './proxy.bench.js';
 import { formatTable, type BenchModule, type BenchRow } from './lib.js';
 
 const MODULES: Record<string, BenchModule> = {
   codec: benchCodec,
+  proxy: benchProxy,
+  chain: benchChain,
   'block-cache': async (o) => (await import('./block-cache.bench.js')).benchBlockCache(o),
 };
 

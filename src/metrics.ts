@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import { knownCommands } from './codec/index.js';
 import type { HookCounter, HookGauge, HookHistogram, HookMetrics } from './hooks/api.js';
 import type { HookRuntimeObserver } from './hooks/chain.js';
+import { FastHistogram } from './fast-histogram.js';
 import type { CloseReason, Direction, ProxyObserver, RefuseReason } from './proxy/observer.js';
 
 /**
@@ -10,10 +11,17 @@ import type { CloseReason, Direction, ProxyObserver, RefuseReason } from './prox
  * path and copied into the counters when Prometheus scrapes (no label hashing per frame).
  * Commands we have no codec for are counted as "other" so a peer cannot inflate cardinality.
  */
+interface FrameCount {
+  n: number;
+  bytes: number;
+  command: string;
+  direction: Direction;
+}
+
 export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly registry = new Registry();
   readonly #known = new Set(knownCommands());
-  readonly #counts = new Map<string, { n: number; bytes: number; command: string; direction: Direction }>();
+  readonly #counts = { inbound: new Map<string, FrameCount>(), outbound: new Map<string, FrameCount>() };
   readonly #connections: Gauge;
   readonly #accepted: Counter;
   readonly #refused: Counter;
@@ -25,11 +33,12 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #bansAdded: Counter;
   readonly #bans: Gauge;
   readonly #misbehaviour: Counter;
-  readonly #hookCalls: Histogram;
+  readonly #hookCalls: FastHistogram;
   readonly #hookErrors: Counter;
-  readonly #hookActions: Counter;
+  /** hook → action → count; copied into bhp_hook_actions_total at scrape time */
+  readonly #hookActions = new Map<string, Map<string, number>>();
   readonly #xCommands: Counter;
-  readonly #hookCallChildren = new Map<string, { observe(v: number): void }>();
+  readonly #hookCallSeries = new Map<string, (v: number) => void>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -48,7 +57,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     const collectInto = (field: 'n' | 'bytes') =>
       function (this: Counter) {
         this.reset();
-        for (const c of counts.values()) this.inc({ command: c.command, direction: c.direction }, c[field]);
+        for (const dir of [counts.inbound, counts.outbound]) for (const c of new Set(dir.values())) this.inc({ command: c.command, direction: c.direction }, c[field]);
       };
     new Counter({ name: 'bhp_messages_total', help: 'P2P messages relayed, by command and direction', labelNames: ['command', 'direction'], registers, collect: collectInto('n') });
     new Counter({ name: 'bhp_message_bytes_total', help: 'P2P message bytes (header included), by command and direction', labelNames: ['command', 'direction'], registers, collect: collectInto('bytes') });
@@ -58,32 +67,40 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
     this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
-    this.#hookCalls = new Histogram({
-      name: 'bhp_hook_invocation_seconds',
-      help: 'Time spent in one hook call (count = invocations), by hook',
-      labelNames: ['hook'],
-      buckets: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 5],
-      registers,
-    });
+    this.#hookCalls = new FastHistogram(this.registry, 'bhp_hook_invocation_seconds', 'Time spent in one hook call (count = invocations), by hook', 'hook', [
+      0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 5,
+    ]);
     this.#hookErrors = new Counter({ name: 'bhp_hook_errors_total', help: 'Hook incompatibilities (throw, malformed, timeout, invalid_message), by hook', labelNames: ['hook', 'kind'], registers });
-    this.#hookActions = new Counter({ name: 'bhp_hook_actions_total', help: 'What hook results did, by hook and action', labelNames: ['hook', 'action'], registers });
+    const actions = this.#hookActions;
+    new Counter({
+      name: 'bhp_hook_actions_total',
+      help: 'What hook results did, by hook and action',
+      labelNames: ['hook', 'action'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        for (const [hook, byAction] of actions) for (const [action, n] of byAction) this.inc({ hook, action }, n);
+      },
+    });
     this.#xCommands = new Counter({ name: 'bhp_x_commands_total', help: 'x: commands from peers, by outcome (handled, unknown, refused)', labelNames: ['outcome'], registers });
   }
 
   // HookRuntimeObserver
   invocation(hook: string, seconds: number): void {
-    let child = this.#hookCallChildren.get(hook);
-    if (!child) {
-      child = this.#hookCalls.labels(hook);
-      this.#hookCallChildren.set(hook, child);
+    let observe = this.#hookCallSeries.get(hook);
+    if (!observe) {
+      observe = this.#hookCalls.series(hook);
+      this.#hookCallSeries.set(hook, observe);
     }
-    child.observe(seconds);
+    observe(seconds);
   }
   error(hook: string, kind: string): void {
     this.#hookErrors.inc({ hook, kind });
   }
   action(hook: string, action: string): void {
-    this.#hookActions.inc({ hook, action });
+    let byAction = this.#hookActions.get(hook);
+    if (!byAction) this.#hookActions.set(hook, (byAction = new Map()));
+    byAction.set(action, (byAction.get(action) ?? 0) + 1);
   }
   xCommand(outcome: 'handled' | 'unknown' | 'refused'): void {
     this.#xCommands.inc({ outcome });
@@ -131,12 +148,13 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#duration.observe(durationSeconds);
   }
   frame(direction: Direction, command: string, bytes: number): void {
-    const cmd = this.#known.has(command) ? command : 'other';
-    const key = direction === 'inbound' ? `i${cmd}` : `o${cmd}`;
-    let c = this.#counts.get(key);
+    const map = this.#counts[direction];
+    let c = map.get(command);
     if (!c) {
-      c = { n: 0, bytes: 0, command: cmd, direction };
-      this.#counts.set(key, c);
+      const cmd = this.#known.has(command) ? command : 'other';
+      c = map.get(cmd) ?? { n: 0, bytes: 0, command: cmd, direction };
+      map.set(cmd, c);
+      if (map.size < 1000) map.set(command, c); // unknown names share the "other" entry; bounded
     }
     c.n++;
     c.bytes += bytes;

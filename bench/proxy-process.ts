@@ -1,0 +1,49 @@
+/**
+ * A proxy under benchmark, in its own process so its memory can be read from /proc:
+ *   node dist/bench/proxy-process.js raw <backendPort>            a plain socket.pipe proxy
+ *   node dist/bench/proxy-process.js bhp <backendPort> <hooks>    bitcoin-hook-proxy with N pass-through hooks
+ * Prints "READY <port>" once listening.
+ */
+import * as net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { startProxy } from '../src/app.js';
+import { parseConfig } from '../src/config.js';
+
+const [mode, backendArg, hooksArg] = process.argv.slice(2);
+
+// "mem" on stdin: collect garbage, then report resident memory
+process.stdin.on('data', (d: Buffer) => {
+  if (!d.toString().includes('mem')) return;
+  (globalThis as { gc?: () => void }).gc?.();
+  setTimeout(() => console.log(`MEM ${process.memoryUsage().rss}`), 50);
+});
+const backendPort = Number(backendArg);
+
+if (mode === 'raw') {
+  const server = net.createServer((c) => {
+    const b = net.connect({ host: '127.0.0.1', port: backendPort });
+    c.setNoDelay(true);
+    b.setNoDelay(true);
+    c.pipe(b);
+    b.pipe(c);
+    c.on('error', () => b.destroy());
+    b.on('error', () => c.destroy());
+    c.on('close', () => b.destroy());
+    b.on('close', () => c.destroy());
+  });
+  server.listen(0, '127.0.0.1', () => console.log(`READY ${(server.address() as net.AddressInfo).port}`));
+} else {
+  const hookPath = fileURLToPath(new URL('./fixtures/pass-hook.js', import.meta.url));
+  const hooks = Number(hooksArg ?? 0);
+  const yaml = [
+    'network: regtest',
+    'listen: 127.0.0.1:0',
+    `backend: 127.0.0.1:${backendPort}`,
+    'metrics: false',
+    'limits: { maxPeers: 5000, maxPeersPerAddress: 5000, maxPeersPerSubnet: 5000, idleTimeout: 1h, handshakeTimeout: 1h }',
+    hooks > 0 ? `hooks:\n${Array.from({ length: hooks }, () => `  - module: ${JSON.stringify(hookPath)}`).join('\n')}` : '',
+  ].join('\n');
+  const running = await startProxy(parseConfig(yaml, 'bench.yaml'), { log: pino({ level: 'silent' }), defaultMetrics: false });
+  console.log(`READY ${running.proxy.addresses()[0]!.port}`);
+}
