@@ -1,5 +1,5 @@
 import { codecFor, decodePayload, encodeFrame, type Frame, type Network } from '../codec/index.js';
-import type { Direction, HookContext, HookModule, HookPeer, HookResult, HookReturn, MaybePromise, OutgoingMessage } from './api.js';
+import { X_FEATURE_ID, type Direction, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { FrameMessage } from './message.js';
 import { HookFault, checkResult, isThenable } from './result.js';
 
@@ -251,6 +251,11 @@ export class HookChain {
       return null;
     }
     if (replacement) {
+      if (direction === 'outbound' && replacement.command.startsWith('x:') && !target.hookPeer.features.has(X_FEATURE_ID)) {
+        // BIP 434: messages a feature introduces go only to peers that announced it
+        this.observer.xCommand('refused');
+        return this.#fault(target, new HookFault(h.name, 'invalid_message', `replace: "${replacement.command}" to a peer that did not announce ${X_FEATURE_ID}`));
+      }
       this.observer.action(h.name, 'replace');
       return replacement;
     }

@@ -361,7 +361,16 @@ export class Litecoind {
     try {
       if (!this.exited) {
         this.#child.kill('SIGTERM');
-        const done = await Promise.race([this.#exited.then(() => true), sleep(graceMs).then(() => false)]);
+        // an abortable grace timer, so a prompt exit does not keep the test process alive
+        const grace = new AbortController();
+        const done = await Promise.race([
+          this.#exited.then(() => true),
+          sleep(graceMs, undefined, { signal: grace.signal }).then(
+            () => false,
+            () => true,
+          ),
+        ]);
+        grace.abort();
         if (!done) {
           this.#child.kill('SIGKILL');
           await this.#exited;
