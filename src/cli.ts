@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { startProxy } from './app.js';
 import { waitForShutdown } from './lifecycle.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { HookLoadError, loadHookChain } from './hooks/loader.js';
+import { HookLoadError, loadHookChain, silentHookServices } from './hooks/loader.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -77,14 +77,11 @@ async function main(argv: string[]): Promise<number> {
 
 /** `check` also loads the hook chain (API versions, option schemas, init) and closes it again. */
 async function checkHooks(config: Config): Promise<void> {
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-  const noMetric = { inc() {}, set() {}, dec() {}, observe() {} };
   const chain = await loadHookChain(config.hooks, {
     baseDir: config.baseDir,
     settings: { network: config.network, maxMessageSize: config.limits.maxMessageSize, timeoutMs: config.limits.hookTimeout },
     host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {} },
-    logger: () => quiet,
-    metrics: () => ({ counter: () => noMetric, gauge: () => noMetric, histogram: () => noMetric }),
+    ...silentHookServices,
   });
   await chain.close();
 }

@@ -1,15 +1,13 @@
 /** Parsers for the human-friendly values an operator writes in YAML: durations, sizes, host:port. */
+import { parseDurationMs } from './hooks/duration.js';
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 
 /** "60s", "10m", "24h", "1d", "250ms", or a plain number of seconds → milliseconds. */
 export function parseDuration(v: unknown): number | null {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : null;
   if (typeof v !== 'string') return null;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(v);
-  if (!m) return null;
-  return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!.toLowerCase()]!);
+  return parseDurationMs(v) ?? null;
 }
 
 /** "5MB", "512KiB", or a plain number of bytes → bytes. */

@@ -46,6 +46,15 @@ export interface LoadOptions {
   initTimeoutMs?: number;
 }
 
+/** Logger and metrics that discard everything: for `check` and the test helper. */
+export const silentHookServices = {
+  logger: (): HookLogger => ({ debug() {}, info() {}, warn() {}, error() {} }),
+  metrics: (): HookMetrics => {
+    const noMetric = { inc() {}, set() {}, dec() {}, observe() {} };
+    return { counter: () => noMetric, gauge: () => noMetric, histogram: () => noMetric };
+  },
+};
+
 let instanceCounter = 0;
 
 /**

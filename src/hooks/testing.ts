@@ -6,7 +6,7 @@
 import { encodeFrame, encodePayload, resolveNetwork, type Frame } from '../codec/index.js';
 import type { Direction, HookModule, HookPeer, HookResult, OutgoingMessage } from './api.js';
 import { HookChain, type ChainTarget, type LoadedHook } from './chain.js';
-import { loadHookChain, type HookSpec } from './loader.js';
+import { loadHookChain, silentHookServices, type HookSpec } from './loader.js';
 import type { HookFault } from './result.js';
 
 export interface FakePeerInit {
@@ -123,8 +123,6 @@ export async function createHookHarness(hooks: (HookSpec | { module: HookModule<
   const settings = { network, maxMessageSize: opts.maxMessageSize ?? 4_000_000, timeoutMs: opts.timeoutMs ?? 5000 };
   const peers = new Map<number, FakePeer>();
   const sent: TestHarness['sent'] = [];
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-  const noMetric = { inc() {}, set() {}, dec() {}, observe() {} };
   const specs: HookSpec[] = hooks.map((h) =>
     typeof h.module === 'string' ? (h as HookSpec) : { module: `(inline ${h.module.name})`, options: h.options ?? {}, instance: h.module },
   );
@@ -146,8 +144,7 @@ export async function createHookHarness(hooks: (HookSpec | { module: HookModule<
         if (p) p.misbehaviour += points;
       },
     },
-    logger: () => quiet,
-    metrics: () => ({ counter: () => noMetric, gauge: () => noMetric, histogram: () => noMetric }),
+    ...silentHookServices,
   });
   let nextId = 1;
   return {

@@ -22,7 +22,7 @@ import { addressTo16Bytes } from './address.js';
 import { CoalescingWriter } from './coalescing-writer.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import type { PeerInfo } from './peer-info.js';
-import { parseDurationMs } from './duration.js';
+import { parseDurationMs } from '../hooks/duration.js';
 
 /** BIP324 NODE_P2P_V2 service bit. */
 export const NODE_P2P_V2 = 1n << 11n;

@@ -1,4 +1,4 @@
-/** "24h", "30m", "90s", "1d" → ms; undefined when it does not parse. */
+/** "24h", "30m", "90s", "250ms", "1d" → ms; undefined when it does not parse (shared by config and hook results). */
 export function parseDurationMs(v: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(v);
   if (!m) return undefined;
