@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { defineHook, HOOK_API_VERSION, type Direction, type HookCounter, type HookResult } from '../src/hooks/index.js';
-import { actionLabel, actionSchema, applyAction, commandLabel, commandName, optionScopedWants, type Action } from './lib/common.js';
+import { actionLabel, actionSchema, applyAction, commandLabel, commandName, type Action } from './lib/common.js';
 
 /** In allow mode these pass unless the operator overrides `alwaysAllow`: the handshake and keep-alive. */
 export const DEFAULT_ALWAYS_ALLOW = ['version', 'verack', 'ping', 'pong'] as const;
@@ -57,8 +57,6 @@ interface Plan {
 
 export type MessageFilterOptions = Partial<Record<Direction, Plan>>;
 
-const wants = optionScopedWants({ inbound: '*', outbound: '*' });
-
 const schema = baseSchema.transform((o): MessageFilterOptions => {
   const plans: MessageFilterOptions = {};
   for (const dir of ['inbound', 'outbound'] as const) {
@@ -77,10 +75,6 @@ const schema = baseSchema.transform((o): MessageFilterOptions => {
       plans[dir] = { mode: 'deny', allowed: new Set(), denied, otherwise: action, listed: new Set(denied.keys()) };
     }
   }
-  wants.set({
-    inbound: plans.inbound ? (plans.inbound.mode === 'allow' ? '*' : [...plans.inbound.denied.keys()]) : [],
-    outbound: plans.outbound ? (plans.outbound.mode === 'allow' ? '*' : [...plans.outbound.denied.keys()]) : [],
-  });
   return plans;
 });
 
@@ -90,9 +84,11 @@ let filtered: HookCounter | null = null;
 export default defineHook<MessageFilterOptions>({
   apiVersion: HOOK_API_VERSION,
   name: 'message-filter',
-  get wants() {
-    return wants.get();
-  },
+  // an allow-list sees every frame of its direction; a deny-list only the commands it lists
+  wants: (plans) => ({
+    inbound: plans.inbound ? (plans.inbound.mode === 'allow' ? '*' : [...plans.inbound.denied.keys()]) : [],
+    outbound: plans.outbound ? (plans.outbound.mode === 'allow' ? '*' : [...plans.outbound.denied.keys()]) : [],
+  }),
   options: schema,
   init(options, ctx) {
     plans = options;

@@ -156,14 +156,19 @@ export interface OptionsSchema<O> {
 }
 
 export type Wants = readonly string[] | '*';
+export type WantsByDirection = { inbound?: Wants; outbound?: Wants };
 
 /** The default export of a hook module (the seed's MessageHook). */
 export interface HookModule<O = Record<string, unknown>> {
   /** HOOK_API_VERSION the module was written for */
   apiVersion: string;
   name: string;
-  /** commands this hook wants per direction; `*` for all. Frames nobody wants bypass the chain. */
-  wants?: { inbound?: Wants; outbound?: Wants };
+  /**
+   * Commands this hook wants per direction; `*` for all. Frames nobody wants bypass the chain.
+   * A function receives the validated options, so the set can follow them (a deny-list hook
+   * wants only the commands it lists); it is called once per load, before init().
+   */
+  wants?: WantsByDirection | ((options: O) => WantsByDirection);
   /** validates `options:` from the YAML at load; errors name the module and the key */
   options?: OptionsSchema<O>;
   init?(options: O, ctx: HookContext): MaybePromise<void>;

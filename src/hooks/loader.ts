@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { COMMAND_SIZE } from '../codec/index.js';
-import { HOOK_API_VERSION, type Direction, type HookChainEntry, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type OutgoingMessage, type Wants } from './api.js';
+import { HOOK_API_VERSION, type Direction, type HookChainEntry, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type OutgoingMessage, type Wants, type WantsByDirection } from './api.js';
 import { HookChain, type ChainSettings, type HookRuntimeObserver, type LoadedHook } from './chain.js';
 
 /** A module that cannot join the chain: wrong API version, bad shape, bad options, failed init. */
@@ -82,6 +82,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
         xOwners.set(cmd, name);
       }
       const options = validateOptions(mod, spec);
+      const wants = resolveWants(mod, options, spec.module);
       const ctx: HookContext = {
         name,
         network: opts.settings.network.name,
@@ -98,7 +99,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
         module: mod,
         ctx,
         source: spec.module,
-        wants: { inbound: wantsSet(mod.wants?.inbound), outbound: wantsSet(mod.wants?.outbound) },
+        wants: { inbound: wantsSet(wants.inbound), outbound: wantsSet(wants.outbound) },
       };
       if (mod.init) {
         try {
@@ -161,13 +162,7 @@ export function checkModule(source: string, m: unknown): HookModule<unknown> {
   for (const fn of ['init', 'onConnect', 'onMessage', 'onDisconnect', 'features', 'close'] as const) {
     if (mod[fn] !== undefined && typeof mod[fn] !== 'function') fail(`hook "${name}": ${fn} must be a function`);
   }
-  if (mod.wants !== undefined) {
-    const w = mod.wants as Record<string, unknown>;
-    for (const [dir, v] of Object.entries(w)) {
-      if (dir !== 'inbound' && dir !== 'outbound') fail(`hook "${name}": wants has unknown direction "${dir}"`);
-      if (v !== '*' && !(Array.isArray(v) && v.every((c) => typeof c === 'string'))) fail(`hook "${name}": wants.${dir} must be "*" or a list of commands`);
-    }
-  }
+  if (mod.wants !== undefined && typeof mod.wants !== 'function') checkWants(name, mod.wants, fail);
   if (mod.commands !== undefined) {
     if (!mod.commands || typeof mod.commands !== 'object') fail(`hook "${name}": commands must be an object of handlers`);
     for (const [cmd, handler] of Object.entries(mod.commands as object)) {
@@ -179,6 +174,31 @@ export function checkModule(source: string, m: unknown): HookModule<unknown> {
     fail(`hook "${name}": options must be a schema with safeParse() (a zod schema, for example)`);
   }
   return mod as unknown as HookModule<unknown>;
+}
+
+function checkWants(name: string, w: unknown, fail: (why: string) => never): asserts w is WantsByDirection {
+  if (!w || typeof w !== 'object') fail(`hook "${name}": wants must be { inbound?, outbound? } or a function of the options returning that`);
+  for (const [dir, v] of Object.entries(w as object)) {
+    if (dir !== 'inbound' && dir !== 'outbound') fail(`hook "${name}": wants has unknown direction "${dir}"`);
+    if (v !== '*' && !(Array.isArray(v) && v.every((c) => typeof c === 'string'))) fail(`hook "${name}": wants.${dir} must be "*" or a list of commands`);
+  }
+}
+
+/** The hook's wants, after its options are known. */
+function resolveWants(mod: HookModule<unknown>, options: unknown, source: string): WantsByDirection {
+  const fail = (why: string): never => {
+    throw new HookLoadError(source, why);
+  };
+  let w: unknown = mod.wants;
+  if (typeof w === 'function') {
+    try {
+      w = (w as (o: unknown) => unknown)(options);
+    } catch (err) {
+      fail(`hook "${mod.name}": wants(options) threw: ${(err as Error).message}`);
+    }
+    checkWants(mod.name, w, fail);
+  }
+  return (w ?? {}) as WantsByDirection;
 }
 
 function validateOptions(mod: HookModule<unknown>, spec: HookSpec): unknown {

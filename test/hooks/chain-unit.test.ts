@@ -35,3 +35,27 @@ test('an inbound replace into an x: command is refused: x: never goes to bitcoin
   assert.match(p.faults[0]?.message ?? '', /never go to bitcoind/);
   await h.close();
 });
+
+test('wants may be a function of the validated options: unlisted commands stay on the fast path', async () => {
+  const seen: string[] = [];
+  const listed = {
+    apiVersion: HOOK_API_VERSION,
+    name: 'listed',
+    options: { safeParse: (o: unknown) => ({ success: true as const, data: o as { commands: string[] } }) },
+    wants: (o: { commands: string[] }) => ({ inbound: o.commands }),
+    onMessage: (m: { command: string }) => void seen.push(m.command),
+  };
+  const h = await createHookHarness([{ module: listed, options: { commands: ['getaddr'] } }]);
+  assert.equal(h.chain.hooksFor('inbound', 'getaddr').length, 1);
+  assert.equal(h.chain.hooksFor('inbound', 'ping').length, 0, 'not wanted: fast path');
+  const p = h.peer();
+  await h.deliver(p, 'inbound', 'ping', { nonce: 1n });
+  await h.deliver(p, 'inbound', 'getaddr');
+  assert.deepEqual(seen, ['getaddr']);
+  await h.close();
+});
+
+test('a wants function that returns a bad shape refuses the module at load', async () => {
+  const bad = { apiVersion: HOOK_API_VERSION, name: 'bad-wants', wants: () => ({ sideways: '*' }) };
+  await assert.rejects(createHookHarness([{ module: bad as never }]), /bad-wants.*unknown direction "sideways"/);
+});

@@ -21,7 +21,7 @@ const MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..
 const hookYaml = (options: object) => `hooks:\n  - { module: ${JSON.stringify(MODULE)}, options: ${JSON.stringify(options)} }`;
 
 /** A stand-in for a paywall hook: sets peer.state `tier` when the peer sends `x:paid`. */
-const tierSetter = defineHook<never>({
+const tierSetter = defineHook({
   apiVersion: HOOK_API_VERSION,
   name: 'tier-setter',
   commands: {
