@@ -12,8 +12,13 @@ import { parseConfig } from '../src/config.js';
 
 const [mode, backendArg, hooksArg] = process.argv.slice(2);
 
-// "mem" on stdin: collect garbage, then report resident memory
+// "mem" on stdin: collect garbage, then report resident memory; "cpu": CPU time used so far (µs)
 process.stdin.on('data', (d: Buffer) => {
+  if (d.toString().includes('cpu')) {
+    const u = process.cpuUsage();
+    console.log(`CPU ${u.user + u.system}`);
+    return;
+  }
   if (!d.toString().includes('mem')) return;
   (globalThis as { gc?: () => void }).gc?.();
   setTimeout(() => console.log(`MEM ${process.memoryUsage().rss}`), 50);

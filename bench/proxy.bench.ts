@@ -97,11 +97,20 @@ async function spawnProxy(name: string, args: string[]): Promise<ProxyProc> {
 }
 
 /** The child runs a full GC, then reports its RSS (so garbage does not blur a 1,000-peer delta). */
-async function rssBytes(p: ProxyProc): Promise<number> {
-  p.child.stdin!.write('mem\n');
+function rssBytes(p: ProxyProc): Promise<number> {
+  return ask(p, 'mem', /MEM (\d+)/);
+}
+
+/** CPU time (user + system, µs) the proxy process has used so far. */
+function cpuMicros(p: ProxyProc): Promise<number> {
+  return ask(p, 'cpu', /CPU (\d+)/);
+}
+
+function ask(p: ProxyProc, what: string, answer: RegExp): Promise<number> {
+  p.child.stdin!.write(`${what}\n`);
   return new Promise((resolve) => {
     const onData = (d: Buffer) => {
-      const m = /MEM (\d+)/.exec(d.toString());
+      const m = answer.exec(d.toString());
       if (m) {
         p.child.stdout!.off('data', onData);
         resolve(Number(m[1]));
@@ -240,9 +249,14 @@ export async function benchProxy(opts: BenchOptions): Promise<BenchRow[]> {
       for (let r = 0; r < runs; r++) for (let k = 0; k < procs.length; k++) results[(r + k) % procs.length]!.push(await fn(procs[(r + k) % procs.length]!.port));
       return results.map(median);
     };
+    const cpuBefore = await Promise.all(procs.map(cpuMicros));
     const [rawMb, bhpMb] = await measure(blockDownload);
-    rows.push({ group: 'proxy', name: 'raw pipe: 1 MB block download', mbPerSec: rawMb!, note: `${BLOCKS_PER_RUN} blocks per run` });
-    rows.push({ group: 'proxy', name: 'bhp: 1 MB block download', mbPerSec: bhpMb!, ratio: bhpMb! / rawMb!, note: 'target >= 0.90' });
+    const cpuAfter = await Promise.all(procs.map(cpuMicros));
+    // CPU seconds each proxy spent per GB relayed (warm-up + runs; the same bytes for both)
+    const gb = ((runs + 1) * BLOCKS_PER_RUN * BLOCK.length) / 1e9;
+    const [rawCpu, bhpCpu] = procs.map((_, i) => (cpuAfter[i]! - cpuBefore[i]!) / 1e6 / gb);
+    rows.push({ group: 'proxy', name: 'raw pipe: 1 MB block download', mbPerSec: rawMb!, note: `${BLOCKS_PER_RUN} blocks per run; proxy CPU ${rawCpu!.toFixed(2)} s/GB` });
+    rows.push({ group: 'proxy', name: 'bhp: 1 MB block download', mbPerSec: bhpMb!, ratio: bhpMb! / rawMb!, note: `target >= 0.90; proxy CPU ${bhpCpu!.toFixed(2)} s/GB (${(bhpCpu! / rawCpu!).toFixed(2)}x)` });
     const [rawMsgs, bhpMsgs] = await measure(smallMessages);
     rows.push({ group: 'proxy', name: 'raw pipe: 250 B messages', perSec: rawMsgs!, note: `${SMALL_PER_RUN} per run` });
     rows.push({ group: 'proxy', name: 'bhp: 250 B messages', perSec: bhpMsgs!, ratio: bhpMsgs! / rawMsgs!, note: 'target >= 0.60' });

@@ -20,6 +20,7 @@ import type { HookFault } from '../hooks/result.js';
 import { isThenable } from '../hooks/result.js';
 import { addressTo16Bytes } from './address.js';
 import { CoalescingWriter } from './coalescing-writer.js';
+import type { LendingReadBuffer } from './lending-read-buffer.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import type { PeerInfo } from './peer-info.js';
 import { parseDurationMs } from '../hooks/duration.js';
@@ -100,6 +101,8 @@ export class PeerSession implements ChainTarget {
     readonly address: string,
     private readonly settings: SessionSettings,
     private readonly host: SessionHost,
+    /** the backend socket's reusable read buffer, when it was opened with onread */
+    private readonly backendReads: LendingReadBuffer | null = null,
   ) {
     this.info = {
       id,
@@ -156,7 +159,7 @@ export class PeerSession implements ChainTarget {
     this.peer.setNoDelay(true);
     this.backend.setNoDelay(true);
     this.peer.on('data', (chunk: Buffer) => this.#onPeerData(chunk));
-    this.backend.on('data', (chunk: Buffer) => this.#onBackendData(chunk));
+    if (!this.backendReads) this.backend.on('data', (chunk: Buffer) => this.onBackendRead(chunk));
     this.peer.on('end', () => this.close('peer_closed'));
     this.backend.on('end', () => this.close('backend_closed'));
     this.peer.on('close', () => this.close('peer_closed'));
@@ -236,18 +239,21 @@ export class PeerSession implements ChainTarget {
     this.#backpressure(this.peer, this.backend, this.settings.receiveBuffer);
   }
 
-  #onBackendData(chunk: Buffer): void {
+  /** Bytes from bitcoind. With a reused read buffer, `chunk` is only valid during this call. */
+  onBackendRead(chunk: Buffer): void {
     if (this.#closed) return;
     this.info.bytesOut += chunk.length;
     if (this.info.transport === 'v2-passthrough') {
       this.#relayRaw(this.peer, chunk, this.backend, this.settings.sendBuffer);
-      return;
+    } else {
+      this.peer.cork();
+      this.#outbound.push(chunk);
+      this.#toPeer.flush();
+      this.peer.uncork();
+      this.#backpressure(this.backend, this.peer, this.settings.sendBuffer);
     }
-    this.peer.cork();
-    this.#outbound.push(chunk);
-    this.#toPeer.flush();
-    this.peer.uncork();
-    this.#backpressure(this.backend, this.peer, this.settings.sendBuffer);
+    // Whatever the peer socket could not write at once still points into the read buffer.
+    if (this.backendReads && this.peer.writableLength > 0) this.backendReads.lend();
   }
 
   /**
@@ -352,6 +358,8 @@ export class PeerSession implements ChainTarget {
     }
     const chain = this.host.chain;
     if (chain.hooksFor('outbound', frame.command).length === 0) return this.#forwardToPeer(frame);
+    // hooks may keep the message past this read (async, caches): give them bytes of their own
+    if (this.backendReads) frame = frame.copy();
     const out = chain.run('outbound', frame, this, Date.now());
     if (isThenable(out)) this.#wait(this.#outLane, out, this.#toPeer, this.backend, true);
     else if (out) this.#forwardToPeer(out);

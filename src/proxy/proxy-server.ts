@@ -9,6 +9,7 @@ import { BackendDisconnectTracker } from './backend-disconnects.js';
 import { BanList, type Ban } from './ban-list.js';
 import { ConnectionLimits } from './connection-limits.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
+import { LendingReadBuffer } from './lending-read-buffer.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
 
 export interface Endpoint {
@@ -135,7 +136,24 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     socket.on('error', () => {}); // until the session owns it; errors surface as close below
 
     const { host, port } = this.settings.backend;
-    const backend = net.connect({ host, port, noDelay: true });
+    // bitcoind → peer carries the bulk (blocks): read it into one reused buffer (see LendingReadBuffer)
+    const readBuffer = new LendingReadBuffer();
+    let deliver: ((chunk: Buffer) => void) | null = null;
+    const early: Buffer[] = [];
+    const backend = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: readBuffer.next,
+        callback: (n, buf) => {
+          const chunk = (buf as Buffer).subarray(0, n);
+          if (deliver) deliver(chunk);
+          else early.push(Buffer.from(chunk)); // before the session exists: keep a copy
+          return true; // backpressure is the session's pause()/resume()
+        },
+      },
+    });
     const timer = setTimeout(() => backend.destroy(new Error(`connect timeout after ${this.settings.backendConnectTimeout} ms`)), this.settings.backendConnectTimeout);
     const fail = (err: Error) => {
       clearTimeout(timer);
@@ -159,12 +177,14 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
         socket.destroy();
         return;
       }
-      const session = new PeerSession(this.#nextId++, socket, backend, address, this.settings, this);
+      const session = new PeerSession(this.#nextId++, socket, backend, address, this.settings, this, readBuffer);
+      deliver = (chunk) => session.onBackendRead(chunk);
       this.#sessions.set(session.info.id, session);
       this.observer.connectionAccepted();
       this.observer.sessionOpened();
       session.log.info({ backendLocalPort: backend.localPort }, 'peer connected');
       session.start();
+      for (const chunk of early.splice(0)) session.onBackendRead(chunk);
     });
   }
 
