@@ -233,6 +233,19 @@ async function idleMemory(p: ProxyProc): Promise<number> {
   return after - before;
 }
 
+/** Median of `runs` measurements per proxy after one warm-up each, in rotating order. */
+async function interleaved(procs: ProxyProc[], runs: number, fn: (port: number) => Promise<number>): Promise<number[]> {
+  const results: number[][] = procs.map(() => []);
+  for (const p of procs) await fn(p.port);
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < procs.length; k++) {
+      const i = (r + k) % procs.length;
+      results[i]!.push(await fn(procs[i]!.port));
+    }
+  }
+  return results.map(median);
+}
+
 export async function benchProxy(opts: BenchOptions): Promise<BenchRow[]> {
   const runs = Math.max(3, Math.min(opts.runs, 7));
   const backend = await startBackend();
@@ -242,22 +255,15 @@ export async function benchProxy(opts: BenchOptions): Promise<BenchRow[]> {
   ];
   const rows: BenchRow[] = [];
   try {
-    const measure = async (fn: (port: number) => Promise<number>) => {
-      const results: number[][] = procs.map(() => []);
-      await fn(procs[0]!.port); // warm-up
-      await fn(procs[1]!.port);
-      for (let r = 0; r < runs; r++) for (let k = 0; k < procs.length; k++) results[(r + k) % procs.length]!.push(await fn(procs[(r + k) % procs.length]!.port));
-      return results.map(median);
-    };
     const cpuBefore = await Promise.all(procs.map(cpuMicros));
-    const [rawMb, bhpMb] = await measure(blockDownload);
+    const [rawMb, bhpMb] = await interleaved(procs, runs, blockDownload);
     const cpuAfter = await Promise.all(procs.map(cpuMicros));
     // CPU seconds each proxy spent per GB relayed (warm-up + runs; the same bytes for both)
     const gb = ((runs + 1) * BLOCKS_PER_RUN * BLOCK.length) / 1e9;
     const [rawCpu, bhpCpu] = procs.map((_, i) => (cpuAfter[i]! - cpuBefore[i]!) / 1e6 / gb);
     rows.push({ group: 'proxy', name: 'raw pipe: 1 MB block download', mbPerSec: rawMb!, note: `${BLOCKS_PER_RUN} blocks per run; proxy CPU ${rawCpu!.toFixed(2)} s/GB` });
     rows.push({ group: 'proxy', name: 'bhp: 1 MB block download', mbPerSec: bhpMb!, ratio: bhpMb! / rawMb!, note: `target >= 0.90; proxy CPU ${bhpCpu!.toFixed(2)} s/GB (${(bhpCpu! / rawCpu!).toFixed(2)}x)` });
-    const [rawMsgs, bhpMsgs] = await measure(smallMessages);
+    const [rawMsgs, bhpMsgs] = await interleaved(procs, runs, smallMessages);
     rows.push({ group: 'proxy', name: 'raw pipe: 250 B messages', perSec: rawMsgs!, note: `${SMALL_PER_RUN} per run` });
     rows.push({ group: 'proxy', name: 'bhp: 250 B messages', perSec: bhpMsgs!, ratio: bhpMsgs! / rawMsgs!, note: 'target >= 0.60' });
 
@@ -291,15 +297,7 @@ export async function benchChain(opts: BenchOptions): Promise<BenchRow[]> {
   ];
   const rows: BenchRow[] = [];
   try {
-    const results: number[][] = procs.map(() => []);
-    for (const p of procs) await smallMessages(p.port); // warm-up
-    for (let r = 0; r < runs; r++) {
-      for (let k = 0; k < procs.length; k++) {
-        const i = (r + k) % procs.length;
-        results[i]!.push(await smallMessages(procs[i]!.port));
-      }
-    }
-    const med = results.map(median);
+    const med = await interleaved(procs, runs, smallMessages);
     procs.forEach((p, i) => rows.push({ group: 'chain', name: `${p.name}: 250 B messages`, perSec: med[i]!, ...(i > 0 ? { ratio: med[i]! / med[0]! } : {}) }));
   } finally {
     for (const p of procs) p.child.kill();
