@@ -1,4 +1,4 @@
-import { decodePayload, type Frame } from '../codec/index.js';
+import { decodeFrame, type Frame } from '../codec/index.js';
 import type { Direction, HookMessage } from './api.js';
 
 /** A frame as hooks see it; the typed payload is decoded on first use only. */
@@ -24,8 +24,7 @@ export class FrameMessage implements HookMessage {
 
   decode<T = unknown>(): T {
     if (!this.#isDecoded) {
-      this.frame.assertChecksum(); // the lazy checksum policy checks here
-      this.#decoded = decodePayload(this.frame.command, this.frame.payload);
+      this.#decoded = decodeFrame(this.frame); // the lazy checksum policy checks here
       this.#isDecoded = true;
     }
     return this.#decoded as T;

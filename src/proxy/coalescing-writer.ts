@@ -9,7 +9,6 @@ export class CoalescingWriter {
   #ab: ArrayBufferLike | null = null;
   #start = 0;
   #end = 0;
-  bytesWritten = 0;
 
   constructor(private readonly dst: Socket) {}
 
@@ -29,7 +28,6 @@ export class CoalescingWriter {
     const len = this.#end - this.#start;
     const view = Buffer.from(this.#ab as ArrayBuffer, this.#start, len);
     this.#ab = null;
-    this.bytesWritten += len;
     if (!this.dst.destroyed) this.dst.write(view);
   }
 }

@@ -4,7 +4,7 @@ import {
   FrameDecoder,
   FrameError,
   PayloadWriter,
-  decodePayload,
+  decodeFrame,
   encodeFrame,
   encodePayload,
   guessTransport,
@@ -16,8 +16,7 @@ import {
 } from '../codec/index.js';
 import { FEATURE_MIN_VERSION, X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } from '../hooks/api.js';
 import type { ChainTarget, HookChain, LoadedHook } from '../hooks/chain.js';
-import type { HookFault } from '../hooks/result.js';
-import { isThenable } from '../hooks/result.js';
+import { HookFault, isThenable } from '../hooks/result.js';
 import { addressTo16Bytes } from './address.js';
 import { CoalescingWriter } from './coalescing-writer.js';
 import type { LendingReadBuffer } from './lending-read-buffer.js';
@@ -400,7 +399,7 @@ export class PeerSession implements ChainTarget {
       }
       writer.flush();
       if (!lane.busy && lane.bytes < this.settings.hookQueue && src.isPaused() && !this.#closed) src.resume();
-    }, (err: unknown) => this.fault({ hook: '?', kind: 'throw', message: String(err) } as HookFault));
+    }, (err: unknown) => this.fault(new HookFault('(chain)', 'throw', `the hook chain failed: ${String(err)}`)));
   }
 
   #unknownX(command: string): void {
@@ -412,8 +411,7 @@ export class PeerSession implements ChainTarget {
   #recordPeerFeature(frame: Frame): void {
     if (this.#peerVerack) return; // BIP 434: only between version and verack
     try {
-      frame.assertChecksum();
-      const f = decodePayload<FeatureMessage>('feature', frame.payload);
+      const f = decodeFrame<FeatureMessage>(frame);
       if (this.info.features.size < 64) this.info.features.set(f.featureId, Buffer.from(f.data));
     } catch (err) {
       this.log.info({ err: (err as Error).message }, 'unparseable feature message from peer');
@@ -432,11 +430,14 @@ export class PeerSession implements ChainTarget {
     this.sendMessage(message);
   }
 
-  misbehave(hookOrPoints: LoadedHook | number, pointsOrReason: number | string, reason?: string): void {
-    const points = typeof hookOrPoints === 'number' ? hookOrPoints : (pointsOrReason as number);
-    const why = typeof hookOrPoints === 'number' ? (pointsOrReason as string) : reason!;
+  misbehave(_hook: LoadedHook, points: number, reason: string): void {
+    this.addMisbehaviour(points, reason);
+  }
+
+  /** The peer's misbehaviour score grows; the host bans at the threshold. */
+  addMisbehaviour(points: number, reason: string): void {
     this.info.misbehaviour += points;
-    this.host.misbehaving(this, points, why);
+    this.host.misbehaving(this, points, reason);
   }
 
   ban(hook: LoadedHook, reason: string, duration: string | number | undefined): void {
@@ -457,8 +458,7 @@ export class PeerSession implements ChainTarget {
   #recordPeerVersion(frame: Frame): void {
     if (this.info.version !== null) return;
     try {
-      frame.assertChecksum();
-      const v = decodePayload<VersionMessage>('version', frame.payload);
+      const v = decodeFrame<VersionMessage>(frame);
       this.info.version = v.version;
       this.info.services = v.services;
       this.info.userAgent = v.userAgent ?? null;
@@ -478,8 +478,7 @@ export class PeerSession implements ChainTarget {
    */
   #rewriteBackendVersion(frame: Frame): Frame {
     try {
-      frame.assertChecksum();
-      const v = decodePayload<VersionMessage>('version', frame.payload);
+      const v = decodeFrame<VersionMessage>(frame);
       const ip = addressTo16Bytes(this.address);
       if (ip) v.addrRecv = { ...v.addrRecv, ip, port: this.info.port };
       if (this.settings.v2 === 'reject') v.services &= ~NODE_P2P_V2;

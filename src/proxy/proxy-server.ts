@@ -230,7 +230,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   }
 
   misbehave(peerId: number, points: number, reason: string): void {
-    this.#sessions.get(peerId)?.misbehave(points, reason);
+    this.#sessions.get(peerId)?.addMisbehaviour(points, reason);
   }
 
   /** Ban an address or subnet and disconnect every session it covers. */
