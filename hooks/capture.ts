@@ -20,7 +20,7 @@ import { z } from 'zod';
 import { defineHook, HOOK_API_VERSION, type HookCounter, type HookPeer } from '../src/hooks/index.js';
 import { AddressList, parseEntry } from './lib/address-list.js';
 import { CaptureStore, captureFolderName } from './lib/capture-store.js';
-import { commandName, optionScopedWants } from './lib/common.js';
+import { commandName } from './lib/common.js';
 
 const NAME = 'capture';
 
@@ -67,12 +67,6 @@ const Options = z.strictObject({
 });
 export type CaptureOptions = z.input<typeof Options>;
 
-const wants = optionScopedWants({});
-const Schema = Options.transform((o) => {
-  const w = o.commands === '*' ? '*' : o.commands;
-  wants.set(Object.fromEntries(o.directions.map((d) => [d, w])));
-  return o;
-});
 
 let store: CaptureStore;
 let peers: AddressList | null;
@@ -97,10 +91,8 @@ function folderOf(peer: HookPeer): string | null {
 export default defineHook({
   apiVersion: HOOK_API_VERSION,
   name: NAME,
-  options: Schema,
-  get wants() {
-    return wants.get();
-  },
+  options: Options,
+  wants: (o) => Object.fromEntries(o.directions.map((d) => [d, o.commands])),
 
   async init(o, ctx) {
     await mkdir(o.dir, { recursive: true });

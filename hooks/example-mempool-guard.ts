@@ -48,21 +48,13 @@ function countsOf(peer: HookPeer): Map<string, number> {
   return counts;
 }
 
-// `wants` is read after the options were validated, so it can follow them: the schema's
-// transform below records the commands, this getter hands them to the loader.
-let wanted: string[] = ['mempool'];
-const Schema = Options.transform((o) => {
-  wanted = [...new Set(['mempool', ...o.count])];
-  return o;
-});
 
 export default defineHook({
   apiVersion: HOOK_API_VERSION,
   name: NAME,
-  options: Schema,
-  get wants() {
-    return { inbound: wanted };
-  },
+  options: Options,
+  // called with the validated options: only mempool and the counted commands leave the fast path
+  wants: (o) => ({ inbound: [...new Set(['mempool', ...o.count])] }),
 
   init(opts, ctx) {
     options = opts;

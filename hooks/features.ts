@@ -65,12 +65,6 @@ let peersSeen: HookCounter;
 let hello: HookCounter;
 let bitSet: HookCounter;
 
-// The version message is only wanted when serviceBit is set; everything else stays on the fast path.
-let wantsVersion = false;
-const Schema = Options.transform((o) => {
-  wantsVersion = o.serviceBit !== undefined;
-  return o;
-});
 
 /** The x: commands the chain offers, in chain order. */
 function offeredCommands(ctx: HookContext): string[] {
@@ -127,10 +121,9 @@ function refuse(why: 'not_announced' | 'before_handshake' | 'malformed', peer: H
 export default defineHook({
   apiVersion: HOOK_API_VERSION,
   name: NAME,
-  options: Schema,
-  get wants() {
-    return { inbound: ['verack'], ...(wantsVersion ? { outbound: ['version'] } : {}) };
-  },
+  options: Options,
+  // the version message is only wanted when serviceBit is set; everything else stays on the fast path
+  wants: (o) => ({ inbound: ['verack'], ...(o.serviceBit !== undefined ? { outbound: ['version'] } : {}) }),
 
   init(opts, ctx) {
     options = { ...opts, version: opts.version ?? packageVersion() };

@@ -10,7 +10,7 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { defineHook, HOOK_API_VERSION, type HookCounter, type HookGauge, type HookPeer, type HookResult } from '../src/hooks/index.js';
-import { actionLabel, actionSchema, applyAction, commandName, optionScopedWants, type Action } from './lib/common.js';
+import { actionLabel, actionSchema, applyAction, commandName, type Action } from './lib/common.js';
 
 /** `*` in a limits map: one bucket that every inbound message of the peer (or address) draws from. */
 export const ALL = '*';
@@ -66,21 +66,16 @@ interface Bucket {
 }
 type Buckets = Map<string, Bucket>;
 
-const wants = optionScopedWants({ inbound: '*' });
-
 const schema = baseSchema.transform((o): RateLimitOptions => {
   const tiers = new Map<string, Tier>();
-  const commands = new Set<string>();
   const toLimits = (l: Record<string, { rate: number; burst: number; action: Action | undefined }>): Limits => {
     const m = new Map<string, Rule>();
     for (const [cmd, r] of Object.entries(l)) {
       m.set(cmd, { rate: r.rate, burst: r.burst, action: r.action ?? o.action });
-      commands.add(cmd);
     }
     return m;
   };
   for (const [name, t] of Object.entries(o.tiers)) tiers.set(name, { peer: toLimits(t.peer), address: toLimits(t.address) });
-  wants.set({ inbound: commands.has(ALL) ? '*' : [...commands] });
   return { tiers, tierKey: o.tierKey, maxAddresses: o.maxAddresses };
 });
 
@@ -130,8 +125,11 @@ function check(limits: Limits, buckets: Buckets, command: string, now: number): 
 export default defineHook<RateLimitOptions>({
   apiVersion: HOOK_API_VERSION,
   name: 'rate-limit',
-  get wants() {
-    return wants.get();
+  // only the commands some tier limits leave the fast path, unless a tier limits `*`
+  wants: (o) => {
+    const commands = new Set<string>();
+    for (const t of o.tiers.values()) for (const cmd of [...t.peer.keys(), ...t.address.keys()]) commands.add(cmd);
+    return { inbound: commands.has(ALL) ? '*' : [...commands] };
   },
   options: schema,
   init(options, ctx) {

@@ -4,7 +4,7 @@
  * Like the hooks themselves this imports only the public hook API and npm packages.
  */
 import { z } from 'zod';
-import { codec, type HookResult, type Wants } from '../../src/hooks/index.js';
+import { codec, type HookResult } from '../../src/hooks/index.js';
 
 /** A P2P command as it can appear in the 12-byte command field. */
 export const commandName = z
@@ -46,23 +46,3 @@ export function commandLabel(command: string, listed: ReadonlySet<string>): stri
   return listed.has(command) || known.has(command) ? command : 'other';
 }
 
-export interface DirectionWants {
-  inbound?: Wants;
-  outbound?: Wants;
-}
-
-/**
- * `wants` that follows the options. The loader validates `options` with the module's schema,
- * then reads `wants`, then calls init(); and every load (start, reload) imports a fresh module
- * instance. So a hook can compute its wants in the schema's transform (`set`) and expose them
- * through a getter (`get`). Before any options were parsed, `fallback` applies.
- */
-export function optionScopedWants(fallback: DirectionWants): { get(): DirectionWants; set(w: DirectionWants): void } {
-  let current: DirectionWants | null = null;
-  return {
-    get: () => current ?? fallback,
-    set: (w) => {
-      current = w;
-    },
-  };
-}
