@@ -66,12 +66,15 @@ let hello: HookCounter;
 let bitSet: HookCounter;
 
 
-/** The x: commands the chain offers, in chain order. */
+/** The x: commands the chain offers: x:hello first (so a cut list still has it), then chain order. */
 function offeredCommands(ctx: HookContext): string[] {
-  return ctx.chainInfo().flatMap((m) => m.xCommands);
+  return ['x:hello', ...ctx.chainInfo().flatMap((m) => m.xCommands.filter((c) => c !== 'x:hello'))];
 }
 
-/** Feature data, format 1: version, flags, CompactSize count, count × var_str command; at most 512 bytes. */
+/**
+ * Feature data, format 1: version, flags, CompactSize count, count × var_str command; at most
+ * 512 bytes. A list that does not fit is cut to its longest prefix that does.
+ */
 export function encodeFeatureData(commands: readonly string[]): Buffer {
   const fitting: string[] = [];
   let size = 2 + 3; // version, flags, a CompactSize of at most 3 bytes
