@@ -227,13 +227,13 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
     return c.p2p.frames.slice(from).filter((f) => f.command.startsWith('x:'));
   };
 
-  await t.test('§1: a feature id that is not printable ASCII is not recorded, so x:hello stays printable', async () => {
+  await t.test('§1.5, §2.9: a feature id that is not printable ASCII is not recorded, so x:hello stays printable', async () => {
     const c = await xClient({ features: [featurePayload('acc\x01ptance/1'), featurePayload(X_FEATURE_ID), featurePayload('acceptance/2')] });
     const hello = await c.hello(++nonce); // the client's parser rejects any non-printable var_str
     assert.deepEqual(hello.features, [X_FEATURE_ID, 'acceptance/2']);
   });
 
-  await t.test('§2: the proxy sends its feature immediately after the version, before the node\'s other pre-verack messages', async () => {
+  await t.test('§2.2: the proxy sends its feature immediately after the version, before the node\'s other pre-verack messages', async () => {
     const c = await xClient();
     assert.equal(c.handshake[0], 'version');
     assert.equal(c.handshake[1], 'feature', c.handshake.join(','));
@@ -241,22 +241,23 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
     assert.equal(c.handshake.at(-1), 'verack');
   });
 
-  await t.test('§2: the version is raised to 70017 only for clients of 70017 or higher', async () => {
+  await t.test('§2.3: the version is raised to 70017 only for clients of 70017 or higher', async () => {
     assert.equal((await xClient()).theirVersion, 70017, "litecoind's 70016 raised for a 70017 client");
     assert.equal((await xClient({ version: 70018 })).theirVersion, 70017);
     const old = await xClient({ version: 70016 });
     assert.equal(old.theirVersion, 70016, 'a 70016 client sees the node\'s own number');
+    assert.equal(old.handshake.includes('feature'), false, '§2.1: no feature to a client below 70017');
     assert.equal(old.offered, null);
   });
 
-  await t.test('§2: a client announces after reading the proxy\'s version; the proxy also accepts it right after the client\'s version', async () => {
+  await t.test('§2.5, §2.6: a client announces after reading the proxy\'s version; the proxy also accepts it right after the client\'s version', async () => {
     const late = await xClient(); // section 5's order
     assert.deepEqual((await late.hello(++nonce)).features, [X_FEATURE_ID]);
     const early = await xClient({ announce: 'early' });
     assert.deepEqual((await early.hello(++nonce)).features, [X_FEATURE_ID]);
   });
 
-  await t.test('§2: a feature sent by a client below 70017 is not recorded: no x: answer at all; one sent before the version closes the connection', async () => {
+  await t.test('§2.6, §2.7: a feature sent by a client below 70017 is not recorded: no x: answer at all; one sent before the version closes the connection', async () => {
     // a connection that does not start with `version` is taken for BIP 324 v2 (bitcoind's rule; v2: reject)
     const p = await P2PClient.connect(proxy.port);
     t.after(() => p.close());
@@ -274,12 +275,12 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
     assert.equal(old.p2p.isClosed, false);
   });
 
-  await t.test('§2: a feature id announced twice is recorded once, at its first position', async () => {
+  await t.test('§2.9: a feature id announced twice is recorded once, at its first position', async () => {
     const c = await xClient({ features: [featurePayload('other/feature/a'), featurePayload(X_FEATURE_ID), featurePayload('other/feature/a', Buffer.from('again'))] });
     assert.deepEqual((await c.hello(++nonce)).features, ['other/feature/a', X_FEATURE_ID]);
   });
 
-  await t.test('§2: invalid feature messages are ignored (not recorded, no answer, connection kept)', async () => {
+  await t.test('§2.9: invalid feature messages are ignored (not recorded, no answer, connection kept)', async () => {
     const id = (s: string) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
     const invalid = [
       Buffer.concat([Buffer.from('fd1100', 'hex'), Buffer.from('bad/noncanonical'), Buffer.from([0])]), // 17 bytes as 0xfd 0x0011
@@ -295,7 +296,13 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
     assert.equal(c.p2p.isClosed, false);
   });
 
-  await t.test('§3: x: commands before the handshake get no answer, neither x:hello nor x:unknown; after it both are answered', async () => {
+  await t.test('§2.6: a feature sent after the client\'s verack is not recorded', async () => {
+    const c = await xClient();
+    c.sendX('feature', featurePayload('late/feature/1'));
+    assert.deepEqual((await c.hello(++nonce)).features, [X_FEATURE_ID]);
+  });
+
+  await t.test('§3.1: x: commands before the handshake get no answer, neither x:hello nor x:unknown; after it both are answered', async () => {
     const c = await xClient({
       beforeVerack: (p2p) => {
         for (const cmd of ['x:hello', 'x:nosuch']) p2p.sendRaw(encodeFrame(p2p.network, cmd, helloRequest(1n)).raw);
@@ -310,7 +317,7 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
     assert.deepEqual(after.map((f) => [f.command, parseUnknown(f.payload)]), [['x:unknown', 'x:nosuch']]);
   });
 
-  await t.test('§3: the empty command `x:` is an unknown command like any other', async () => {
+  await t.test('§3.3: the empty command `x:` is an unknown command like any other', async () => {
     const c = await xClient();
     const at = c.p2p.frames.length;
     c.sendX('x:', Buffer.alloc(0));
@@ -318,7 +325,7 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
     assert.deepEqual(after.map((f) => [f.command, parseUnknown(f.payload)]), [['x:unknown', 'x:']]);
   });
 
-  await t.test('§1: a command field with a non-printable byte closes the connection (litecoind itself only drops that message)', async () => {
+  await t.test('§1.2: a command field with a non-printable byte closes the connection (litecoind itself only drops that message)', async () => {
     const bad = (network: Network) => {
       const raw = Buffer.from(encodeFrame(network, 'x:aoo', Buffer.alloc(0)).raw);
       raw[4 + 2] = 0x01; // "x:\x01oo"
@@ -340,7 +347,7 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
   });
 });
 
-test('through the proxy with a custom magic: network is custom- + the magic in wire order, lowercase hex', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
+test('§1.7, through the proxy with a custom magic: network is custom- + the magic in wire order, lowercase hex', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
   const node = await startLitecoind({ name: 'features-magic', disableWallet: true });
   t.after(() => node.stop());
   // litecoind's regtest magic, configured as a custom one in upper case
