@@ -270,7 +270,7 @@ test('unit: a transaction is not served after txTtl', async () => {
   }
 });
 
-test('unit: several items in one getdata: hits pushed in request order, misses forwarded in one getdata in request order; filtered, compact, MWEB and unknown types always forwarded', async () => {
+test('unit: several items in one getdata: the leading cached items are pushed in request order, everything from the first miss on is forwarded in one getdata (bitcoind\'s answer order); filtered, compact, MWEB and unknown types always forwarded', async () => {
   const h = await harness();
   try {
     const [a, b] = [h.peer(), h.peer()];
@@ -293,12 +293,18 @@ test('unit: several items in one getdata: hits pushed in request order, misses f
       { type: InvType.BLOCK, hash: blockHashOf(b1!) },
     ];
     const r = await ask(h, b, items);
-    assert.deepEqual(
-      r.pushed.map((m) => m.command),
-      ['block', 'tx', 'block'],
-    );
-    assert.ok(r.pushed[0]!.payload.equals(b2!) && r.pushed[1]!.payload.equals(tx) && r.pushed[2]!.payload.equals(b1!));
-    assert.deepEqual(r.forwarded, [items[1], items[2], items[4], items[5], items[6]]);
+    assert.deepEqual(r.pushed.map((m) => m.command), ['block']);
+    assert.ok(r.pushed[0]!.payload.equals(b2!));
+    assert.deepEqual(r.forwarded, items.slice(1), 'the cached tx and b1 behind the miss go to bitcoind too, to keep its order');
+    // all cached: all pushed, in request order
+    const all = [items[0]!, items[3]!, items[7]!];
+    const r2 = await ask(h, b, all);
+    assert.equal(r2.forwarded, null);
+    assert.ok(r2.pushed[0]!.payload.equals(b2!) && r2.pushed[1]!.payload.equals(tx) && r2.pushed[2]!.payload.equals(b1!));
+    // a forwarded item is not served later in the same getdata
+    const r3 = await ask(h, b, [items[0]!, items[6]!, items[7]!]);
+    assert.equal(r3.pushed.length, 1);
+    assert.deepEqual(r3.forwarded, [items[6], items[7]]);
 
     // litecoind's MWEB-flagged answer is not learned: its serialization rules are not ours
     const c = h.peer();
@@ -320,9 +326,9 @@ test('unit: bounded in bytes: the least recently used block is evicted', async (
     for (const blk of [b1!, b2!]) await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }, 'block', blk);
     assert.equal((await ask(h, a, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(b1!) }])).pushed.length, 1, 'b1 cached (and now most recently used)');
     await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(b3!) }, 'block', b3!);
-    const r = await ask(h, a, [b1!, b2!, b3!].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })));
+    const r = await ask(h, a, [b3!, b1!, b2!].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })));
     assert.deepEqual(r.forwarded, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(b2!) }], 'b2 was the least recently used');
-    assert.deepEqual(r.pushed.map((m) => m.payload.length), [b1!.length, b3!.length]);
+    assert.deepEqual(r.pushed.map((m) => m.payload.length), [b3!.length, b1!.length]);
   } finally {
     await h.close();
   }
