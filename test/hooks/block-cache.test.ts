@@ -470,3 +470,120 @@ test('bcoin behind the proxy: a bcoin node syncs through it; a second bcoin node
   const servedTotal = await proxy.metricValue('bhp_messages_total', { command: 'block', direction: 'outbound' });
   assert.ok(servedTotal - served <= 1, `the backend served ${servedTotal - served} full blocks to the second node`);
 });
+
+/** litecoind's RPC credentials, from the arguments test/support/litecoind.ts started it with. */
+function rpcOptions(node: Litecoind, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const arg = (name: string) => node.args.find((a) => a.startsWith(`-${name}=`))!.slice(name.length + 2);
+  return { url: `http://127.0.0.1:${node.rpcPort}`, user: arg('rpcuser'), password: arg('rpcpassword'), ...extra };
+}
+
+/** Ask for blocks, then ping: once the pong is back, every answer litecoind or the cache had has arrived (bitcoind answers a getdata before later messages). */
+async function blocksAnswered(client: P2PClient, items: InvVector[]): Promise<string[]> {
+  const from = client.frames.length;
+  client.send('getdata', items);
+  await client.ping(20_000);
+  return client.frames
+    .slice(from)
+    .filter((f) => f.command === 'block')
+    .map((f) => RawBlock.parse(f.payload).hash.toString('hex'));
+}
+
+test('litecoind behind the proxy: blocks the node invalidated are not served from the cache once its headers show another chain (no rpc)', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  const node = await startLitecoind({ name: 'block-cache-reorg' });
+  t.after(() => node.stop());
+  await node.generate(10);
+  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: {} }]), { metrics: true });
+  t.after(() => proxy.close());
+  const client = await P2PClient.connect(proxy.port);
+  t.after(() => client.close());
+  await client.handshake();
+  client.send('sendheaders', {}); // litecoind announces new blocks with headers
+  const direct = await P2PClient.connect(node.p2pPort);
+  t.after(() => direct.close());
+  await direct.handshake();
+
+  const [h9, h10] = [await node.getBlockHash(9), await node.getBlockHash(10)];
+  const items = [h9, h10].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
+  const wire = items.map((i) => i.hash.toString('hex'));
+  assert.deepEqual(await blocksAnswered(client, items), wire, 'first request: litecoind answers');
+  assert.deepEqual(await blocksAnswered(client, items), wire, 'second request: the cache answers');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 2);
+
+  await node.rpc('invalidateblock', [h9]); // 9 and 10 leave the active chain
+  assert.deepEqual(await blocksAnswered(direct, items), [], 'litecoind no longer serves them');
+  // documented: with nothing from the node to say so (no rpc, no new header yet), the cache cannot know
+  assert.deepEqual(await blocksAnswered(client, items), wire, 'still served from the cache until the node shows another chain');
+
+  const from = client.frames.length;
+  const [h9b] = await node.generate(1, await node.getNewAddress()); // a new block 9 on block 8 (another coinbase)
+  assert.notEqual(h9b, h9);
+  // litecoind announces it (inv: it does not know which headers we have); we ask for the headers, as a node does
+  await waitFor(() => client.frames.slice(from).some((f) => f.command === 'inv' || f.command === 'headers'), 20_000, 'the announcement of the new block');
+  client.send('getheaders', { version: 70016, locator: [hashFromHex(await node.getBlockHash(8))], hashStop: Buffer.alloc(32) });
+  await client.waitFor('headers', 20_000, (f) => decodeMessage('headers', f.payload).length > 0, from);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_evictions_total', { kind: 'block', reason: 'stale' }), 2, 'block 9 and its child 10 dropped');
+  const hits = await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' });
+  assert.deepEqual(await blocksAnswered(client, items), [], 'as litecoind: nothing');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), hits);
+  // the new block is served (by litecoind, then by the cache)
+  const fresh = [{ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h9b!) }];
+  assert.equal((await blocksAnswered(client, fresh)).length, 1);
+  assert.equal((await blocksAnswered(client, fresh)).length, 1);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), hits + 1);
+});
+
+test('litecoind behind the proxy with rpc: a block the node invalidated is not served from the cache, a block back in its chain is again', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  const node = await startLitecoind({ name: 'block-cache-rpc' });
+  t.after(() => node.stop());
+  await node.generate(10);
+  // cacheTtl 0: every request asks litecoind (a longer ttl is the window in which an answer can be stale)
+  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: { rpc: rpcOptions(node, { cacheTtl: 0 }) } }]), { metrics: true });
+  t.after(() => proxy.close());
+  const client = await P2PClient.connect(proxy.port);
+  t.after(() => client.close());
+  await client.handshake();
+  const direct = await P2PClient.connect(node.p2pPort);
+  t.after(() => direct.close());
+  await direct.handshake();
+
+  const [h9, h10] = [await node.getBlockHash(9), await node.getBlockHash(10)];
+  const [i9, i10] = [h9, h10].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
+  const [w9, w10] = [i9!, i10!].map((i) => i.hash.toString('hex'));
+  assert.deepEqual(await blocksAnswered(client, [i9!, i10!]), [w9, w10]);
+  assert.deepEqual(await blocksAnswered(client, [i9!, i10!]), [w9, w10]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 2);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'in_chain' }), 2);
+
+  await node.rpc('invalidateblock', [h10]);
+  assert.deepEqual(await blocksAnswered(direct, [i10!]), [], 'litecoind ignores the request');
+  assert.deepEqual(await blocksAnswered(client, [i10!]), [], 'and so does the proxy: the cache does not serve it');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'not_in_chain' }), 1);
+  // block 9 is still in the chain; 10 behind it goes to litecoind, which answers nothing
+  assert.deepEqual(await blocksAnswered(client, [i9!, i10!]), [w9]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 3);
+
+  const from = client.frames.length;
+  await node.rpc('reconsiderblock', [h10]);
+  // litecoind announces its tip 10 again; the last block of an inv is bitcoind's to answer once (getblocks continuation)
+  await client.waitFor('inv', 20_000, (f) => decodeMessage('inv', f.payload).some((x) => x.hash.equals(i10!.hash)), from);
+  assert.deepEqual(await blocksAnswered(client, [i10!]), [w10]);
+  assert.deepEqual(await blocksAnswered(client, [i10!]), [w10]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 4, 'back in the chain: served from the cache');
+});
+
+test('litecoind behind the proxy with rpc that does not answer: the cache forwards every block (unsure means forwarded) and the peer is served by litecoind', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  const node = await startLitecoind({ name: 'block-cache-rpc-down' });
+  t.after(() => node.stop());
+  await node.generate(3);
+  const wrong = rpcOptions(node, { password: 'not-the-password' }); // litecoind answers 401
+  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: { rpc: wrong } }]), { metrics: true });
+  t.after(() => proxy.close());
+  const client = await P2PClient.connect(proxy.port);
+  t.after(() => client.close());
+  await client.handshake();
+  const item = { type: InvType.WITNESS_BLOCK, hash: hashFromHex(await node.getBlockHash(3)) };
+  for (let i = 0; i < 2; i++) assert.deepEqual(await blocksAnswered(client, [item]), [item.hash.toString('hex')]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total'), 0);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'error' }), 1);
+  assert.equal(client.isClosed, false);
+});
