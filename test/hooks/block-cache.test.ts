@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Block, Transaction } from 'bitcoinjs-lib';
 import { decodeMessage, hash256, hashFromHex, InvType, RawBlock, RawTransaction, type Frame, type InvVector } from '../../src/codec/index.js';
@@ -488,19 +488,24 @@ async function blocksAnswered(client: P2PClient, items: InvVector[]): Promise<st
     .map((f) => RawBlock.parse(f.payload).hash.toString('hex'));
 }
 
-test('litecoind behind the proxy: blocks the node invalidated are not served from the cache once its headers show another chain (no rpc)', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  const node = await startLitecoind({ name: 'block-cache-reorg' });
+/** litecoind with `blocks` mined, the proxy with the hook in front, a client through it and one straight to litecoind. */
+async function cacheSetup(t: TestContext, name: string, blocks: number, options: (node: Litecoind) => Record<string, unknown> = () => ({})) {
+  const node = await startLitecoind({ name });
   t.after(() => node.stop());
-  await node.generate(10);
-  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: {} }]), { metrics: true });
+  await node.generate(blocks);
+  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: options(node) }]), { metrics: true });
   t.after(() => proxy.close());
-  const client = await P2PClient.connect(proxy.port);
-  t.after(() => client.close());
-  await client.handshake();
-  client.send('sendheaders', {}); // litecoind announces new blocks with headers
-  const direct = await P2PClient.connect(node.p2pPort);
-  t.after(() => direct.close());
-  await direct.handshake();
+  const [client, direct] = await Promise.all([proxy.port, node.p2pPort].map((port) => P2PClient.connect(port)));
+  for (const c of [client!, direct!]) {
+    t.after(() => c.close());
+    await c.handshake();
+  }
+  return { node, proxy, client: client!, direct: direct! };
+}
+
+test('litecoind behind the proxy: blocks the node invalidated are not served from the cache once its headers show another chain (no rpc)', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  const { node, proxy, client, direct } = await cacheSetup(t, 'block-cache-reorg', 10);
+  client.send('sendheaders', {}); // litecoind may announce new blocks with headers
 
   const [h9, h10] = [await node.getBlockHash(9), await node.getBlockHash(10)];
   const items = [h9, h10].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
@@ -533,18 +538,8 @@ test('litecoind behind the proxy: blocks the node invalidated are not served fro
 });
 
 test('litecoind behind the proxy with rpc: a block the node invalidated is not served from the cache, a block back in its chain is again', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  const node = await startLitecoind({ name: 'block-cache-rpc' });
-  t.after(() => node.stop());
-  await node.generate(10);
   // cacheTtl 0: every request asks litecoind (a longer ttl is the window in which an answer can be stale)
-  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: { rpc: rpcOptions(node, { cacheTtl: 0 }) } }]), { metrics: true });
-  t.after(() => proxy.close());
-  const client = await P2PClient.connect(proxy.port);
-  t.after(() => client.close());
-  await client.handshake();
-  const direct = await P2PClient.connect(node.p2pPort);
-  t.after(() => direct.close());
-  await direct.handshake();
+  const { node, proxy, client, direct } = await cacheSetup(t, 'block-cache-rpc', 10, (n) => ({ rpc: rpcOptions(n, { cacheTtl: 0 }) }));
 
   const [h9, h10] = [await node.getBlockHash(9), await node.getBlockHash(10)];
   const [i9, i10] = [h9, h10].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
@@ -572,15 +567,8 @@ test('litecoind behind the proxy with rpc: a block the node invalidated is not s
 });
 
 test('litecoind behind the proxy with rpc that does not answer: the cache forwards every block (unsure means forwarded) and the peer is served by litecoind', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  const node = await startLitecoind({ name: 'block-cache-rpc-down' });
-  t.after(() => node.stop());
-  await node.generate(3);
-  const wrong = rpcOptions(node, { password: 'not-the-password' }); // litecoind answers 401
-  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: { rpc: wrong } }]), { metrics: true });
-  t.after(() => proxy.close());
-  const client = await P2PClient.connect(proxy.port);
-  t.after(() => client.close());
-  await client.handshake();
+  // a wrong password: litecoind answers 401
+  const { node, proxy, client } = await cacheSetup(t, 'block-cache-rpc-down', 3, (n) => ({ rpc: rpcOptions(n, { password: 'not-the-password' }) }));
   const item = { type: InvType.WITNESS_BLOCK, hash: hashFromHex(await node.getBlockHash(3)) };
   for (let i = 0; i < 2; i++) assert.deepEqual(await blocksAnswered(client, [item]), [item.hash.toString('hex')]);
   assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total'), 0);
