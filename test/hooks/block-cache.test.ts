@@ -359,6 +359,32 @@ test('unit: nothing served before the handshake; a possible getblocks continuati
   }
 });
 
+test('unit: a header bitcoind sends on the parent of a cached block drops that block and its cached descendants', async () => {
+  const h = await harness();
+  try {
+    const a = h.peer();
+    const b = Buffer.from(fx().plainBlocks[0]!);
+    const child = Buffer.from(fx().plainBlocks[1]!);
+    blockHashOf(b).copy(child, 4); // child's parent is b
+    const other = Buffer.from(fx().plainBlocks[2]!);
+    for (const blk of [b, child, other]) await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }, 'block', blk);
+    const header = (blk: Buffer) => decodeMessage('headers', Buffer.concat([Buffer.from([1]), blk.subarray(0, 80), Buffer.from([0])]))[0]!;
+    const cached = async () => (await ask(h, a, [b, child, other].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })))).pushed.length;
+    // bitcoind's headers with b itself: b is in its chain, nothing changes
+    await h.deliver(a, 'outbound', 'headers', [header(b)]);
+    assert.equal(await cached(), 3);
+    // another block on b's parent: b left bitcoind's chain, and child with it
+    const sibling = Buffer.from(b.subarray(0, 80));
+    sibling[79] = sibling[79]! ^ 0xff;
+    await h.deliver(a, 'outbound', 'headers', [header(sibling)]);
+    const r = await ask(h, a, [other, b, child].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })));
+    assert.equal(r.pushed.length, 1, 'only the unrelated block is still served');
+    assert.deepEqual(r.forwarded?.map((i) => i.hash), [blockHashOf(b), blockHashOf(child)]);
+  } finally {
+    await h.close();
+  }
+});
+
 test('unit: options are validated and named in the error', async () => {
   await assert.rejects(harness({ maxBytes: 'lots' }), /block-cache.*maxBytes/s);
   await assert.rejects(harness({ colour: 'red' }), /block-cache.*colour/s);
