@@ -10,13 +10,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeMessage, encodeFrame, type Network } from '../../src/codec/index.js';
+import { NETWORKS, decodeMessage, encodeFrame, encodeMessage, type Network } from '../../src/codec/index.js';
 import { HOOK_API_VERSION, HookLoadError, X_FEATURE_ID, defineHook } from '../../src/hooks/index.js';
 import { createHookHarness } from '../../src/hooks/testing.js';
 import { litecoindSkipReason, startLitecoind } from '../support/litecoind.js';
 import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy } from '../support/proxy-harness.js';
-import { backendPeer, hooksYaml, pingRoundTrip } from './support.js';
+import { X_MANY_COMMANDS } from './fixtures/x-many.js';
+import { backendPeer, fixture, hooksYaml, pingRoundTrip } from './support.js';
 import { X_PROTOCOL_FEATURE_ID, XClient, featurePayload, helloRequest, parseFeatureData, parseHello, parseUnknown } from './x-protocol-client.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -27,6 +28,31 @@ const xPeer = { version: 70017, features: new Map([[X_FEATURE_ID, Buffer.alloc(0
 
 test('the document and the API agree on the feature id', () => {
   assert.equal(X_PROTOCOL_FEATURE_ID, X_FEATURE_ID);
+});
+
+test('§6: the hex examples of docs/x-protocol.md are the bytes the hook and the client build', async () => {
+  const doc = readFileSync(path.resolve(here, '../../../docs/x-protocol.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## 6. Example'), doc.indexOf('## 7.'));
+  // each code block: hex groups, then two or more spaces and a comment
+  const blocks = [...section.matchAll(/```\n([\s\S]*?)```/g)].map((m) =>
+    m[1]!
+      .split('\n')
+      .map((line) => line.trim().split(/\s{2,}/)[0]!.replace(/ /g, ''))
+      .join(''),
+  );
+  const frame = (command: string, payload: Buffer) => encodeFrame(NETWORKS.regtest, command, payload).raw.toString('hex');
+  const { encodeFeatureData, encodeHelloAnswer } = (await import(MODULE)) as typeof import('../../hooks/features.js');
+  assert.deepEqual(blocks, [
+    frame('feature', encodeMessage('feature', { featureId: X_FEATURE_ID, data: encodeFeatureData(['x:hello']) })),
+    frame('feature', featurePayload(X_PROTOCOL_FEATURE_ID)),
+    frame('x:hello', helloRequest(0x0102030405060708n)),
+    frame(
+      'x:hello',
+      encodeHelloAnswer({ nonce: 0x0102030405060708n, name: 'bitcoin-hook-proxy', version: '0.1.0', apiVersion: '1.1', network: 'regtest', modules: [{ name: 'features', xCommands: ['x:hello'] }], peerFeatures: [X_FEATURE_ID] }),
+    ),
+    frame('x:unknown', Buffer.from('05783a666f6f', 'hex')),
+  ]);
+  assert.equal(parseUnknown(Buffer.from('05783a666f6f', 'hex')), 'x:foo');
 });
 
 test('features(peer) announces the x: commands of the whole chain, parsed by the client written from the document', async () => {
@@ -345,6 +371,23 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
     // and the proxy keeps serving everyone else
     assert.equal((await (await xClient()).hello(++nonce)).network, 'regtest');
   });
+});
+
+test('§2.4, through the proxy in front of litecoind: a command list over 512 bytes is cut from its end, x:hello stays first', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
+  const node = await startLitecoind({ name: 'features-cut', disableWallet: true });
+  t.after(() => node.stop());
+  // features last in the chain, after a module with 60 commands
+  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: fixture('x-many') }, { module: MODULE, options: {} }]));
+  t.after(() => proxy.close());
+  const x = await XClient.connect(proxy.port);
+  t.after(() => x.close());
+  const offered = x.offered!;
+  assert.equal(offered.truncated, true);
+  assert.equal(offered.commands[0], 'x:hello');
+  assert.ok(offered.commands.length > 30 && offered.commands.length < 61, `${offered.commands.length} commands`);
+  assert.deepEqual(offered.commands.slice(1), X_MANY_COMMANDS.slice(0, offered.commands.length - 1), 'the longest prefix of the chain order');
+  const hello = await x.hello(9n);
+  assert.deepEqual(hello.modules.map((m) => m.commands.length), [60, 1], 'x:hello has them all');
 });
 
 test('§1.7, through the proxy with a custom magic: network is custom- + the magic in wire order, lowercase hex', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
