@@ -14,6 +14,7 @@
  * gets from the cache.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -568,8 +569,14 @@ test('litecoind behind the proxy: blocks the node invalidated are not served fro
 });
 
 test('litecoind behind the proxy with rpc: a block the node invalidated is not served from the cache, a block back in its chain is again', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  // cacheTtl 0: every request asks litecoind (a longer ttl is the window in which an answer can be stale)
-  const { node, proxy, client, direct } = await cacheSetup(t, 'block-cache-rpc', 10, (n) => ({ rpc: rpcOptions(n, { cacheTtl: 0 }) }));
+  // cacheTtl 0: every request asks litecoind (a longer ttl is the window in which an answer can be stale);
+  // the credentials come from a cookie file, as bitcoind's .cookie would give them
+  const { node, proxy, client, direct } = await cacheSetup(t, 'block-cache-rpc', 10, (n) => {
+    const { user, password, ...rest } = rpcOptions(n, { cacheTtl: 0 });
+    const cookieFile = path.join(n.datadir, 'test.cookie');
+    writeFileSync(cookieFile, `${String(user)}:${String(password)}\n`);
+    return { rpc: { ...rest, cookieFile } };
+  });
 
   const [h9, h10] = [await node.getBlockHash(9), await node.getBlockHash(10)];
   const [i9, i10] = [h9, h10].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
