@@ -404,7 +404,7 @@ export class PeerSession implements ChainTarget {
 
   #unknownX(command: string): void {
     this.log.debug({ command }, 'x: command no module registered');
-    // like x:hello, nothing is answered before the handshake (docs/x-protocol.md §3)
+    // like x:hello, nothing is answered before the handshake (docs/x-protocol.md §3.1)
     if (this.settings.xUnknown !== 'reply' || !this.info.handshakeComplete) return;
     this.sendMessage({ command: 'x:unknown', payload: new PayloadWriter(16).varString(command).finish() });
   }
@@ -414,7 +414,7 @@ export class PeerSession implements ChainTarget {
     if (this.#peerVerack || (this.info.version ?? 0) < FEATURE_MIN_VERSION) return;
     try {
       const f = decodeFrame<FeatureMessage>(frame);
-      // ids are printable ASCII in the x: protocol (docs/x-protocol.md §1): others are ignored
+      // ids are printable ASCII in the x: protocol (docs/x-protocol.md §1.5, §2.9): others are ignored
       if (this.info.features.size < 64 && /^[\x20-\x7e]+$/.test(f.featureId)) this.info.features.set(f.featureId, Buffer.from(f.data));
     } catch (err) {
       this.log.info({ err: (err as Error).message }, 'unparseable feature message from peer');
