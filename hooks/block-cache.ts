@@ -14,12 +14,18 @@
  *   - filtered and compact blocks, unknown types and types with flag bits other than the witness
  *     flag (e.g. Litecoin's MWEB 0x20000000) are always forwarded;
  *   - nothing is served before the peer's handshake is complete;
- *   - hits are pushed at once, misses go on to bitcoind in one getdata (so answers can reach the
- *     peer in another order than requested, which the protocol allows).
+ *   - only blocks in bitcoind's active chain: a cached block is dropped when bitcoind's own
+ *     headers (or an announced cmpctblock) show another block on the same parent, and with
+ *     `rpc` every block is checked with getblockheader (answers kept `rpc.cacheTtl`) before it
+ *     is served; unsure means forwarded;
+ *   - bitcoind's answer order: the leading cached items of a getdata are pushed, everything from
+ *     the first item that is not served on goes to bitcoind in one getdata.
  */
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { codec, defineHook, HOOK_API_VERSION, type HookContext, type HookCounter, type HookGauge, type HookMessage, type HookPeer, type HookResult, type OutgoingMessage } from '../src/hooks/index.js';
+import { ChainCheck, chainCheckOptions, type CheckOutcome } from './lib/chain-check.js';
+import { seconds } from './lib/common.js';
 
 const { InvType } = codec;
 
@@ -50,20 +56,6 @@ const byteSize = z.union([
   }),
 ]);
 
-/** Seconds: a number, or a string like "15m", "90s", "2h". */
-const seconds = z.union([
-  z.number().nonnegative(),
-  z.string().transform((s, ctx) => {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(s);
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like 15m, 90s or 900, got "${s}"` });
-      return z.NEVER;
-    }
-    const scale = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
-    return Number(m[1]) * scale;
-  }),
-]);
-
 export const blockCacheOptions = z.strictObject({
   /** bytes of blocks kept (0: no block caching) */
   maxBytes: byteSize.default(256 * 1024 * 1024),
@@ -75,6 +67,8 @@ export const blockCacheOptions = z.strictObject({
   blockTtl: seconds.default(0),
   /** transaction announcements remembered per peer */
   announcedPerPeer: z.number().int().positive().default(DEFAULT_ANNOUNCED_PER_PEER),
+  /** optional read-only RPC to bitcoind: serve a block only if getblockheader says it is in the active chain */
+  rpc: chainCheckOptions.optional(),
 });
 
 export type BlockCacheOptions = z.output<typeof blockCacheOptions>;
@@ -91,6 +85,8 @@ interface Entry {
   hasWitness: boolean;
   /** transactions: wtxid hex (wire order), when known */
   wtxid?: string;
+  /** blocks: the parent's hash hex (wire order) */
+  prev?: string;
 }
 
 /** Per peer, in peer.state (shared with other instances of this module; bounded). */
@@ -115,10 +111,16 @@ interface Metrics {
   evictions: HookCounter;
   entries: HookGauge;
   bytes: HookGauge;
+  checks: HookCounter;
 }
 
 function hex(hash: Buffer): string {
   return hash.toString('hex');
+}
+
+/** A hash as RPC shows it (byte-reversed). */
+function displayHex(hash: Buffer): string {
+  return Buffer.from(hash).reverse().toString('hex');
 }
 
 function limitedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
@@ -142,13 +144,17 @@ export class BlockCache {
   readonly txs: LRUCache<string, Entry> | null;
   /** wtxid hex → txid hex, for the transactions whose witness form is cached */
   readonly #byWtxid = new Map<string, string>();
+  /** parent hash hex → the cached blocks on it (to drop those bitcoind's chain left) */
+  readonly #byPrev = new Map<string, Set<string>>();
   readonly #txTtlMs: number;
+  readonly chainCheck: ChainCheck | null;
 
   constructor(
     readonly options: BlockCacheOptions,
     private readonly m: Metrics,
   ) {
     this.#txTtlMs = options.txTtl * 1000;
+    this.chainCheck = options.rpc ? new ChainCheck(options.rpc, (outcome: CheckOutcome) => m.checks.inc({ outcome })) : null;
     this.blocks = options.maxBytes > 0 ? this.#lru('block', options.maxBytes, options.blockTtl * 1000) : null;
     this.txs = options.txMaxBytes > 0 ? this.#lru('tx', options.txMaxBytes, this.#txTtlMs) : null;
   }
@@ -161,6 +167,7 @@ export class BlockCache {
       dispose: (e, key, reason) => {
         if (reason === 'evict' || reason === 'expire') this.m.evictions.inc({ kind, reason });
         if (kind === 'tx' && reason !== 'set' && e.wtxid && this.#byWtxid.get(e.wtxid) === key) this.#byWtxid.delete(e.wtxid);
+        if (kind === 'block' && reason !== 'set' && e.prev) this.#unlinkPrev(e.prev, key);
       },
     });
   }
@@ -183,7 +190,7 @@ export class BlockCache {
 
   // inbound getdata
 
-  getdata(msg: HookMessage, peer: HookPeer): HookResult | undefined {
+  getdata(msg: HookMessage, peer: HookPeer): HookResult | Promise<HookResult | undefined> | undefined {
     if (!peer.handshakeComplete) return undefined; // bitcoind ignores it before verack; so do we
     let items: codec.InvVector[];
     try {
@@ -193,17 +200,38 @@ export class BlockCache {
     }
     const book = BlockCache.book(peer);
     const now = Date.now();
-    const push: OutgoingMessage[] = [];
-    const misses: codec.InvVector[] = [];
+    // bitcoind answers in request order: serve the leading run of cached items, forward the rest
+    const hits: OutgoingMessage[] = [];
     for (const item of items) {
       const found = this.#lookup(item, book, now);
-      if (found) {
-        push.push(found);
-        this.m.hits.inc({ kind: found.command });
-        this.m.bytesServed.inc({ kind: found.command }, found.payload!.length);
-        continue;
+      if (!found) break;
+      hits.push(found);
+    }
+    const blocks = this.chainCheck ? items.slice(0, hits.length).filter((i) => cacheableKind(i.type) === 'block') : [];
+    if (blocks.length === 0) return this.#answer(items, hits, book);
+    // serve blocks only while bitcoind says they are in its active chain
+    return this.chainCheck!.inActiveChain(blocks.map((i) => displayHex(i.hash))).then((inChain) => {
+      let served = hits.length;
+      let b = 0;
+      for (let i = 0; i < hits.length && b < inChain.length; i++) {
+        if (cacheableKind(items[i]!.type) !== 'block') continue;
+        if (!inChain[b++]) {
+          served = i;
+          break;
+        }
       }
-      misses.push(item);
+      return this.#answer(items, hits.slice(0, served), book);
+    });
+  }
+
+  /** Push `hits` (the first items), forward the rest in one getdata, remembering what was asked. */
+  #answer(items: codec.InvVector[], hits: OutgoingMessage[], book: PeerBook): HookResult | undefined {
+    for (const h of hits) {
+      this.m.hits.inc({ kind: h.command });
+      this.m.bytesServed.inc({ kind: h.command }, h.payload!.length);
+    }
+    const rest = items.slice(hits.length);
+    for (const item of rest) {
       const kind = cacheableKind(item.type);
       if (kind) {
         this.m.misses.inc({ kind });
@@ -221,9 +249,9 @@ export class BlockCache {
         limitedSet(book.pending, hex(item.hash), CONFLICT, PENDING_PER_PEER);
       }
     }
-    if (push.length === 0) return undefined;
-    if (misses.length === 0) return { push, action: 'drop' };
-    return { push, replace: { command: 'getdata', payload: codec.encodeMessage('getdata', misses) } };
+    if (hits.length === 0) return undefined;
+    if (rest.length === 0) return { push: hits, action: 'drop' };
+    return { push: hits, replace: { command: 'getdata', payload: codec.encodeMessage('getdata', rest) } };
   }
 
   #lookup(item: codec.InvVector, book: PeerBook, now: number): OutgoingMessage | null {
@@ -295,7 +323,45 @@ export class BlockCache {
       return;
     }
     const hasWitness = block.txs.some((tx) => tx.hasWitness);
-    this.#store(this.blocks, key, msg.payload, hasWitness || asked === InvType.WITNESS_BLOCK, hasWitness);
+    const prev = hex(msg.payload.subarray(4, 36));
+    if (this.#store(this.blocks, key, msg.payload, hasWitness || asked === InvType.WITNESS_BLOCK, hasWitness, undefined, prev)) {
+      let siblings = this.#byPrev.get(prev);
+      if (!siblings) this.#byPrev.set(prev, (siblings = new Set()));
+      siblings.add(key);
+    }
+  }
+
+  /** bitcoind's headers (announcements and getheaders answers) are all in its active chain. */
+  headers(msg: HookMessage): void {
+    if (!this.blocks || this.#byPrev.size === 0) return;
+    let headers: codec.BlockHeader[];
+    try {
+      headers = msg.decode<codec.HeadersMessage>();
+    } catch {
+      return;
+    }
+    for (const h of headers) this.#inActiveChain(hex(codec.blockHash(h)), hex(h.prevBlock));
+  }
+
+  /** A block of bitcoind's active chain: cached blocks on the same parent are not (any more). */
+  #inActiveChain(key: string, prev: string): void {
+    const siblings = this.#byPrev.get(prev);
+    if (!siblings) return;
+    for (const other of [...siblings]) if (other !== key) this.#dropStale(other);
+  }
+
+  /** Drop a block that left bitcoind's active chain, and its cached descendants. */
+  #dropStale(key: string): void {
+    if (this.blocks!.delete(key)) this.m.evictions.inc({ kind: 'block', reason: 'stale' });
+    for (const child of [...(this.#byPrev.get(key) ?? [])]) this.#dropStale(child);
+    this.updateGauges();
+  }
+
+  #unlinkPrev(prev: string, key: string): void {
+    const siblings = this.#byPrev.get(prev);
+    if (!siblings) return;
+    siblings.delete(key);
+    if (siblings.size === 0) this.#byPrev.delete(prev);
   }
 
   tx(msg: HookMessage, peer: HookPeer): void {
@@ -326,17 +392,22 @@ export class BlockCache {
     }
   }
 
-  /** A cmpctblock answers a MSG_CMPCT_BLOCK request: no `block` follows for it. */
+  /**
+   * A cmpctblock answers a MSG_CMPCT_BLOCK request (no `block` follows for it), or, unasked,
+   * announces bitcoind's new tip.
+   */
   cmpctblock(msg: HookMessage, peer: HookPeer): void {
-    if (msg.payload.length >= 80) takePending(peer, hex(codec.blockHash(msg.payload)));
+    if (msg.payload.length < 80) return;
+    const key = hex(codec.blockHash(msg.payload));
+    if (takePending(peer, key) === undefined && this.blocks) this.#inActiveChain(key, hex(msg.payload.subarray(4, 36)));
   }
 
   /** Returns true when stored. Never downgrades a witness entry to a stripped-only one. */
-  #store(cache: LRUCache<string, Entry>, key: string, payload: Buffer, witness: boolean, hasWitness: boolean, wtxid?: string): boolean {
+  #store(cache: LRUCache<string, Entry>, key: string, payload: Buffer, witness: boolean, hasWitness: boolean, wtxid?: string, prev?: string): boolean {
     const old = cache.peek(key);
     if (old && (old.witness || !witness)) return false;
     // The payload is a view into the session's read buffer, which is reused: copy it.
-    const entry: Entry = { bytes: Buffer.from(payload), witness, hasWitness, ...(wtxid ? { wtxid } : {}) };
+    const entry: Entry = { bytes: Buffer.from(payload), witness, hasWitness, ...(wtxid ? { wtxid } : {}), ...(prev ? { prev } : {}) };
     cache.set(key, entry);
     this.updateGauges();
     return cache.has(key); // an entry larger than the whole cache is not stored
@@ -376,9 +447,10 @@ function metrics(ctx: HookContext): Metrics {
     hits: mx.counter('block_cache_hits_total', 'getdata items answered from the block cache, by kind (block, tx)', ['kind']),
     misses: mx.counter('block_cache_misses_total', 'cacheable getdata items forwarded to bitcoind, by kind', ['kind']),
     bytesServed: mx.counter('block_cache_served_bytes_total', 'payload bytes answered from the block cache, by kind', ['kind']),
-    evictions: mx.counter('block_cache_evictions_total', 'entries dropped from the block cache, by kind and reason (evict: size, expire: ttl)', ['kind', 'reason']),
+    evictions: mx.counter('block_cache_evictions_total', 'entries dropped from the block cache, by kind and reason (evict: size, expire: ttl, stale: left bitcoind\'s active chain)', ['kind', 'reason']),
     entries: mx.gauge('block_cache_entries', 'entries in the block cache, by kind', ['kind']),
     bytes: mx.gauge('block_cache_bytes', 'bytes the block cache accounts for, by kind', ['kind']),
+    checks: mx.counter('block_cache_chain_checks_total', 'cached blocks checked with bitcoind\'s getblockheader (rpc), by outcome (in_chain, not_in_chain, error)', ['outcome']),
   };
 }
 
@@ -386,7 +458,7 @@ export default defineHook<BlockCacheOptions>({
   apiVersion: HOOK_API_VERSION,
   name: 'block-cache',
   options: blockCacheOptions,
-  wants: { inbound: ['getdata'], outbound: ['block', 'tx', 'inv', 'notfound', 'cmpctblock'] },
+  wants: { inbound: ['getdata'], outbound: ['block', 'tx', 'inv', 'notfound', 'cmpctblock', 'headers'] },
   init(options, ctx) {
     const cache = new BlockCache(options, metrics(ctx));
     cache.updateGauges();
@@ -412,7 +484,11 @@ export default defineHook<BlockCacheOptions>({
       case 'cmpctblock':
         cache.cmpctblock(msg, peer);
         break;
+      case 'headers':
+        cache.headers(msg);
+        break;
     }
     return undefined;
   },
+
 });

@@ -3,10 +3,11 @@
  * is the specification; docs/hooks/features.md the operator's page).
  *
  *   - To every peer of protocol 70017+ it announces the feature X_FEATURE_ID
- *     (`bitcoin-hook-proxy/x/1`) with feature data listing the x: commands the chain offers.
- *     The runtime sends it right after bitcoind's `version`, before bitcoind's `verack`.
- *   - It reads what each peer announced (peer.features, recorded by the runtime before the
- *     peer's verack) and counts, at the peer's verack, whether it announced our feature.
+ *     (`bitcoin-hook-proxy/x/1`) with feature data listing the x: commands the chain offers,
+ *     x:hello first. The runtime sends it right after bitcoind's `version`.
+ *   - It reads what each peer announced (peer.features, recorded by the runtime from 70017+
+ *     peers between their version and verack) and counts, at the peer's verack, whether it
+ *     announced our feature.
  *   - It answers `x:hello` (after the handshake, from peers that announced our feature) with
  *     the proxy's name and version, the hook API version, the network, every module of the
  *     chain with its x: commands (ctx.chainInfo()), and the feature ids the peer announced.
@@ -66,12 +67,15 @@ let hello: HookCounter;
 let bitSet: HookCounter;
 
 
-/** The x: commands the chain offers, in chain order. */
+/** The x: commands the chain offers: x:hello first (so a cut list still has it), then chain order. */
 function offeredCommands(ctx: HookContext): string[] {
-  return ctx.chainInfo().flatMap((m) => m.xCommands);
+  return ['x:hello', ...ctx.chainInfo().flatMap((m) => m.xCommands.filter((c) => c !== 'x:hello'))];
 }
 
-/** Feature data, format 1: version, flags, CompactSize count, count × var_str command; at most 512 bytes. */
+/**
+ * Feature data, format 1: version, flags, CompactSize count, count × var_str command; at most
+ * 512 bytes. A list that does not fit is cut to its longest prefix that does.
+ */
 export function encodeFeatureData(commands: readonly string[]): Buffer {
   const fitting: string[] = [];
   let size = 2 + 3; // version, flags, a CompactSize of at most 3 bytes

@@ -46,3 +46,16 @@ export function commandLabel(command: string, listed: ReadonlySet<string>): stri
   return listed.has(command) || known.has(command) ? command : 'other';
 }
 
+/** Seconds: a number, or a string like "15m", "90s", "2h". */
+export const seconds = z.union([
+  z.number().nonnegative(),
+  z.string().transform((s, ctx) => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(s);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like 15m, 90s or 900, got "${s}"` });
+      return z.NEVER;
+    }
+    const scale = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+    return Number(m[1]) * scale;
+  }),
+]);

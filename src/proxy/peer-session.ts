@@ -404,15 +404,18 @@ export class PeerSession implements ChainTarget {
 
   #unknownX(command: string): void {
     this.log.debug({ command }, 'x: command no module registered');
-    if (this.settings.xUnknown !== 'reply') return;
+    // like x:hello, nothing is answered before the handshake (docs/x-protocol.md §3.1)
+    if (this.settings.xUnknown !== 'reply' || !this.info.handshakeComplete) return;
     this.sendMessage({ command: 'x:unknown', payload: new PayloadWriter(16).varString(command).finish() });
   }
 
   #recordPeerFeature(frame: Frame): void {
-    if (this.#peerVerack) return; // BIP 434: only between version and verack
+    // BIP 434: only from peers of 70017+, between their version and their verack
+    if (this.#peerVerack || (this.info.version ?? 0) < FEATURE_MIN_VERSION) return;
     try {
       const f = decodeFrame<FeatureMessage>(frame);
-      if (this.info.features.size < 64) this.info.features.set(f.featureId, Buffer.from(f.data));
+      // ids are printable ASCII in the x: protocol (docs/x-protocol.md §1.5, §2.9): others are ignored
+      if (this.info.features.size < 64 && /^[\x20-\x7e]+$/.test(f.featureId)) this.info.features.set(f.featureId, Buffer.from(f.data));
     } catch (err) {
       this.log.info({ err: (err as Error).message }, 'unparseable feature message from peer');
     }

@@ -14,8 +14,9 @@
  * gets from the cache.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Block, Transaction } from 'bitcoinjs-lib';
 import { decodeMessage, hash256, hashFromHex, InvType, RawBlock, RawTransaction, type Frame, type InvVector } from '../../src/codec/index.js';
@@ -270,7 +271,7 @@ test('unit: a transaction is not served after txTtl', async () => {
   }
 });
 
-test('unit: several items in one getdata: hits pushed in request order, misses forwarded in one getdata in request order; filtered, compact, MWEB and unknown types always forwarded', async () => {
+test('unit: several items in one getdata: the leading cached items are pushed in request order, everything from the first miss on is forwarded in one getdata (bitcoind\'s answer order); filtered, compact, MWEB and unknown types always forwarded', async () => {
   const h = await harness();
   try {
     const [a, b] = [h.peer(), h.peer()];
@@ -293,12 +294,18 @@ test('unit: several items in one getdata: hits pushed in request order, misses f
       { type: InvType.BLOCK, hash: blockHashOf(b1!) },
     ];
     const r = await ask(h, b, items);
-    assert.deepEqual(
-      r.pushed.map((m) => m.command),
-      ['block', 'tx', 'block'],
-    );
-    assert.ok(r.pushed[0]!.payload.equals(b2!) && r.pushed[1]!.payload.equals(tx) && r.pushed[2]!.payload.equals(b1!));
-    assert.deepEqual(r.forwarded, [items[1], items[2], items[4], items[5], items[6]]);
+    assert.deepEqual(r.pushed.map((m) => m.command), ['block']);
+    assert.ok(r.pushed[0]!.payload.equals(b2!));
+    assert.deepEqual(r.forwarded, items.slice(1), 'the cached tx and b1 behind the miss go to bitcoind too, to keep its order');
+    // all cached: all pushed, in request order
+    const all = [items[0]!, items[3]!, items[7]!];
+    const r2 = await ask(h, b, all);
+    assert.equal(r2.forwarded, null);
+    assert.ok(r2.pushed[0]!.payload.equals(b2!) && r2.pushed[1]!.payload.equals(tx) && r2.pushed[2]!.payload.equals(b1!));
+    // a forwarded item is not served later in the same getdata
+    const r3 = await ask(h, b, [items[0]!, items[6]!, items[7]!]);
+    assert.equal(r3.pushed.length, 1);
+    assert.deepEqual(r3.forwarded, [items[6], items[7]]);
 
     // litecoind's MWEB-flagged answer is not learned: its serialization rules are not ours
     const c = h.peer();
@@ -320,9 +327,9 @@ test('unit: bounded in bytes: the least recently used block is evicted', async (
     for (const blk of [b1!, b2!]) await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }, 'block', blk);
     assert.equal((await ask(h, a, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(b1!) }])).pushed.length, 1, 'b1 cached (and now most recently used)');
     await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(b3!) }, 'block', b3!);
-    const r = await ask(h, a, [b1!, b2!, b3!].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })));
+    const r = await ask(h, a, [b3!, b1!, b2!].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })));
     assert.deepEqual(r.forwarded, [{ type: InvType.WITNESS_BLOCK, hash: blockHashOf(b2!) }], 'b2 was the least recently used');
-    assert.deepEqual(r.pushed.map((m) => m.payload.length), [b1!.length, b3!.length]);
+    assert.deepEqual(r.pushed.map((m) => m.payload.length), [b3!.length, b1!.length]);
   } finally {
     await h.close();
   }
@@ -353,11 +360,41 @@ test('unit: nothing served before the handshake; a possible getblocks continuati
   }
 });
 
+test('unit: a header bitcoind sends on the parent of a cached block drops that block and its cached descendants', async () => {
+  const h = await harness();
+  try {
+    const a = h.peer();
+    const b = Buffer.from(fx().plainBlocks[0]!);
+    const child = Buffer.from(fx().plainBlocks[1]!);
+    blockHashOf(b).copy(child, 4); // child's parent is b
+    const other = Buffer.from(fx().plainBlocks[2]!);
+    for (const blk of [b, child, other]) await bitcoindServes(h, a, { type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) }, 'block', blk);
+    const header = (blk: Buffer) => decodeMessage('headers', Buffer.concat([Buffer.from([1]), blk.subarray(0, 80), Buffer.from([0])]))[0]!;
+    const cached = async () => (await ask(h, a, [b, child, other].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })))).pushed.length;
+    // bitcoind's headers with b itself: b is in its chain, nothing changes
+    await h.deliver(a, 'outbound', 'headers', [header(b)]);
+    assert.equal(await cached(), 3);
+    // another block on b's parent: b left bitcoind's chain, and child with it
+    const sibling = Buffer.from(b.subarray(0, 80));
+    sibling[79] = sibling[79]! ^ 0xff;
+    await h.deliver(a, 'outbound', 'headers', [header(sibling)]);
+    const r = await ask(h, a, [other, b, child].map((blk) => ({ type: InvType.WITNESS_BLOCK, hash: blockHashOf(blk) })));
+    assert.equal(r.pushed.length, 1, 'only the unrelated block is still served');
+    assert.deepEqual(r.forwarded?.map((i) => i.hash), [blockHashOf(b), blockHashOf(child)]);
+  } finally {
+    await h.close();
+  }
+});
+
 test('unit: options are validated and named in the error', async () => {
   await assert.rejects(harness({ maxBytes: 'lots' }), /block-cache.*maxBytes/s);
   await assert.rejects(harness({ colour: 'red' }), /block-cache.*colour/s);
   await assert.rejects(harness({ txTtl: -1 }), /block-cache.*txTtl/s);
-  const h = await harness({ maxBytes: '64MiB', txMaxBytes: 0, txTtl: '2m', blockTtl: '1h' });
+  const url = 'http://127.0.0.1:8332';
+  for (const rpc of [{ url }, { url, user: 'u' }, { url, user: 'u', password: 'p', cookieFile: '/c' }, { url: 'https://x', cookieFile: '/c' }, { url, cookieFile: '/c', cacheTtl: 'soon' }]) {
+    await assert.rejects(harness({ rpc }), /block-cache.*rpc/s, JSON.stringify(rpc));
+  }
+  const h = await harness({ maxBytes: '64MiB', txMaxBytes: 0, txTtl: '2m', blockTtl: '1h', rpc: { url, cookieFile: '/c', cacheTtl: '500ms', timeout: '2s' } });
   await h.close();
 });
 
@@ -463,4 +500,115 @@ test('bcoin behind the proxy: a bcoin node syncs through it; a second bcoin node
   assert.ok(hits >= cached - 1, `the second node's full blocks came from the cache (${hits} hits of ${cached})`);
   const servedTotal = await proxy.metricValue('bhp_messages_total', { command: 'block', direction: 'outbound' });
   assert.ok(servedTotal - served <= 1, `the backend served ${servedTotal - served} full blocks to the second node`);
+});
+
+/** litecoind's RPC credentials, from the arguments test/support/litecoind.ts started it with. */
+function rpcOptions(node: Litecoind, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const arg = (name: string) => node.args.find((a) => a.startsWith(`-${name}=`))!.slice(name.length + 2);
+  return { url: `http://127.0.0.1:${node.rpcPort}`, user: arg('rpcuser'), password: arg('rpcpassword'), ...extra };
+}
+
+/** Ask for blocks, then ping: once the pong is back, every answer litecoind or the cache had has arrived (bitcoind answers a getdata before later messages). */
+async function blocksAnswered(client: P2PClient, items: InvVector[]): Promise<string[]> {
+  const from = client.frames.length;
+  client.send('getdata', items);
+  await client.ping(20_000);
+  return client.frames
+    .slice(from)
+    .filter((f) => f.command === 'block')
+    .map((f) => RawBlock.parse(f.payload).hash.toString('hex'));
+}
+
+/** litecoind with `blocks` mined, the proxy with the hook in front, a client through it and one straight to litecoind. */
+async function cacheSetup(t: TestContext, name: string, blocks: number, options: (node: Litecoind) => Record<string, unknown> = () => ({})) {
+  const node = await startLitecoind({ name });
+  t.after(() => node.stop());
+  await node.generate(blocks);
+  const proxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: options(node) }]), { metrics: true });
+  t.after(() => proxy.close());
+  const [client, direct] = await Promise.all([proxy.port, node.p2pPort].map((port) => P2PClient.connect(port)));
+  for (const c of [client!, direct!]) {
+    t.after(() => c.close());
+    await c.handshake();
+  }
+  return { node, proxy, client: client!, direct: direct! };
+}
+
+test('litecoind behind the proxy: blocks the node invalidated are not served from the cache once its headers show another chain (no rpc)', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  const { node, proxy, client, direct } = await cacheSetup(t, 'block-cache-reorg', 10);
+  client.send('sendheaders', {}); // litecoind may announce new blocks with headers
+
+  const [h9, h10] = [await node.getBlockHash(9), await node.getBlockHash(10)];
+  const items = [h9, h10].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
+  const wire = items.map((i) => i.hash.toString('hex'));
+  assert.deepEqual(await blocksAnswered(client, items), wire, 'first request: litecoind answers');
+  assert.deepEqual(await blocksAnswered(client, items), wire, 'second request: the cache answers');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 2);
+
+  await node.rpc('invalidateblock', [h9]); // 9 and 10 leave the active chain
+  assert.deepEqual(await blocksAnswered(direct, items), [], 'litecoind no longer serves them');
+  // documented: with nothing from the node to say so (no rpc, no new header yet), the cache cannot know
+  assert.deepEqual(await blocksAnswered(client, items), wire, 'still served from the cache until the node shows another chain');
+
+  const from = client.frames.length;
+  const [h9b] = await node.generate(1, await node.getNewAddress()); // a new block 9 on block 8 (another coinbase)
+  assert.notEqual(h9b, h9);
+  // litecoind announces it (inv: it does not know which headers we have); we ask for the headers, as a node does
+  await waitFor(() => client.frames.slice(from).some((f) => f.command === 'inv' || f.command === 'headers'), 20_000, 'the announcement of the new block');
+  client.send('getheaders', { version: 70016, locator: [hashFromHex(await node.getBlockHash(8))], hashStop: Buffer.alloc(32) });
+  await client.waitFor('headers', 20_000, (f) => decodeMessage('headers', f.payload).length > 0, from);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_evictions_total', { kind: 'block', reason: 'stale' }), 2, 'block 9 and its child 10 dropped');
+  const hits = await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' });
+  assert.deepEqual(await blocksAnswered(client, items), [], 'as litecoind: nothing');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), hits);
+  // the new block is served (by litecoind, then by the cache)
+  const fresh = [{ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h9b!) }];
+  assert.equal((await blocksAnswered(client, fresh)).length, 1);
+  assert.equal((await blocksAnswered(client, fresh)).length, 1);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), hits + 1);
+});
+
+test('litecoind behind the proxy with rpc: a block the node invalidated is not served from the cache, a block back in its chain is again', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  // cacheTtl 0: every request asks litecoind (a longer ttl is the window in which an answer can be stale);
+  // the credentials come from a cookie file, as bitcoind's .cookie would give them
+  const { node, proxy, client, direct } = await cacheSetup(t, 'block-cache-rpc', 10, (n) => {
+    const { user, password, ...rest } = rpcOptions(n, { cacheTtl: 0 });
+    const cookieFile = path.join(n.datadir, 'test.cookie');
+    writeFileSync(cookieFile, `${String(user)}:${String(password)}\n`);
+    return { rpc: { ...rest, cookieFile } };
+  });
+
+  const [h9, h10] = [await node.getBlockHash(9), await node.getBlockHash(10)];
+  const [i9, i10] = [h9, h10].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
+  const [w9, w10] = [i9!, i10!].map((i) => i.hash.toString('hex'));
+  assert.deepEqual(await blocksAnswered(client, [i9!, i10!]), [w9, w10]);
+  assert.deepEqual(await blocksAnswered(client, [i9!, i10!]), [w9, w10]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 2);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'in_chain' }), 2);
+
+  await node.rpc('invalidateblock', [h10]);
+  assert.deepEqual(await blocksAnswered(direct, [i10!]), [], 'litecoind ignores the request');
+  assert.deepEqual(await blocksAnswered(client, [i10!]), [], 'and so does the proxy: the cache does not serve it');
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'not_in_chain' }), 1);
+  // block 9 is still in the chain; 10 behind it goes to litecoind, which answers nothing
+  assert.deepEqual(await blocksAnswered(client, [i9!, i10!]), [w9]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 3);
+
+  const from = client.frames.length;
+  await node.rpc('reconsiderblock', [h10]);
+  // litecoind announces its tip 10 again; the last block of an inv is bitcoind's to answer once (getblocks continuation)
+  await client.waitFor('inv', 20_000, (f) => decodeMessage('inv', f.payload).some((x) => x.hash.equals(i10!.hash)), from);
+  assert.deepEqual(await blocksAnswered(client, [i10!]), [w10]);
+  assert.deepEqual(await blocksAnswered(client, [i10!]), [w10]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), 4, 'back in the chain: served from the cache');
+});
+
+test('litecoind behind the proxy with rpc that does not answer: the cache forwards every block (unsure means forwarded) and the peer is served by litecoind', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  // a wrong password: litecoind answers 401
+  const { node, proxy, client } = await cacheSetup(t, 'block-cache-rpc-down', 3, (n) => ({ rpc: rpcOptions(n, { password: 'not-the-password' }) }));
+  const item = { type: InvType.WITNESS_BLOCK, hash: hashFromHex(await node.getBlockHash(3)) };
+  for (let i = 0; i < 2; i++) assert.deepEqual(await blocksAnswered(client, [item]), [item.hash.toString('hex')]);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total'), 0);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'error' }), 1);
+  assert.equal(client.isClosed, false);
 });

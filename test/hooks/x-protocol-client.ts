@@ -10,6 +10,13 @@ import { randomBytes } from 'node:crypto';
 import { PayloadReader, PayloadWriter, decodeMessage, encodeFrame, type Frame } from '../../src/codec/index.js';
 import { P2PClient } from '../support/p2p-client.js';
 
+/** Section 1: every var_str is printable ASCII; a reader rejects the message otherwise. */
+function str(r: PayloadReader, what: string): string {
+  const v = r.varString(what);
+  if (!/^[\x20-\x7e]*$/.test(v)) throw new Error(`${r.command}: ${what} is not printable ASCII: ${JSON.stringify(v)}`);
+  return v;
+}
+
 /** Section 2: the feature id. */
 export const X_PROTOCOL_FEATURE_ID = 'bitcoin-hook-proxy/x/1';
 
@@ -28,7 +35,7 @@ export function parseFeatureData(data: Buffer): OfferedFeature {
   const flags = r.u8('flags');
   const n = r.compactSize('command_count');
   const commands: string[] = [];
-  for (let i = 0; i < n; i++) commands.push(r.varString('command'));
+  for (let i = 0; i < n; i++) commands.push(str(r, 'command'));
   // trailing bytes are ignored
   return { dataVersion, truncated: (flags & 0x01) !== 0, commands };
 }
@@ -56,20 +63,20 @@ export function parseHello(payload: Buffer): HelloAnswer {
   const helloVersion = r.u8('hello_version');
   const a: HelloAnswer = { nonce, helloVersion, software: '', softwareVersion: '', hookApiVersion: '', network: '', modules: [], features: [] };
   if (helloVersion !== 1) return a; // "MUST stop reading here"
-  a.software = r.varString('software');
-  a.softwareVersion = r.varString('software_version');
-  a.hookApiVersion = r.varString('hook_api_version');
-  a.network = r.varString('network');
+  a.software = str(r, 'software');
+  a.softwareVersion = str(r, 'software_version');
+  a.hookApiVersion = str(r, 'hook_api_version');
+  a.network = str(r, 'network');
   const moduleCount = r.compactSize('module_count');
   for (let i = 0; i < moduleCount; i++) {
-    const name = r.varString('name');
+    const name = str(r, 'name');
     const n = r.compactSize('command_count');
     const commands: string[] = [];
-    for (let j = 0; j < n; j++) commands.push(r.varString('command'));
+    for (let j = 0; j < n; j++) commands.push(str(r, 'command'));
     a.modules.push({ name, commands });
   }
   const featureCount = r.compactSize('feature_count');
-  for (let i = 0; i < featureCount; i++) a.features.push(r.varString('feature'));
+  for (let i = 0; i < featureCount; i++) a.features.push(str(r, 'feature'));
   // trailing bytes are ignored
   return a;
 }
@@ -77,16 +84,29 @@ export function parseHello(payload: Buffer): HelloAnswer {
 /** Section 3: x:unknown. */
 export function parseUnknown(payload: Buffer): string {
   const r = new PayloadReader(payload, 'x:unknown');
-  const command = r.varString('command');
+  const command = str(r, 'command');
   r.end();
   return command;
+}
+
+/** Section 2: a `feature` payload (var_str id, CompactSize length + data), written from BIP 434. */
+export function featurePayload(id: string, data: Buffer = Buffer.alloc(0)): Buffer {
+  return new PayloadWriter(id.length + data.length + 6).varString(id).varBytes(data).finish();
 }
 
 export interface XClientOptions {
   /** protocol version to announce (section 5 step 1: 70017 or higher) */
   version?: number;
-  /** send our `feature` before verack (section 5 step 2); default true */
-  announce?: boolean;
+  /**
+   * When to send the `feature` messages: `true` (default), as section 5 says, after reading the
+   * proxy's version and only if it says 70017+; `'early'` right after our own version, before
+   * reading the proxy's (section 2 says the proxy accepts it); `false`: not at all.
+   */
+  announce?: boolean | 'early';
+  /** the `feature` payloads to send (default: one, our id with empty data) */
+  features?: Buffer[];
+  /** called after the announcement and before our verack (to send what a client must not) */
+  beforeVerack?: (p2p: P2PClient) => void;
   localAddress?: string;
 }
 
@@ -96,6 +116,8 @@ export class XClient {
   offered: OfferedFeature | null = null;
   /** commands of the frames received from the proxy's version up to and including its verack */
   handshake: string[] = [];
+  /** the protocol version in the proxy's `version` */
+  theirVersion = 0;
 
   private constructor(readonly p2p: P2PClient) {}
 
@@ -103,9 +125,16 @@ export class XClient {
     const p2p = await P2PClient.connect(port, o.localAddress ? { localAddress: o.localAddress } : {});
     p2p.socket.on('error', () => {});
     const c = new XClient(p2p);
+    const announce = () => {
+      for (const f of o.features ?? [featurePayload(X_PROTOCOL_FEATURE_ID)]) c.sendX('feature', f);
+    };
     p2p.send('version', p2p.versionMessage({ version: o.version ?? 70017 }));
-    if (o.announce ?? true) p2p.send('feature', { featureId: X_PROTOCOL_FEATURE_ID, data: Buffer.alloc(0) });
+    if (o.announce === 'early') announce();
     const version = await p2p.waitFor('version');
+    c.theirVersion = decodeMessage('version', version.payload).version;
+    // BIP 434: no `feature` to a peer below 70017
+    if ((o.announce ?? true) === true && c.theirVersion >= 70017) announce();
+    o.beforeVerack?.(p2p);
     p2p.send('verack', {});
     const verack = await p2p.waitFor('verack');
     const from = p2p.frames.indexOf(version);
@@ -127,6 +156,7 @@ export class XClient {
     return parseHello(f.payload);
   }
 
+  /** Send any frame (x: or not) with a raw payload. */
   sendX(command: string, payload: Buffer): void {
     this.p2p.sendRaw(encodeFrame(this.p2p.network, command, payload).raw);
   }

@@ -32,12 +32,13 @@ export const ADMIN_TOKEN = 'test-admin-token-0123456789';
  * `yaml` is merged under a generated header (network regtest, listen on a free port,
  * backend as given): pass only the keys a test cares about, e.g. "limits: { maxPeersPerAddress: 2 }".
  */
-export async function startTestProxy(backendPort: number, yaml = '', opts: { metrics?: boolean; admin?: boolean } = {}): Promise<TestProxy> {
+export async function startTestProxy(backendPort: number, yaml = '', opts: { metrics?: boolean; admin?: boolean; network?: string } = {}): Promise<TestProxy> {
   const port = await freePort();
   const metricsPort = opts.metrics ? await freePort() : null;
   const adminPort = opts.admin ? await freePort() : null;
   const lines = [
-    'network: regtest',
+    // a custom magic (8 hex digits) also needs a port
+    opts.network ? `network: "${opts.network}"\nport: ${port}` : 'network: regtest',
     `listen: ["127.0.0.1:${port}"]`,
     `backend: 127.0.0.1:${backendPort}`,
     metricsPort ? `metrics: { listen: "127.0.0.1:${metricsPort}" }` : 'metrics: false',
