@@ -70,6 +70,9 @@ export class FrameDecoder {
   readonly maxPayload: number;
   readonly checksumPolicy: ChecksumPolicy;
   #failed: FrameError | null = null;
+  /** the sink, when it takes bytes: it then gets fatal headers and bad-command frames too */
+  readonly #passOn: CutThroughSink | null;
+  /** the sink, when frames may be cut through (not with `always`) */
   readonly #cut: CutThroughSink | null;
   #mode = Mode.Header;
   /** a header split across chunks */
@@ -97,7 +100,8 @@ export class FrameDecoder {
     this.maxPayload = max;
     this.checksumPolicy = options.checksum ?? 'lazy';
     // `always` must see the whole frame before any byte of it goes on: no cut-through then
-    this.#cut = isCutSink(sink) && this.checksumPolicy === 'lazy' ? sink : null;
+    this.#passOn = isCutSink(sink) ? sink : null;
+    this.#cut = this.checksumPolicy === 'lazy' ? this.#passOn : null;
   }
 
   /** The fatal error that stopped this decoder, if any. */
@@ -229,7 +233,7 @@ export class FrameDecoder {
       error = new FrameError('OVERSIZED', `"${command}" declares ${payloadLen} payload bytes, above the maximum of ${this.maxPayload}`, command);
     }
     if (!error) return payloadLen;
-    if (this.#cut && !alreadyOut) this.#cut.onBytes(buf === this.#header ? Buffer.from(buf) : buf, off, off + HEADER_SIZE);
+    if (this.#passOn && !alreadyOut) this.#passOn.onBytes(buf === this.#header ? Buffer.from(buf) : buf, off, off + HEADER_SIZE);
     this.#fail(error);
     return -1;
   }
@@ -259,10 +263,10 @@ export class FrameDecoder {
     if (command !== null) return this.sink.onFrame(frame);
     // an invalid command field: bitcoind drops the frame; a cut-through sink passes it on for bitcoind to do so
     this.#badCommand(raw, 4);
-    if (isCutSink(this.sink)) {
-      this.sink.onCutStart(null, raw.length - HEADER_SIZE);
-      this.sink.onBytes(raw, 0, raw.length);
-      this.sink.onCutEnd();
+    if (this.#passOn) {
+      this.#passOn.onCutStart(null, raw.length - HEADER_SIZE);
+      this.#passOn.onBytes(raw, 0, raw.length);
+      this.#passOn.onCutEnd();
     }
   }
 
