@@ -46,7 +46,7 @@ test('cut-through and store-and-forward frames interleaved on one connection arr
   const a = await startLitecoind({ name: 'source' });
   cleanup.push(() => a.stop());
   await a.generate(110);
-  await mineFatBlocks(a, 4, 4);
+  await mineFatBlocks(a, 4, 7);
   const height = await a.getBlockCount();
 
   // B → rec1 → proxy → rec2 → A
@@ -122,7 +122,7 @@ test('OutboundSession: our node opens the connection; same pipeline, sockets swa
   t.after(async () => {
     for (const f of cleanup.reverse()) await f();
   });
-  const remote = await startLitecoind({ name: 'remote', disableWallet: true });
+  const remote = await startLitecoind({ name: 'remote' });
   cleanup.push(() => remote.stop());
   await remote.generate(20);
 
