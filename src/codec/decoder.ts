@@ -25,21 +25,32 @@ export interface FrameSink {
 }
 
 /**
+ * The command of a frame whose command field bitcoind rejects (not printable ASCII then NUL
+ * padding). No valid command contains a NUL, so it never names a real one.
+ */
+export const INVALID_COMMAND = '\0';
+
+/**
  * A sink that can take frames as they arrive (cut-through) instead of whole. Every byte that
  * bitcoind would read reaches it, in order, either inside a whole frame (onFrame) or through
  * onBytes: cut-through frames, frames with an invalid command field (bitcoind drops those
  * itself), and a header that is fatal (bitcoind logs it and disconnects) before onError.
  */
 export interface CutThroughSink extends FrameSink {
-  /** A valid header is whole: true to get this frame through onBytes as it arrives. */
+  /**
+   * A header with a valid magic and size is whole: true to get this frame through onBytes as it
+   * arrives. `command` is INVALID_COMMAND for a field bitcoind rejects: declined, such a frame
+   * comes whole to onFrame with that command (after BAD_COMMAND went to onError), to pass on
+   * unread for bitcoind to drop.
+   */
   wantsCut(command: string, payloadLength: number): boolean;
   /**
    * A header is still incomplete; `header[0..n)` are its bytes so far. True lets them out now:
    * the frame is then cut through whatever its command turns out to be.
    */
   mayCutEarly(header: Buffer, n: number): boolean;
-  /** A cut-through frame's header is whole: its command (null when the field is invalid) and payload length. */
-  onCutStart(command: string | null, payloadLength: number): void;
+  /** A cut-through frame's header is whole: its command (maybe INVALID_COMMAND) and payload length. */
+  onCutStart(command: string, payloadLength: number): void;
   /** `buf[start..end)`: the next bytes of the stream; valid only during the call. */
   onBytes(buf: Buffer, start: number, end: number): void;
   /** The last byte of the cut-through frame went to onBytes. */
@@ -83,8 +94,8 @@ export class FrameDecoder {
   /** a frame split across chunks, allocated at its full size once its header is known */
   #partial: Buffer | null = null;
   #partialFill = 0;
-  /** the command of the frame in #partial; null when its field is invalid */
-  #partialCommand: string | null = null;
+  /** the command of the frame in #partial */
+  #partialCommand = '';
   /** payload bytes of the cut-through frame still to come */
   #remaining = 0;
 
@@ -165,10 +176,10 @@ export class FrameDecoder {
   #headerInChunk(chunk: Buffer, pos: number): number {
     const payloadLen = this.#checkHeader(chunk, pos, false);
     if (payloadLen < 0) return chunk.length;
-    const command = internCommand(chunk, pos + 4);
+    const command = internCommand(chunk, pos + 4) ?? INVALID_COMMAND;
     const end = pos + HEADER_SIZE + payloadLen;
-    if (this.#cut && (command === null || this.#cut.wantsCut(command, payloadLen))) {
-      if (command === null) this.#badCommand(chunk, pos + 4);
+    if (this.#cut && this.#cut.wantsCut(command, payloadLen)) {
+      if (command === INVALID_COMMAND) this.#badCommand(chunk, pos + 4);
       this.#cut.onCutStart(command, payloadLen);
       const stop = Math.min(end, chunk.length);
       this.#cut.onBytes(chunk, pos, stop);
@@ -195,9 +206,9 @@ export class FrameDecoder {
     this.#headerOut = false;
     const payloadLen = this.#checkHeader(this.#header, 0, wasOut);
     if (payloadLen < 0) return;
-    const command = internCommand(this.#header, 4);
-    if (this.#cut && (wasOut || command === null || this.#cut.wantsCut(command, payloadLen))) {
-      if (command === null) this.#badCommand(this.#header, 4);
+    const command = internCommand(this.#header, 4) ?? INVALID_COMMAND;
+    if (this.#cut && (wasOut || this.#cut.wantsCut(command, payloadLen))) {
+      if (command === INVALID_COMMAND) this.#badCommand(this.#header, 4);
       this.#cut.onCutStart(command, payloadLen);
       // the scratch header is reused by the next frame: hand out a copy, as the receiver may queue it
       if (!wasOut) this.#cut.onBytes(Buffer.from(this.#header), 0, HEADER_SIZE);
@@ -252,22 +263,17 @@ export class FrameDecoder {
     this.#cut!.onCutEnd();
   }
 
-  #emit(raw: Buffer, command: string | null): void {
-    if (command !== null && this.checksumPolicy === 'lazy') return this.sink.onFrame(new Frame(raw, command));
-    const frame = new Frame(raw, command ?? '');
+  #emit(raw: Buffer, command: string): void {
+    const frame = new Frame(raw, command);
     if (this.checksumPolicy === 'always' && !frame.checksumValid()) {
-      const name = command ?? printable(raw, 4);
+      const name = command === INVALID_COMMAND ? printable(raw, 4) : command;
       this.sink.onError(new FrameError('BAD_CHECKSUM', `checksum mismatch on "${name}" (${raw.length - HEADER_SIZE} bytes)`, name));
       return;
     }
-    if (command !== null) return this.sink.onFrame(frame);
-    // an invalid command field: bitcoind drops the frame; a cut-through sink passes it on for bitcoind to do so
+    if (command !== INVALID_COMMAND) return this.sink.onFrame(frame);
+    // bitcoind drops such a frame; a sink that passes bytes on gets it, for bitcoind to do so
     this.#badCommand(raw, 4);
-    if (this.#passOn) {
-      this.#passOn.onCutStart(null, raw.length - HEADER_SIZE);
-      this.#passOn.onBytes(raw, 0, raw.length);
-      this.#passOn.onCutEnd();
-    }
+    if (this.#passOn) this.sink.onFrame(frame);
   }
 
   #fail(error: FrameError): void {

@@ -255,10 +255,10 @@ export class PeerSession implements PipelineHost {
 
   // PipelineHost
 
-  countFrame(direction: Direction, command: string | null, bytes: number): void {
+  countFrame(direction: Direction, command: string, bytes: number): void {
     if (direction === 'inbound') this.info.messagesIn++;
     else this.info.messagesOut++;
-    this.host.observer.frame(direction, command ?? '', bytes);
+    this.host.observer.frame(direction, command, bytes);
   }
 
   /** bitcoind's framing rules (net.cpp): a bad checksum or command field drops the frame, a bad magic or size the peer. */

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { HEADER_SIZE, commandFieldStartsWith, type CutThroughSink, type Frame, type FrameError, type Network } from '../codec/index.js';
+import { HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, type CutThroughSink, type Frame, type FrameError, type Network } from '../codec/index.js';
 import type { ChainTarget, HookChain } from '../hooks/chain.js';
 import { HookFault, isThenable } from '../hooks/result.js';
 import { Lane, type LaneDriver } from './lanes.js';
@@ -10,8 +10,8 @@ import type { FrameReader, FrameWriter, Transport } from './transport/types.js';
 export interface PipelineHost extends ChainTarget {
   /** the chain for new frames (swapped on reload) */
   readonly chain: HookChain;
-  /** one frame of `direction`; command null when its field is invalid */
-  countFrame(direction: Direction, command: string | null, bytes: number): void;
+  /** one frame of `direction` (command INVALID_COMMAND when its field is invalid) */
+  countFrame(direction: Direction, command: string, bytes: number): void;
   frameError(direction: Direction, err: FrameError): void;
 }
 
@@ -82,7 +82,8 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   // CutThroughSink: the decoder asks and hands on
 
   wantsCut(command: string, _payloadLength: number): boolean {
-    return this.out.cutThrough && !this.lane.busy && !this.stage.intercepts(command) && this.host.chain.hooksFor(this.direction, command).length === 0;
+    if (!this.out.cutThrough || this.lane.busy) return false;
+    return command === INVALID_COMMAND || (!this.stage.intercepts(command) && this.host.chain.hooksFor(this.direction, command).length === 0);
   }
 
   mayCutEarly(header: Buffer, n: number): boolean {
@@ -92,7 +93,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     return !this.stage.mayIntercept(header, 4, n - 4) && !anyHookMayWant(this.host.chain, this.direction, header, 4, n - 4);
   }
 
-  onCutStart(command: string | null, payloadLength: number): void {
+  onCutStart(command: string, payloadLength: number): void {
     this.host.countFrame(this.direction, command, HEADER_SIZE + payloadLength);
   }
 
@@ -119,6 +120,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   next(frame: Frame): void {
     this.host.countFrame(this.direction, frame.command, frame.raw.length);
+    if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
     const entered = this.stage.enter(frame);
     if (entered === null) return;
     if (isThenable(entered)) return this.#hold(entered, () => {});

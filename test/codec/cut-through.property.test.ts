@@ -49,7 +49,7 @@ function run(chunks: Buffer[], cutSeed: number, earlySeed: number, maxPayload?: 
       out.errors.push(e);
       out.events.push(`error:${e.code}`);
     },
-    wantsCut: () => ((cutSeed >> (i++ % 30)) & 1) === 1,
+    wantsCut: () => ((cutSeed >> (i++ % 30)) & 1) === 1, // also for INVALID_COMMAND frames: both ways must hand every byte on
     mayCutEarly: (_h, n) => ((earlySeed >> (n % 30)) & 1) === 1,
     onCutStart: (command) => {
       cutting = true;
