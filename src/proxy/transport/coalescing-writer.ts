@@ -35,6 +35,6 @@ export class CoalescingWriter {
     const len = this.#end - this.#start;
     const view = Buffer.from(this.#ab as ArrayBuffer, this.#start, len);
     this.#ab = null;
-    if (!this.dst.destroyed) this.dst.write(view);
+    if (!this.dst.destroyed && !this.dst.writableEnded) this.dst.write(view);
   }
 }
