@@ -54,6 +54,9 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   readonly lane: Lane;
   readonly #magic: Buffer;
   readonly #copyForHooks: boolean;
+  /** a fatal header that arrived while a hook held the lane: it goes on after the queued frames */
+  #fatal: { header: Buffer; err: FrameError } | null = null;
+  #fatalHeader: Buffer | null = null;
 
   constructor(
     options: PipelineOptions,
@@ -98,7 +101,9 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   onBytes(buf: Buffer, start: number, end: number): void {
-    this.out.bytes(buf, start, end);
+    // while the lane is held nothing is cut through: these are a fatal header's bytes (see onError)
+    if (this.lane.busy) this.#fatalHeader = Buffer.from(buf.subarray(start, end));
+    else this.out.bytes(buf, start, end);
   }
 
   onCutEnd(): void {
@@ -112,6 +117,12 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   onError(err: FrameError): void {
+    if (this.#fatalHeader) {
+      // bitcoind would read the frames before it first: report once they went on (drained)
+      this.#fatal = { header: this.#fatalHeader, err };
+      this.#fatalHeader = null;
+      return;
+    }
     this.out.flush(); // a fatal header went to onBytes: out before the session closes
     this.host.frameError(this.direction, err);
   }
@@ -132,6 +143,12 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   drained(): void {
+    if (this.#fatal && !this.lane.busy) {
+      const { header, err } = this.#fatal;
+      this.#fatal = null;
+      this.out.bytes(header, 0, header.length);
+      this.onError(err);
+    }
     this.out.flush();
   }
 
