@@ -150,6 +150,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       this.onError(err);
     }
     this.out.flush();
+    this.out.uncork();
   }
 
   stopped(): boolean {
@@ -160,7 +161,15 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   #hold<T>(pending: Promise<T>, settled: (value: T) => void): void {
     this.out.flush();
-    this.lane.hold(pending, settled, this);
+    // what the lane releases leaves in one write (drained() uncorks), as it would have come in
+    this.lane.hold(
+      pending,
+      (value) => {
+        this.out.cork();
+        settled(value);
+      },
+      this,
+    );
   }
 
   #forward(frame: Frame): void {

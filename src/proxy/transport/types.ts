@@ -36,4 +36,7 @@ export interface FrameWriter {
   inject(raw: Buffer): void;
   /** write what was added since the last flush */
   flush(): void;
+  /** hold writes until uncork(), so what is written in between leaves in one go */
+  cork(): void;
+  uncork(): void;
 }

@@ -19,8 +19,16 @@ class V1Writer implements FrameWriter {
   /** injected frames waiting for the frame passing through to end */
   readonly #held: Buffer[] = [];
 
-  constructor(socket: Socket) {
+  constructor(private readonly socket: Socket) {
     this.#out = new CoalescingWriter(socket);
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
   }
 
   frame(raw: Buffer): void {
