@@ -1,7 +1,8 @@
 /**
  * A proxy under benchmark, in its own process so its memory can be read from /proc:
  *   node dist/bench/proxy-process.js raw <backendPort>            a plain socket.pipe proxy
- *   node dist/bench/proxy-process.js bhp <backendPort> <hooks>    bitcoin-hook-proxy with N pass-through hooks
+ *   node dist/bench/proxy-process.js bhp <backendPort> <hooks> [always]   bitcoin-hook-proxy with N pass-through hooks
+ *                                          (`always`: checksum policy always, so every frame is stored whole first)
  * Prints "READY <port>" once listening.
  */
 import * as net from 'node:net';
@@ -10,7 +11,7 @@ import { pino } from 'pino';
 import { startProxy } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
 
-const [mode, backendArg, hooksArg] = process.argv.slice(2);
+const [mode, backendArg, hooksArg, checksumArg] = process.argv.slice(2);
 
 // "mem" on stdin: collect garbage, then report resident memory; "cpu": CPU time used so far (µs)
 process.stdin.on('data', (d: Buffer) => {
@@ -46,6 +47,7 @@ if (mode === 'raw') {
     'listen: 127.0.0.1:0',
     `backend: 127.0.0.1:${backendPort}`,
     'metrics: false',
+    checksumArg === 'always' ? 'checksum: always' : '',
     'limits: { maxPeers: 5000, maxPeersPerAddress: 5000, maxPeersPerSubnet: 5000, idleTimeout: 1h, handshakeTimeout: 1h }',
     hooks > 0 ? `hooks:\n${Array.from({ length: hooks }, () => `  - module: ${JSON.stringify(hookPath)}`).join('\n')}` : '',
   ].join('\n');

@@ -23,11 +23,11 @@ function version(): Buffer {
   const v: VersionMessage = { version: 70016, services: 0x409n, timestamp: 0n, addrRecv: addr, addrFrom: addr, nonce: 1n, userAgent: '/bench/', startHeight: 0, relay: true };
   return buildFrame(NET, 'version', v).raw;
 }
-const VERSION = version();
-const VERACK = encodeFrame(NET, 'verack').raw;
+export const VERSION = version();
+export const VERACK = encodeFrame(NET, 'verack').raw;
 
 /** Splits frames by header only; calls back with command and payload. */
-function splitter(onFrame: (cmd: string, payload: Buffer) => void): (chunk: Buffer) => void {
+export function splitter(onFrame: (cmd: string, payload: Buffer) => void): (chunk: Buffer) => void {
   let buf: Buffer = Buffer.alloc(0);
   return (chunk) => {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
@@ -75,13 +75,13 @@ function sendBlocks(s: net.Socket, n: number): void {
   more();
 }
 
-interface ProxyProc {
+export interface ProxyProc {
   name: string;
   child: ChildProcess;
   port: number;
 }
 
-async function spawnProxy(name: string, args: string[]): Promise<ProxyProc> {
+export async function spawnProxy(name: string, args: string[]): Promise<ProxyProc> {
   const script = fileURLToPath(new URL('./proxy-process.js', import.meta.url));
   const child = spawn(process.execPath, ['--expose-gc', script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
@@ -97,7 +97,7 @@ async function spawnProxy(name: string, args: string[]): Promise<ProxyProc> {
 }
 
 /** The child runs a full GC, then reports its RSS (so garbage does not blur a 1,000-peer delta). */
-function rssBytes(p: ProxyProc): Promise<number> {
+export function rssBytes(p: ProxyProc): Promise<number> {
   return ask(p, 'mem', /MEM (\d+)/);
 }
 
@@ -121,7 +121,7 @@ function ask(p: ProxyProc, what: string, answer: RegExp): Promise<number> {
 }
 
 /** A client that has done the version exchange through the proxy. */
-async function client(port: number): Promise<{ s: net.Socket; frames: (cb: (cmd: string, payload: Buffer) => void) => void; rawBytes: (cb: (n: number) => void) => void }> {
+export async function client(port: number): Promise<{ s: net.Socket; frames: (cb: (cmd: string, payload: Buffer) => void) => void; rawBytes: (cb: (n: number) => void) => void }> {
   const s = net.connect({ host: '127.0.0.1', port });
   s.setNoDelay(true);
   await new Promise<void>((r, j) => {
@@ -234,7 +234,7 @@ async function idleMemory(p: ProxyProc): Promise<number> {
 }
 
 /** Median of `runs` measurements per proxy after one warm-up each, in rotating order. */
-async function interleaved(procs: ProxyProc[], runs: number, fn: (port: number) => Promise<number>): Promise<number[]> {
+export async function interleaved(procs: ProxyProc[], runs: number, fn: (port: number) => Promise<number>): Promise<number[]> {
   const results: number[][] = procs.map(() => []);
   for (const p of procs) await fn(p.port);
   for (let r = 0; r < runs; r++) {

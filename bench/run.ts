@@ -12,6 +12,7 @@ const MODULES: Record<string, BenchModule> = {
   proxy: benchProxy,
   chain: benchChain,
   'block-cache': async (o) => (await import('./block-cache.bench.js')).benchBlockCache(o),
+  'cut-through': async (o) => (await import('./cut-through.bench.js')).benchCutThrough(o),
 };
 
 async function main(argv: string[]): Promise<void> {

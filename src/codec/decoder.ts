@@ -1,6 +1,6 @@
 import { FrameError } from './errors.js';
 import { Frame } from './frame.js';
-import { HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, magicMatches, readCommand } from './header.js';
+import { COMMAND_SIZE, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, internCommand, magicMatches, readCommand } from './header.js';
 import type { Network } from './networks.js';
 
 /** `always`: verify every frame as it arrives. `lazy`: only when a payload is decoded or a frame is built. */
@@ -17,32 +17,92 @@ export interface FrameSink {
   /** A complete frame. Its `raw` may be a view into the pushed chunk: call frame.copy() to keep it. */
   onFrame(frame: Frame): void;
   /**
-   * A protocol violation. BAD_CHECKSUM drops just that frame and decoding goes on (as bitcoind
-   * does); any other code desynchronises the stream and the decoder ignores all further input.
+   * A protocol violation, with bitcoind's consequences (net.cpp V1Transport): BAD_CHECKSUM and
+   * BAD_COMMAND drop just that frame and decoding goes on; BAD_MAGIC and OVERSIZED
+   * desynchronise the stream and the decoder ignores all further input.
    */
   onError(error: FrameError): void;
+}
+
+/**
+ * The command of a frame whose command field bitcoind rejects (not printable ASCII then NUL
+ * padding). No valid command contains a NUL, so it never names a real one.
+ */
+export const INVALID_COMMAND = '\0';
+
+/**
+ * A sink that can take frames as they arrive (cut-through) instead of whole. Every byte that
+ * bitcoind would read reaches it, in order, either inside a whole frame (onFrame) or through
+ * onBytes: cut-through frames, frames with an invalid command field (bitcoind drops those
+ * itself), and a header that is fatal (bitcoind logs it and disconnects) before onError.
+ */
+export interface CutThroughSink extends FrameSink {
+  /**
+   * A header with a valid magic and size is whole: true to get this frame through onBytes as it
+   * arrives. `command` is INVALID_COMMAND for a field bitcoind rejects: declined, such a frame
+   * comes whole to onFrame with that command (after BAD_COMMAND went to onError), to pass on
+   * unread for bitcoind to drop.
+   */
+  wantsCut(command: string, payloadLength: number): boolean;
+  /**
+   * A header is still incomplete; `header[0..n)` are its bytes so far. True lets them out now:
+   * the frame is then cut through whatever its command turns out to be.
+   */
+  mayCutEarly(header: Buffer, n: number): boolean;
+  /** A cut-through frame's header is whole: its command (maybe INVALID_COMMAND) and payload length. */
+  onCutStart(command: string, payloadLength: number): void;
+  /** `buf[start..end)`: the next bytes of the stream; valid only during the call. */
+  onBytes(buf: Buffer, start: number, end: number): void;
+  /** The last byte of the cut-through frame went to onBytes. */
+  onCutEnd(): void;
+}
+
+function isCutSink(sink: FrameSink): sink is CutThroughSink {
+  return typeof (sink as Partial<CutThroughSink>).onBytes === 'function';
+}
+
+const enum Mode {
+  Header,
+  /** assembling a frame whole in #partial */
+  Whole,
+  /** handing the payload of a cut-through frame out as it arrives */
+  Cut,
 }
 
 /**
  * Incremental frame splitter. Feed it socket chunks of any size. A frame that lies inside one
  * chunk is handed out as a view (zero copy); a frame spread over chunks is assembled once into
  * a buffer of its exact size. It holds at most one partial frame (bounded by maxPayload) and
- * never keeps the pushed chunk past push().
+ * never keeps the pushed chunk past push(). With a CutThroughSink, frames the sink wants cut
+ * through are not held at all: their bytes are handed on as they arrive.
  */
 export class FrameDecoder {
   readonly network: Network;
   readonly maxPayload: number;
   readonly checksumPolicy: ChecksumPolicy;
   #failed: FrameError | null = null;
+  /** the sink, when it takes bytes: it then gets fatal headers and bad-command frames too */
+  readonly #passOn: CutThroughSink | null;
+  /** the sink, when frames may be cut through (not with `always`) */
+  readonly #cut: CutThroughSink | null;
+  #mode = Mode.Header;
   /** a header split across chunks */
   readonly #header = Buffer.alloc(HEADER_SIZE);
   #headerFill = 0;
+  /** the bytes of the header being gathered already went to onBytes */
+  #headerOut = false;
   /** a frame split across chunks, allocated at its full size once its header is known */
   #partial: Buffer | null = null;
   #partialFill = 0;
+  /** the command of the frame in #partial */
   #partialCommand = '';
+  /** payload bytes of the cut-through frame still to come */
+  #remaining = 0;
 
-  constructor(options: FrameDecoderOptions, private readonly sink: FrameSink) {
+  constructor(
+    options: FrameDecoderOptions,
+    private readonly sink: FrameSink,
+  ) {
     this.network = options.network;
     const max = options.maxPayload ?? MAX_PROTOCOL_MESSAGE_LENGTH;
     if (!Number.isInteger(max) || max < 0 || max > MAX_PROTOCOL_MESSAGE_LENGTH) {
@@ -50,6 +110,9 @@ export class FrameDecoder {
     }
     this.maxPayload = max;
     this.checksumPolicy = options.checksum ?? 'lazy';
+    // `always` must see the whole frame before any byte of it goes on: no cut-through then
+    this.#passOn = isCutSink(sink) ? sink : null;
+    this.#cut = this.checksumPolicy === 'lazy' ? this.#passOn : null;
   }
 
   /** The fatal error that stopped this decoder, if any. */
@@ -57,108 +120,182 @@ export class FrameDecoder {
     return this.#failed;
   }
 
-  /** Bytes held between pushes (a partial header or frame). */
+  /** Bytes held between pushes (a partial header or frame; nothing for a cut-through frame). */
   get bufferedBytes(): number {
     return this.#partial ? this.#partialFill : this.#headerFill;
   }
 
   push(chunk: Buffer): void {
-    if (this.#failed) return;
     let pos = 0;
     const len = chunk.length;
-    while (pos < len) {
-      if (this.#partial) {
-        const take = Math.min(this.#partial.length - this.#partialFill, len - pos);
-        chunk.copy(this.#partial, this.#partialFill, pos, pos + take);
+    while (pos < len && !this.#failed) {
+      if (this.#mode === Mode.Cut) {
+        const take = Math.min(this.#remaining, len - pos);
+        this.#cut!.onBytes(chunk, pos, pos + take);
+        pos += take;
+        this.#remaining -= take;
+        if (this.#remaining === 0) this.#endCut();
+        continue;
+      }
+      if (this.#mode === Mode.Whole) {
+        const partial = this.#partial!;
+        const take = Math.min(partial.length - this.#partialFill, len - pos);
+        chunk.copy(partial, this.#partialFill, pos, pos + take);
         this.#partialFill += take;
         pos += take;
-        if (this.#partialFill < this.#partial.length) return;
-        const raw = this.#partial;
+        if (this.#partialFill < partial.length) return;
         this.#partial = null;
         this.#partialFill = 0;
-        this.#emit(raw, this.#partialCommand);
+        this.#mode = Mode.Header;
+        this.#emit(partial, this.#partialCommand);
         continue;
       }
-      if (this.#headerFill > 0 || len - pos < HEADER_SIZE) {
-        // Header straddles chunks: gather it in the scratch buffer.
-        const take = Math.min(HEADER_SIZE - this.#headerFill, len - pos);
-        chunk.copy(this.#header, this.#headerFill, pos, pos + take);
-        this.#headerFill += take;
-        pos += take;
-        if (this.#headerFill < HEADER_SIZE) return;
-        this.#headerFill = 0;
-        const payloadLen = this.#parseHeader(this.#header, 0);
-        if (payloadLen < 0) return;
-        const raw = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
-        this.#header.copy(raw, 0);
-        if (payloadLen === 0) {
-          this.#emit(raw, this.#partialCommand);
-        } else {
-          this.#partial = raw;
-          this.#partialFill = HEADER_SIZE;
+      if (this.#headerFill === 0 && len - pos >= HEADER_SIZE) {
+        pos = this.#headerInChunk(chunk, pos);
+        continue;
+      }
+      // The header straddles chunks: gather it in the scratch buffer.
+      const take = Math.min(HEADER_SIZE - this.#headerFill, len - pos);
+      chunk.copy(this.#header, this.#headerFill, pos, pos + take);
+      if (this.#headerOut) this.#cut!.onBytes(chunk, pos, pos + take);
+      this.#headerFill += take;
+      pos += take;
+      if (this.#headerFill < HEADER_SIZE) {
+        if (!this.#headerOut && this.#cut && this.#cut.mayCutEarly(this.#header, this.#headerFill)) {
+          this.#headerOut = true;
+          this.#cut.onBytes(Buffer.from(this.#header.subarray(0, this.#headerFill)), 0, this.#headerFill);
         }
-        continue;
-      }
-      // Fast path: the header is whole inside this chunk.
-      const payloadLen = this.#parseHeader(chunk, pos);
-      if (payloadLen < 0) return;
-      const end = pos + HEADER_SIZE + payloadLen;
-      if (end <= len) {
-        this.#emit(chunk.subarray(pos, end), this.#partialCommand);
-        pos = end;
-      } else {
-        this.#partial = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
-        chunk.copy(this.#partial, 0, pos, len);
-        this.#partialFill = len - pos;
         return;
       }
+      this.#headerFill = 0;
+      this.#headerGathered();
     }
   }
 
-  /** Validates the header at buf[off..off+24]; returns the payload length, or -1 after a fatal error. */
-  #parseHeader(buf: Buffer, off: number): number {
-    try {
-      if (!magicMatches(buf, off, this.network.magic)) {
-        throw new FrameError(
-          'BAD_MAGIC',
-          `wrong network magic ${buf.toString('hex', off, off + 4)}, expected ${this.network.magic.toString('hex')} (${this.network.name})`,
-        );
-      }
-      const command = readCommand(buf, off + 4);
-      const payloadLen = buf.readUInt32LE(off + 16);
-      if (payloadLen > this.maxPayload) {
-        throw new FrameError('OVERSIZED', `"${command}" declares ${payloadLen} payload bytes, above the maximum of ${this.maxPayload}`, command);
-      }
-      this.#partialCommand = command;
-      return payloadLen;
-    } catch (err) {
-      this.#fail(err as FrameError);
-      return -1;
+  /** A header lies whole in `chunk` at `pos`: the fast path. Returns the new position. */
+  #headerInChunk(chunk: Buffer, pos: number): number {
+    const payloadLen = this.#checkHeader(chunk, pos, false);
+    if (payloadLen < 0) return chunk.length;
+    const command = internCommand(chunk, pos + 4) ?? INVALID_COMMAND;
+    const end = pos + HEADER_SIZE + payloadLen;
+    if (this.#cut && this.#cut.wantsCut(command, payloadLen)) {
+      if (command === INVALID_COMMAND) this.#badCommand(chunk, pos + 4);
+      this.#cut.onCutStart(command, payloadLen);
+      const stop = Math.min(end, chunk.length);
+      this.#cut.onBytes(chunk, pos, stop);
+      this.#remaining = end - stop;
+      if (this.#remaining === 0) this.#endCut();
+      else this.#mode = Mode.Cut;
+      return stop;
     }
+    if (end <= chunk.length) {
+      this.#emit(chunk.subarray(pos, end), command);
+      return end;
+    }
+    this.#partial = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
+    chunk.copy(this.#partial, 0, pos, chunk.length);
+    this.#partialFill = chunk.length - pos;
+    this.#partialCommand = command;
+    this.#mode = Mode.Whole;
+    return chunk.length;
+  }
+
+  /** The scratch header is whole. */
+  #headerGathered(): void {
+    const wasOut = this.#headerOut;
+    this.#headerOut = false;
+    const payloadLen = this.#checkHeader(this.#header, 0, wasOut);
+    if (payloadLen < 0) return;
+    const command = internCommand(this.#header, 4) ?? INVALID_COMMAND;
+    if (this.#cut && (wasOut || this.#cut.wantsCut(command, payloadLen))) {
+      if (command === INVALID_COMMAND) this.#badCommand(this.#header, 4);
+      this.#cut.onCutStart(command, payloadLen);
+      // the scratch header is reused by the next frame: hand out a copy, as the receiver may queue it
+      if (!wasOut) this.#cut.onBytes(Buffer.from(this.#header), 0, HEADER_SIZE);
+      this.#remaining = payloadLen;
+      if (payloadLen === 0) this.#endCut();
+      else this.#mode = Mode.Cut;
+      return;
+    }
+    const raw = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
+    this.#header.copy(raw, 0);
+    if (payloadLen === 0) return this.#emit(raw, command);
+    this.#partial = raw;
+    this.#partialFill = HEADER_SIZE;
+    this.#partialCommand = command;
+    this.#mode = Mode.Whole;
+  }
+
+  /**
+   * bitcoind's header checks (magic, then size) on buf[off..off+24]. Returns the payload length,
+   * or -1 after a fatal error; a cut-through sink gets the offending header first, as bitcoind
+   * reads all 24 bytes before it judges them.
+   */
+  #checkHeader(buf: Buffer, off: number, alreadyOut: boolean): number {
+    let error: FrameError | null = null;
+    const payloadLen = buf.readUInt32LE(off + 16);
+    if (!magicMatches(buf, off, this.network.magic)) {
+      error = new FrameError(
+        'BAD_MAGIC',
+        `wrong network magic ${buf.toString('hex', off, off + 4)}, expected ${this.network.magic.toString('hex')} (${this.network.name})`,
+      );
+    } else if (payloadLen > this.maxPayload) {
+      const command = internCommand(buf, off + 4) ?? printable(buf, off + 4);
+      error = new FrameError('OVERSIZED', `"${command}" declares ${payloadLen} payload bytes, above the maximum of ${this.maxPayload}`, command);
+    }
+    if (!error) return payloadLen;
+    if (this.#passOn && !alreadyOut) this.#passOn.onBytes(buf === this.#header ? Buffer.from(buf) : buf, off, off + HEADER_SIZE);
+    this.#fail(error);
+    return -1;
+  }
+
+  /** bitcoind drops a frame whose command field is invalid and keeps the peer (net.cpp GetMessage). */
+  #badCommand(buf: Buffer, off: number): void {
+    try {
+      readCommand(buf, off);
+    } catch (err) {
+      this.sink.onError(err as FrameError);
+    }
+  }
+
+  #endCut(): void {
+    this.#mode = Mode.Header;
+    this.#cut!.onCutEnd();
   }
 
   #emit(raw: Buffer, command: string): void {
-    if (this.checksumPolicy === 'always') {
-      const frame = new Frame(raw, command);
-      if (!frame.checksumValid()) {
-        this.sink.onError(new FrameError('BAD_CHECKSUM', `checksum mismatch on "${command}" (${raw.length - HEADER_SIZE} bytes)`, command));
-        return;
-      }
-      this.sink.onFrame(frame);
+    const frame = new Frame(raw, command);
+    if (this.checksumPolicy === 'always' && !frame.checksumValid()) {
+      const name = command === INVALID_COMMAND ? printable(raw, 4) : command;
+      this.sink.onError(new FrameError('BAD_CHECKSUM', `checksum mismatch on "${name}" (${raw.length - HEADER_SIZE} bytes)`, name));
       return;
     }
-    this.sink.onFrame(new Frame(raw, command));
+    if (command !== INVALID_COMMAND) return this.sink.onFrame(frame);
+    // bitcoind drops such a frame; a sink that passes bytes on gets it, for bitcoind to do so
+    this.#badCommand(raw, 4);
+    if (this.#passOn) this.sink.onFrame(frame);
   }
 
   #fail(error: FrameError): void {
     this.#failed = error;
     this.#partial = null;
     this.#headerFill = 0;
+    this.#mode = Mode.Header;
     this.sink.onError(error);
   }
 }
 
-/** Decode a whole buffer at once (tests, tools). Throws the first FrameError. */
+/** The command field as text for messages, invalid bytes escaped. */
+function printable(buf: Buffer, offset: number): string {
+  let s = '';
+  for (let i = offset; i < offset + COMMAND_SIZE && buf[i] !== 0; i++) {
+    const c = buf[i]!;
+    s += c >= 0x20 && c <= 0x7e ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return s;
+}
+
+/** Decode a whole buffer at once (tests, tools). Throws the first fatal FrameError or BAD_CHECKSUM. */
 export function decodeFrames(buf: Buffer, options: FrameDecoderOptions): Frame[] {
   const frames: Frame[] = [];
   let error: FrameError | null = null;

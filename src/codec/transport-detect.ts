@@ -16,7 +16,9 @@ export type TransportGuess = 'v1' | 'v2' | 'undecided';
 /**
  * Classify the first bytes of an inbound stream the way bitcoind's V2Transport does: anything
  * that is not a prefix of the v1 version header is taken for a BIP324 v2 opening (or garbage).
- * `seen` holds the first bytes received so far (at most 16 are looked at).
+ * `seen` holds the first bytes received so far (at most 16 are looked at). Only a node that
+ * offers v2 looks at all: without v2, bitcoind reads every stream as v1 (a stream opening with
+ * `ping` is v1; a wrong magic fails its header check).
  */
 export function guessTransport(seen: Uint8Array, prefix: Uint8Array): TransportGuess {
   const n = Math.min(seen.length, prefix.length);

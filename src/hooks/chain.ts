@@ -1,4 +1,4 @@
-import { codecFor, decodePayload, encodeFrame, type Frame, type Network } from '../codec/index.js';
+import { codecFor, decodePayload, encodeFrame, encodePayload, type Frame, type Network } from '../codec/index.js';
 import { X_FEATURE_ID, type Direction, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { FrameMessage } from './message.js';
 import { HookFault, checkResult, isThenable } from './result.js';
@@ -62,9 +62,11 @@ export class HookChain {
     readonly observer: HookRuntimeObserver = nullHookObserver,
   ) {
     const withMessage = hooks.filter((h) => typeof h.module.onMessage === 'function');
+    // Outbound runs the list in reverse (as Envoy runs write filters): the first hook is the one
+    // nearest the peer both ways, so a hook wraps everything listed after it symmetrically.
     this.#messageHooks = {
       inbound: withMessage.filter((h) => h.wants.inbound !== null),
-      outbound: withMessage.filter((h) => h.wants.outbound !== null),
+      outbound: withMessage.filter((h) => h.wants.outbound !== null).reverse(),
     };
     for (const h of hooks) for (const [cmd, handler] of Object.entries(h.module.commands ?? {})) this.#x.set(cmd, { hook: h, handler });
     this.featureProviders = hooks.filter((h) => typeof h.module.features === 'function');
@@ -73,6 +75,11 @@ export class HookChain {
 
   static empty(settings: ChainSettings): HookChain {
     return new HookChain([], settings);
+  }
+
+  /** Hooks with onMessage for `direction`, in the order they run. */
+  messageHooks(direction: Direction): readonly LoadedHook[] {
+    return this.#messageHooks[direction];
   }
 
   /** Hooks that want `command` in `direction`; empty means the frame takes the fast path. */
@@ -127,6 +134,39 @@ export class HookChain {
       if (isThenable(out)) (out as Promise<unknown>).catch(() => {});
       if (target.closed) return;
     }
+  }
+
+  /**
+   * The BIP 434 feature frames the hooks announce to this peer, each features() call under the
+   * same rules as a message callback: a throw, a malformed answer or a call over the time budget
+   * is a fault (the peer is disconnected) and yields nothing.
+   */
+  features(target: ChainTarget): Frame[] {
+    const frames: Frame[] = [];
+    for (const h of this.featureProviders) {
+      const t0 = performance.now();
+      try {
+        const list: unknown = h.module.features!(target.hookPeer, h.ctx);
+        const ms = performance.now() - t0;
+        this.observer.invocation(h.name, ms / 1000);
+        if (ms > this.settings.timeoutMs) throw new HookFault(h.name, 'timeout', `features() blocked for ${Math.round(ms)} ms, over its budget of ${this.settings.timeoutMs} ms`);
+        if (!Array.isArray(list)) throw new HookFault(h.name, 'malformed', 'features() must return an array of { id, data? }');
+        for (const f of list as { id?: unknown; data?: unknown }[]) {
+          if (typeof f?.id !== 'string' || (f.data !== undefined && !(f.data instanceof Uint8Array))) {
+            throw new HookFault(h.name, 'malformed', 'features() must return an array of { id: string, data?: Uint8Array }');
+          }
+          try {
+            frames.push(encodeFrame(this.settings.network, 'feature', encodePayload('feature', { featureId: f.id, data: Buffer.from(f.data ?? []) })));
+          } catch (err) {
+            throw new HookFault(h.name, 'invalid_message', `features(): ${(err as Error).message}`);
+          }
+        }
+      } catch (err) {
+        this.#fault(target, err instanceof HookFault ? err : new HookFault(h.name, 'throw', `features() threw: ${(err as Error)?.message ?? String(err)}`));
+        return [];
+      }
+    }
+    return frames;
   }
 
   disconnect(peer: HookPeer, reason: string): void {

@@ -14,7 +14,6 @@ export type CloseReason =
   | 'handshake_timeout'
   | 'idle_timeout'
   | 'protocol_error'
-  | 'v2_unsupported'
   | 'banned'
   | 'hook'
   | 'hook_error'

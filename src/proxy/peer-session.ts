@@ -1,34 +1,24 @@
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { Logger } from 'pino';
-import {
-  FrameDecoder,
-  FrameError,
-  PayloadWriter,
-  decodeFrame,
-  encodeFrame,
-  encodePayload,
-  guessTransport,
-  v1Prefix,
-  type FeatureMessage,
-  type Frame,
-  type Network,
-  type VersionMessage,
-} from '../codec/index.js';
-import { FEATURE_MIN_VERSION, X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } from '../hooks/api.js';
-import type { ChainTarget, HookChain, LoadedHook } from '../hooks/chain.js';
+import { PayloadWriter, encodeFrame, type Frame, type FrameError, type Network } from '../codec/index.js';
+import { X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } from '../hooks/api.js';
+import type { HookChain, LoadedHook } from '../hooks/chain.js';
+import { parseDurationMs } from '../hooks/duration.js';
 import { HookFault, isThenable } from '../hooks/result.js';
-import { addressTo16Bytes } from './address.js';
-import { CoalescingWriter } from './coalescing-writer.js';
-import type { LendingReadBuffer } from './lending-read-buffer.js';
+import { Handshake, type SessionKind } from './handshake.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import type { PeerInfo } from './peer-info.js';
-import { parseDurationMs } from '../hooks/duration.js';
+import { Pipeline, type FrameStage, type PipelineHost } from './pipeline.js';
+import { pauseWhileFull } from './transport/backpressure.js';
+import { TransportDetector } from './transport/detect.js';
+import type { LendingReadBuffer } from './transport/lending-read-buffer.js';
+import { v1Transport } from './transport/v1.js';
 
-/** BIP324 NODE_P2P_V2 service bit. */
-export const NODE_P2P_V2 = 1n << 11n;
+export { NODE_P2P_V2, type SessionKind } from './handshake.js';
 
 export interface SessionSettings {
   network: Network;
+  /** `always` verifies every frame before forwarding it, so every frame is stored whole first */
   checksum: 'always' | 'lazy';
   v2: 'reject' | 'passthrough';
   handshakeTimeout: number;
@@ -55,43 +45,32 @@ export interface SessionHost {
   readonly chain: HookChain;
 }
 
-/** Frames of one direction wait here, in order, while a hook of that direction is async. */
-interface Lane {
-  queue: Frame[];
-  bytes: number;
-  busy: boolean;
-}
-
-/** NODE_P2P_V2 is bit 11; BIP 434 needs protocol 70017, and 70016 peers ignore unknown pre-verack messages. */
-const MIN_VERSION_TO_RAISE = 70016;
-
 /** How long a closing side may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 500;
 
 /**
- * One proxied peer: its socket, its own connection to bitcoind, a frame decoder each way.
- * Untouched frames go through as the raw bytes that came in; only the version message that
- * bitcoind sends is rewritten (see #rewriteBackendVersion).
+ * One proxied connection between a peer and our node: each socket's bytes go through a
+ * Pipeline (transport → proxy stage → hooks → the other socket). This class only composes:
+ * the sockets and their lifecycle, transport detection, the handshake, x: routing, and what a
+ * hook result does to the session (ChainTarget).
+ *
+ * `kind` says who opened it. `inbound`: a peer connected to our listener and `backend` is our
+ * connection to bitcoind. `outbound`: our node opened it (see OutboundSession) and the roles of
+ * the sockets are swapped; the pipeline is the same, hook directions keep their meaning
+ * (inbound = peer → node).
  */
-export class PeerSession implements ChainTarget {
+export class PeerSession implements PipelineHost {
   readonly info: PeerInfo;
   readonly log: Logger;
   #closed = false;
   #closeReason: CloseReason | null = null;
-  #peerVerack = false;
-  #backendVerack = false;
-  #backendVersionSeen = false;
-  #head: Buffer = Buffer.alloc(0);
-  readonly #prefix: Buffer;
   #handshakeTimer: NodeJS.Timeout | null = null;
-  readonly #toBackend: CoalescingWriter;
-  readonly #toPeer: CoalescingWriter;
-  readonly #inbound: FrameDecoder;
-  readonly #outbound: FrameDecoder;
-  readonly #inLane: Lane = { queue: [], bytes: 0, busy: false };
-  readonly #outLane: Lane = { queue: [], bytes: 0, busy: false };
-  /** BIP 434 feature frames to send right after bitcoind's version */
-  #featureFrames: Frame[] | null = null;
+  readonly #detector: TransportDetector;
+  readonly #handshake: Handshake;
+  /** peer → node */
+  readonly #toNode: Pipeline;
+  /** node → peer */
+  readonly #toPeer: Pipeline;
 
   constructor(
     id: number,
@@ -102,14 +81,16 @@ export class PeerSession implements ChainTarget {
     private readonly host: SessionHost,
     /** the backend socket's reusable read buffer, when it was opened with onread */
     private readonly backendReads: LendingReadBuffer | null = null,
+    readonly kind: SessionKind = 'inbound',
   ) {
+    this.#detector = new TransportDetector(settings.network, settings.v2);
     this.info = {
       id,
       address,
       port: peer.remotePort ?? 0,
       backendLocalPort: null,
       connectedAt: Date.now(),
-      transport: 'detecting',
+      transport: settings.v2 === 'reject' ? 'v1' : 'detecting',
       version: null,
       services: null,
       userAgent: null,
@@ -124,19 +105,23 @@ export class PeerSession implements ChainTarget {
       features: new Map(),
       state: new Map(),
     };
-    this.log = host.log.child({ peer: `${address}:${this.info.port}`, session: id });
-    this.#prefix = v1Prefix(settings.network);
-    this.#toBackend = new CoalescingWriter(backend);
-    this.#toPeer = new CoalescingWriter(peer);
-    const decoderOptions = { network: settings.network, maxPayload: settings.maxMessageSize, checksum: settings.checksum };
-    this.#inbound = new FrameDecoder(decoderOptions, {
-      onFrame: (f) => this.#onPeerFrame(f),
-      onError: (e) => this.#onFrameError('inbound', e),
+    this.log = host.log.child({ peer: `${address}:${this.info.port}`, session: id, ...(kind === 'outbound' ? { kind } : {}) });
+    const transport = v1Transport({ network: settings.network, maxPayload: settings.maxMessageSize, checksum: settings.checksum });
+    const common = { network: settings.network, transport, hookQueue: settings.hookQueue };
+    const toPeerWriter = transport.writer(peer);
+    this.#handshake = new Handshake({
+      network: settings.network,
+      v2: settings.v2,
+      kind,
+      info: this.info,
+      log: this.log,
+      chain: () => this.host.chain,
+      target: this,
+      injectToPeer: (raw) => toPeerWriter.inject(raw),
+      completed: () => this.#handshakeDone(),
     });
-    this.#outbound = new FrameDecoder(decoderOptions, {
-      onFrame: (f) => this.#onBackendFrame(f),
-      onError: (e) => this.#onFrameError('outbound', e),
-    });
+    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), copyForHooks: false }, this, this.#peerStage());
+    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, copyForHooks: backendReads !== null }, this, this.#nodeStage());
   }
 
   get closed(): boolean {
@@ -152,9 +137,13 @@ export class PeerSession implements ChainTarget {
     return this.info;
   }
 
-  /** Start relaying; the backend socket must already be connected. */
+  get chain(): HookChain {
+    return this.host.chain;
+  }
+
+  /** Start relaying; both sockets must already be connected. */
   start(): void {
-    this.info.backendLocalPort = this.backend.localPort ?? null;
+    this.info.backendLocalPort = (this.kind === 'inbound' ? this.backend.localPort : this.backend.remotePort) ?? null;
     this.peer.setNoDelay(true);
     this.backend.setNoDelay(true);
     this.peer.on('data', (chunk: Buffer) => this.#onPeerData(chunk));
@@ -173,7 +162,10 @@ export class PeerSession implements ChainTarget {
       this.#handshakeTimer.unref();
     }
     this.host.chain.connect(this);
-    if (!this.#closed) this.peer.resume();
+    if (!this.#closed) {
+      this.peer.resume();
+      this.backend.resume();
+    }
   }
 
   /** Close both sides: flush what is queued, then destroy after a short grace period. */
@@ -193,11 +185,10 @@ export class PeerSession implements ChainTarget {
     this.host.sessionEnded(this, reason);
   }
 
-  /** Send a frame the proxy built to the peer (hooks' local answers use this). */
+  /** Send a frame the proxy built to the peer (hooks' local answers use this); never inside a frame passing through. */
   sendToPeer(frame: Frame): void {
-    if (this.#closed) return;
-    this.#toPeer.add(frame.raw);
-    this.#toPeer.flush();
+    if (this.#closed || this.info.transport === 'v2-passthrough') return;
+    this.#toPeer.inject(frame.raw);
   }
 
   /**
@@ -205,7 +196,7 @@ export class PeerSession implements ChainTarget {
    * feature, as the BIP requires for messages a feature introduces. Returns false if refused.
    */
   sendMessage(m: OutgoingMessage): boolean {
-    if (this.#closed) return false;
+    if (this.#closed || this.info.transport === 'v2-passthrough') return false;
     if (m.command.startsWith('x:') && !this.info.features.has(X_FEATURE_ID)) {
       this.log.info({ command: m.command }, 'not sending an x: message to a peer that did not announce our feature');
       this.host.chain.observer.xCommand('refused');
@@ -223,183 +214,93 @@ export class PeerSession implements ChainTarget {
   #onPeerData(chunk: Buffer): void {
     if (this.#closed) return;
     this.info.bytesIn += chunk.length;
-    if (this.info.transport === 'detecting') {
-      chunk = this.#detectTransport(chunk);
+    if (this.kind === 'inbound' && this.info.transport === 'detecting') {
+      chunk = this.#detect(chunk);
       if (chunk.length === 0) return;
     }
-    if (this.info.transport === 'v2-passthrough') {
-      this.#relayRaw(this.backend, chunk, this.peer, this.settings.receiveBuffer);
-      return;
-    }
-    this.backend.cork();
-    this.#inbound.push(chunk);
-    this.#toBackend.flush();
-    this.backend.uncork();
-    this.#backpressure(this.peer, this.backend, this.settings.receiveBuffer);
+    this.#relay(this.#toNode, chunk, this.peer, this.backend, this.settings.receiveBuffer);
   }
 
   /** Bytes from bitcoind. With a reused read buffer, `chunk` is only valid during this call. */
   onBackendRead(chunk: Buffer): void {
     if (this.#closed) return;
     this.info.bytesOut += chunk.length;
-    if (this.info.transport === 'v2-passthrough') {
-      this.#relayRaw(this.peer, chunk, this.backend, this.settings.sendBuffer);
-    } else {
-      this.peer.cork();
-      this.#outbound.push(chunk);
-      this.#toPeer.flush();
-      this.peer.uncork();
-      this.#backpressure(this.backend, this.peer, this.settings.sendBuffer);
-    }
+    if (this.kind === 'outbound' && this.info.transport === 'detecting') chunk = this.#detect(chunk);
+    if (chunk.length > 0) this.#relay(this.#toPeer, chunk, this.backend, this.peer, this.settings.sendBuffer);
     // Whatever the peer socket could not write at once still points into the read buffer.
     if (this.backendReads && this.peer.writableLength > 0) this.backendReads.lend();
   }
 
-  /**
-   * bitcoind's rule: a stream that does not start with the v1 version header is v2.
-   * Returns the bytes to process now (empty while still undecided).
-   */
-  #detectTransport(chunk: Buffer): Buffer {
-    const head = this.#head.length ? Buffer.concat([this.#head, chunk]) : chunk;
-    const guess = guessTransport(head, this.#prefix);
-    if (guess === 'undecided') {
-      this.#head = Buffer.from(head);
-      return Buffer.alloc(0);
+  #relay(pipeline: Pipeline, chunk: Buffer, src: net.Socket, dst: net.Socket, limit: number): void {
+    if (this.info.transport === 'v2-passthrough') dst.write(chunk);
+    else {
+      dst.cork();
+      pipeline.push(chunk);
+      dst.uncork();
     }
-    this.#head = Buffer.alloc(0);
-    if (guess === 'v1') {
-      this.info.transport = 'v1';
-      return head;
-    }
-    if (this.settings.v2 === 'passthrough') {
+    pauseWhileFull(src, dst, limit, () => this.#closed);
+  }
+
+  /** The initiator's first bytes decide the transport (only when the proxy offers v2). */
+  #detect(chunk: Buffer): Buffer {
+    const { detected, bytes } = this.#detector.feed(chunk);
+    if (detected === 'v1') this.info.transport = 'v1';
+    else if (detected === 'v2') {
       this.info.transport = 'v2-passthrough';
       this.host.observer.v2Passthrough();
-      this.log.info('peer opened with BIP324 v2 bytes: piping raw to bitcoind, hooks bypassed (v2: passthrough)');
-      return head;
+      this.log.info('the connection opened with BIP324 v2 bytes: piping raw, hooks bypassed (v2: passthrough)');
     }
-    this.log.info({ first: head.subarray(0, 16).toString('hex') }, 'peer did not open with a v1 version message (BIP324 v2 or garbage): closing (v2: reject)');
-    this.close('v2_unsupported');
-    return Buffer.alloc(0);
+    return bytes;
   }
 
-  #relayRaw(dst: net.Socket, chunk: Buffer, src: net.Socket, limit: number): void {
-    dst.write(chunk);
-    this.#backpressure(src, dst, limit);
+  // PipelineHost
+
+  countFrame(direction: Direction, command: string, bytes: number): void {
+    if (direction === 'inbound') this.info.messagesIn++;
+    else this.info.messagesOut++;
+    this.host.observer.frame(direction, command, bytes);
   }
 
-  /** Stop reading from `src` while `dst` has `limit` bytes or more queued (bitcoind's -maxsendbuffer idea). */
-  #backpressure(src: net.Socket, dst: net.Socket, limit: number): void {
-    if (dst.writableLength < limit || !dst.writableNeedDrain || src.isPaused()) return;
-    src.pause();
-    dst.once('drain', () => {
-      if (!this.#closed) src.resume();
-    });
-  }
-
-  #onFrameError(direction: Direction, err: FrameError): void {
+  /** bitcoind's framing rules (net.cpp): a bad checksum or command field drops the frame, a bad magic or size the peer. */
+  frameError(direction: Direction, err: FrameError): void {
     this.host.observer.protocolError(err.code);
-    if (err.code === 'BAD_CHECKSUM') {
-      // bitcoind drops such a message and keeps the connection; so do we.
+    if (err.code === 'BAD_CHECKSUM' || err.code === 'BAD_COMMAND') {
+      // BAD_COMMAND frames went on for bitcoind to drop and count; `always` dropped BAD_CHECKSUM ones here
       this.log.info({ direction, code: err.code, command: err.command }, err.message);
       return;
     }
+    // the offending header went on first, so bitcoind logs and accounts for it as if direct
     this.log.warn({ direction, code: err.code, command: err.command }, `protocol error, closing: ${err.message}`);
     this.close('protocol_error');
   }
 
-  #onPeerFrame(frame: Frame): void {
-    if (this.#closed) return;
-    if (this.#inLane.busy) return this.#enqueue(this.#inLane, frame, this.peer);
-    this.#processInbound(frame);
+  /** peer → node: the handshake records, x: commands go to their module and never to bitcoind. */
+  #peerStage(): FrameStage {
+    const hs = this.#handshake;
+    return {
+      intercepts: (command) => command.startsWith('x:') || hs.interceptsFromPeer(command),
+      mayIntercept: (field, offset, n) => (field[offset] === 0x78 && (n < 2 || field[offset + 1] === 0x3a)) || hs.mayInterceptFromPeer(field, offset, n),
+      enter: (frame) => {
+        hs.fromPeer(frame);
+        if (!frame.command.startsWith('x:')) return frame;
+        const handled = this.host.chain.runX(frame, this, Date.now());
+        if (isThenable(handled)) return Promise.resolve(handled);
+        if (!handled) this.#unknownX(frame.command);
+        return null;
+      },
+      forwarded: () => {},
+    };
   }
 
-  #onBackendFrame(frame: Frame): void {
-    if (this.#closed) return;
-    if (this.#outLane.busy) return this.#enqueue(this.#outLane, frame, this.backend);
-    this.#processOutbound(frame);
-  }
-
-  #processInbound(frame: Frame): void {
-    this.info.messagesIn++;
-    this.host.observer.frame('inbound', frame.command, frame.raw.length);
-    const command = frame.command;
-    if (command === 'version') this.#recordPeerVersion(frame);
-    else if (command === 'verack') {
-      this.#peerVerack = true;
-      this.#checkHandshake();
-    } else if (command === 'feature') this.#recordPeerFeature(frame);
-    const chain = this.host.chain;
-    if (command.startsWith('x:')) {
-      // private to proxy modules: never forwarded to bitcoind
-      const handled = chain.runX(frame, this, Date.now());
-      if (isThenable(handled)) this.#wait(this.#inLane, handled.then(() => null), this.#toBackend, this.peer);
-      else if (!handled) this.#unknownX(command);
-      return;
-    }
-    if (chain.hooksFor('inbound', command).length === 0) {
-      this.#toBackend.add(frame.raw); // fast path: raw bytes, no decode, no copy
-      return;
-    }
-    const out = chain.run('inbound', frame, this, Date.now());
-    if (isThenable(out)) this.#wait(this.#inLane, out, this.#toBackend, this.peer);
-    else if (out) this.#toBackend.add(out.raw);
-  }
-
-  #processOutbound(frame: Frame): void {
-    this.info.messagesOut++;
-    this.host.observer.frame('outbound', frame.command, frame.raw.length);
-    if (frame.command === 'version' && !this.#backendVersionSeen) {
-      this.#backendVersionSeen = true;
-      frame = this.#rewriteBackendVersion(frame);
-    } else if (frame.command === 'verack') {
-      this.#backendVerack = true;
-      this.#checkHandshake();
-    }
-    const chain = this.host.chain;
-    if (chain.hooksFor('outbound', frame.command).length === 0) return this.#forwardToPeer(frame);
-    // hooks may keep the message past this read (async, caches): give them bytes of their own
-    if (this.backendReads) frame = frame.copy();
-    const out = chain.run('outbound', frame, this, Date.now());
-    if (isThenable(out)) this.#wait(this.#outLane, out, this.#toPeer, this.backend, true);
-    else if (out) this.#forwardToPeer(out);
-  }
-
-  #forwardToPeer(frame: Frame): void {
-    this.#toPeer.add(frame.raw);
-    if (this.#featureFrames && frame.command === 'version') {
-      for (const f of this.#featureFrames) this.#toPeer.add(f.raw);
-      this.#featureFrames = null;
-    }
-  }
-
-  /** A frame arrived while a hook of its direction is async: keep it (copied) in order. */
-  #enqueue(lane: Lane, frame: Frame, src: net.Socket): void {
-    const copy = frame.copy(); // the read buffer it points into may be reused
-    lane.queue.push(copy);
-    lane.bytes += copy.raw.length;
-    if (lane.bytes >= this.settings.hookQueue && !src.isPaused()) src.pause();
-  }
-
-  /** An async hook holds this lane: later frames queue until it settles, then drain in order. */
-  #wait(lane: Lane, pending: Promise<Frame | null>, writer: CoalescingWriter, src: net.Socket, outbound = false): void {
-    lane.busy = true;
-    writer.flush();
-    pending.then((out) => {
-      if (this.#closed) return;
-      if (out) {
-        if (outbound) this.#forwardToPeer(out);
-        else writer.add(out.raw);
-      }
-      lane.busy = false;
-      while (!lane.busy && lane.queue.length > 0 && !this.#closed) {
-        const next = lane.queue.shift()!;
-        lane.bytes -= next.raw.length;
-        if (outbound) this.#processOutbound(next);
-        else this.#processInbound(next);
-      }
-      writer.flush();
-      if (!lane.busy && lane.bytes < this.settings.hookQueue && src.isPaused() && !this.#closed) src.resume();
-    }, (err: unknown) => this.fault(new HookFault('(chain)', 'throw', `the hook chain failed: ${String(err)}`)));
+  /** node → peer: the handshake mends bitcoind's version and announces features after it. */
+  #nodeStage(): FrameStage {
+    const hs = this.#handshake;
+    return {
+      intercepts: (command) => hs.interceptsFromNode(command),
+      mayIntercept: (field, offset, n) => hs.mayInterceptFromNode(field, offset, n),
+      enter: (frame) => hs.fromNode(frame),
+      forwarded: (frame) => hs.forwardedToPeer(frame),
+    };
   }
 
   #unknownX(command: string): void {
@@ -409,16 +310,10 @@ export class PeerSession implements ChainTarget {
     this.sendMessage({ command: 'x:unknown', payload: new PayloadWriter(16).varString(command).finish() });
   }
 
-  #recordPeerFeature(frame: Frame): void {
-    // BIP 434: only from peers of 70017+, between their version and their verack
-    if (this.#peerVerack || (this.info.version ?? 0) < FEATURE_MIN_VERSION) return;
-    try {
-      const f = decodeFrame<FeatureMessage>(frame);
-      // ids are printable ASCII in the x: protocol (docs/x-protocol.md §1.5, §2.9): others are ignored
-      if (this.info.features.size < 64 && /^[\x20-\x7e]+$/.test(f.featureId)) this.info.features.set(f.featureId, Buffer.from(f.data));
-    } catch (err) {
-      this.log.info({ err: (err as Error).message }, 'unparseable feature message from peer');
-    }
+  #handshakeDone(): void {
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = null;
+    this.log.debug('handshake complete');
   }
 
   // ChainTarget: what a hook result does to this session
@@ -456,69 +351,5 @@ export class PeerSession implements ChainTarget {
   fault(fault: HookFault): void {
     this.log.error({ hook: fault.hook, kind: fault.kind, err: fault.message }, 'hook incompatibility: disconnecting peer');
     this.close('hook_error');
-  }
-
-  #recordPeerVersion(frame: Frame): void {
-    if (this.info.version !== null) return;
-    try {
-      const v = decodeFrame<VersionMessage>(frame);
-      this.info.version = v.version;
-      this.info.services = v.services;
-      this.info.userAgent = v.userAgent ?? null;
-      this.info.startHeight = v.startHeight ?? null;
-      this.info.relay = v.relay ?? null;
-      this.log.info({ version: v.version, services: `0x${v.services.toString(16)}`, userAgent: v.userAgent, startHeight: v.startHeight }, 'peer version');
-    } catch (err) {
-      // bitcoind judges the message; we only failed to learn from it
-      this.log.info({ err: (err as Error).message }, 'could not decode the peer version message');
-    }
-  }
-
-  /**
-   * bitcoind sees the peer as 127.0.0.1; tell the peer its real address and port, so it can
-   * still learn its external address from us. With the v2 policy `reject`, clear NODE_P2P_V2
-   * so peers do not waste a connection on a v2 attempt.
-   */
-  #rewriteBackendVersion(frame: Frame): Frame {
-    try {
-      const v = decodeFrame<VersionMessage>(frame);
-      const ip = addressTo16Bytes(this.address);
-      if (ip) v.addrRecv = { ...v.addrRecv, ip, port: this.info.port };
-      if (this.settings.v2 === 'reject') v.services &= ~NODE_P2P_V2;
-      this.#featureFrames = this.#collectFeatures();
-      if (this.#featureFrames.length > 0 && v.version < FEATURE_MIN_VERSION && v.version >= MIN_VERSION_TO_RAISE) {
-        // The proxy itself speaks BIP 434 for bitcoind; raising 70016 to 70017 only promises
-        // that feature messages are accepted before verack, which 0.21+ does by ignoring them.
-        v.version = FEATURE_MIN_VERSION;
-      }
-      return encodeFrame(this.settings.network, 'version', encodePayload('version', v));
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not rewrite the version message of bitcoind; forwarding it unchanged');
-      return frame;
-    }
-  }
-
-  /** BIP 434 feature frames the hooks announce to this peer (only for peers of 70017+). */
-  #collectFeatures(): Frame[] {
-    const frames: Frame[] = [];
-    if ((this.info.version ?? 0) < FEATURE_MIN_VERSION) return frames;
-    for (const h of this.host.chain.featureProviders) {
-      try {
-        for (const f of h.module.features!(this.info, h.ctx)) {
-          frames.push(encodeFrame(this.settings.network, 'feature', encodePayload('feature', { featureId: f.id, data: Buffer.from(f.data ?? []) })));
-        }
-      } catch (err) {
-        this.log.error({ hook: h.name, err: (err as Error).message }, 'features() failed; announcing nothing for this hook');
-      }
-    }
-    return frames;
-  }
-
-  #checkHandshake(): void {
-    if (!this.#peerVerack || !this.#backendVerack || this.info.handshakeComplete) return;
-    this.info.handshakeComplete = true;
-    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = null;
-    this.log.debug('handshake complete');
   }
 }

@@ -9,7 +9,7 @@ import { BackendDisconnectTracker } from './backend-disconnects.js';
 import { BanList, type Ban } from './ban-list.js';
 import { ConnectionLimits } from './connection-limits.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
-import { LendingReadBuffer } from './lending-read-buffer.js';
+import { LendingReadBuffer } from './transport/lending-read-buffer.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
 
 export interface Endpoint {

@@ -166,6 +166,28 @@ const fatalCases: FatalCase[] = [
     message: /wrong network magic f9beb4d9, expected fabfb5da \(regtest\)/,
   },
   {
+    name: 'payload length above 4,000,000',
+    bad: rawHeader(regtest.magic, commandField('block'), MAX_PROTOCOL_MESSAGE_LENGTH + 1),
+    code: 'OVERSIZED',
+    message: /"block" declares 4000001 payload bytes, above the maximum of 4000000/,
+  },
+  {
+    name: 'payload length 0xffffffff',
+    bad: rawHeader(regtest.magic, commandField('tx'), 0xffffffff),
+    code: 'OVERSIZED',
+    message: /"tx" declares 4294967295 payload bytes, above the maximum of 4000000/,
+  },
+  {
+    name: 'payload length above a configured lower maxPayload',
+    bad: rawHeader(regtest.magic, commandField('inv'), 1001),
+    code: 'OVERSIZED',
+    message: /"inv" declares 1001 payload bytes, above the maximum of 1000/,
+    maxPayload: 1000,
+  },
+];
+
+const badCommandCases: FatalCase[] = [
+  {
     name: 'non-printable byte in the command',
     bad: rawHeader(regtest.magic, commandField('pi\x01g'), 0),
     code: 'BAD_COMMAND',
@@ -189,26 +211,26 @@ const fatalCases: FatalCase[] = [
     code: 'BAD_COMMAND',
     message: /non-printable byte 0xff at 11/,
   },
-  {
-    name: 'payload length above 4,000,000',
-    bad: rawHeader(regtest.magic, commandField('block'), MAX_PROTOCOL_MESSAGE_LENGTH + 1),
-    code: 'OVERSIZED',
-    message: /"block" declares 4000001 payload bytes, above the maximum of 4000000/,
-  },
-  {
-    name: 'payload length 0xffffffff',
-    bad: rawHeader(regtest.magic, commandField('tx'), 0xffffffff),
-    code: 'OVERSIZED',
-    message: /"tx" declares 4294967295 payload bytes, above the maximum of 4000000/,
-  },
-  {
-    name: 'payload length above a configured lower maxPayload',
-    bad: rawHeader(regtest.magic, commandField('inv'), 1001),
-    code: 'OVERSIZED',
-    message: /"inv" declares 1001 payload bytes, above the maximum of 1000/,
-    maxPayload: 1000,
-  },
 ];
+
+for (const bc of badCommandCases) {
+  test(`not fatal: ${bc.name} -> BAD_COMMAND drops that frame and decoding goes on (bitcoind drops it, keeps the peer)`, () => {
+    for (const bytewise of [false, true]) {
+      for (const checksum of ['lazy', 'always'] as const) {
+        const before = encodeFrame(regtest, 'ping', payloadOf(8));
+        const after = encodeFrame(regtest, 'pong', payloadOf(8));
+        const c = collect({ checksum });
+        const stream = Buffer.concat([before.raw, bc.bad, after.raw]);
+        if (bytewise) pushBytewise(c, stream);
+        else c.push(stream);
+        assertSameFrames(c.frames, [before, after]);
+        assert.deepEqual(c.events, ['frame:ping', `error:${checksum === 'always' ? 'BAD_CHECKSUM' : 'BAD_COMMAND'}`, 'frame:pong']);
+        if (checksum === 'lazy') assert.match(c.errors[0]!.message, bc.message);
+        assert.equal(c.decoder.failed, null);
+      }
+    }
+  });
+}
 
 for (const fc of fatalCases) {
   test(`fatal: ${fc.name} -> ${fc.code}; earlier frames delivered, later input ignored`, () => {

@@ -59,3 +59,42 @@ test('a wants function that returns a bad shape refuses the module at load', asy
   const bad = { apiVersion: HOOK_API_VERSION, name: 'bad-wants', wants: () => ({ sideways: '*' }) };
   await assert.rejects(createHookHarness([{ module: bad as never }]), /bad-wants.*unknown direction "sideways"/);
 });
+
+test('outbound runs the chain in reverse (Envoy write-filter order), inbound in list order', async () => {
+  const order: string[] = [];
+  const mk = (name: string) => ({
+    apiVersion: HOOK_API_VERSION,
+    name,
+    wants: { inbound: ['ping'], outbound: ['pong'] },
+    onMessage: (msg: { direction: string }) => void order.push(`${msg.direction}:${name}`),
+  });
+  const h = await createHookHarness([{ module: mk('first') }, { module: mk('second') }, { module: mk('third') }]);
+  const p = h.peer();
+  await h.deliver(p, 'inbound', 'ping', { nonce: 1n });
+  await h.deliver(p, 'outbound', 'pong', { nonce: 1n });
+  assert.deepEqual(order, ['inbound:first', 'inbound:second', 'inbound:third', 'outbound:third', 'outbound:second', 'outbound:first']);
+  await h.close();
+});
+
+test('features() runs under the hook runtime: a throw or a malformed answer is a fault, a good answer becomes feature frames', async () => {
+  // the malformed answers are what a plain-JS module could return
+  const mk = (name: string, features: () => unknown) => ({ apiVersion: HOOK_API_VERSION, name, features: features as () => { id: string }[] });
+  const good = await createHookHarness([{ module: mk('good', () => [{ id: 'example/feature/1', data: Buffer.from('d') }]) }]);
+  const p = good.peer({ version: 70017 });
+  const frames = good.chain.features(p);
+  assert.deepEqual(frames.map((f) => f.command), ['feature']);
+  assert.equal(p.faults.length, 0);
+  await good.close();
+  for (const [name, fn, kind] of [
+    ['throws', () => { throw new Error('boom'); }, 'throw'],
+    ['not-array', () => ({ id: 'x' }), 'malformed'],
+    ['async', async () => [], 'malformed'],
+    ['short-id', () => [{ id: 'ab' }], 'invalid_message'],
+  ] as const) {
+    const h = await createHookHarness([{ module: mk(name, fn) }]);
+    const peer = h.peer({ version: 70017 });
+    assert.deepEqual(h.chain.features(peer), [], `${name}: nothing announced`);
+    assert.equal(peer.faults[0]?.kind, kind, `${name}: fault kind`);
+    await h.close();
+  }
+});

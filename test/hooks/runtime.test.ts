@@ -77,7 +77,7 @@ test('a module built for another major API version refuses to load: startProxy r
 });
 
 test('fast path: a hook that wants only ping is never called for any other command', { skip }, async () => {
-  // Real: HookChain.hooksFor + PeerSession's raw forward; litecoind confirms the others arrived.
+  // Real: HookChain.hooksFor + the Pipeline's cut-through (src/proxy/pipeline.ts); litecoind confirms the others arrived.
   const proxy = await proxyWith(hooksYaml([{ module: fixture('recorder'), options: { label: 'fast' } }]));
   const { client } = track(await connectPeer(proxy.port));
   client.send('getaddr', {});
@@ -92,7 +92,7 @@ test('fast path: a hook that wants only ping is never called for any other comma
 });
 
 test('ordering: with an async hook delaying pings and pongs at random, pongs come back in order', { skip }, async () => {
-  // Real: the per-direction lanes of PeerSession (#wait/#enqueue) with src/hooks/chain.ts going async.
+  // Real: the per-direction lanes (src/proxy/lanes.ts) with src/hooks/chain.ts going async.
   const proxy = await proxyWith(hooksYaml([{ module: fixture('delay'), options: { maxMs: 8 } }]));
   const { client } = track(await connectPeer(proxy.port));
   const n = 120;
@@ -106,7 +106,7 @@ test('ordering: with an async hook delaying pings and pongs at random, pongs com
 });
 
 test('bounded queue: behind a blocked async hook the peer socket is paused, queued bytes stay near hookQueue', { skip, timeout: 60_000 }, async () => {
-  // Real: PeerSession's lane queue and socket pause (settings.hookQueue); litecoind receives everything after release.
+  // Real: the Lane's queue and socket pause (settings.hookQueue); litecoind receives everything after release.
   const hookQueue = 64 * 1024;
   const frameSize = 16 * 1024;
   const frames = 1000; // 16 MB: far more than the socket buffers on both ends hold
@@ -303,7 +303,7 @@ test('x: commands never reach litecoind; registered ones are handled, unknown on
 });
 
 test('BIP 434: a 70017 peer gets the injected feature after the version and before the verack; x: pushes reach only announcers', { skip }, async () => {
-  // Real: PeerSession#rewriteBackendVersion/#collectFeatures/#recordPeerFeature/sendMessage, litecoind's version 70016.
+  // Real: Handshake (src/proxy/handshake.ts: version rewrite, HookChain.features, feature recording) and PeerSession.sendMessage, litecoind's version 70016.
   const proxy = await proxyWith(hooksYaml([{ module: fixture('x-feature') }]));
   const a = track(await connectXPeer(proxy.port));
   const commands = a.handshake.map((f) => f.command);

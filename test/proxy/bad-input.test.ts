@@ -125,12 +125,14 @@ test('bad input against one proxy in front of litecoind; a well-behaved peer is 
   };
   const metric = (name: string, labels: Record<string, string> = {}) => p.metricValue(name, labels);
 
-  await t.test('wrong magic as the first bytes: closed as v2_unsupported (bitcoind would take it for v2 too)', async () => {
-    const before = await metric('bhp_connections_closed_total', { reason: 'v2_unsupported' });
+  await t.test('wrong magic as the first bytes: the header goes to litecoind (as it would directly), then closed, counted BAD_MAGIC', async () => {
+    const before = await metric('bhp_protocol_errors_total', { code: 'BAD_MAGIC' });
+    const closedBefore = await metric('bhp_connections_closed_total', { reason: 'protocol_error' });
     const c = await attacker();
     c.sendRaw(buildFrame(NETWORKS.mainnet, 'version', c.versionMessage()).raw);
     assert.ok(await c.closedWithin(2000), 'closed within 2 s');
-    assert.equal(await metric('bhp_connections_closed_total', { reason: 'v2_unsupported' }), before + 1);
+    assert.equal(await metric('bhp_protocol_errors_total', { code: 'BAD_MAGIC' }), before + 1);
+    assert.equal(await metric('bhp_connections_closed_total', { reason: 'protocol_error' }), closedBefore + 1);
     await stillServed();
   });
 
@@ -185,8 +187,8 @@ test('bad input against one proxy in front of litecoind; a well-behaved peer is 
     await stillServed();
   });
 
-  await t.test('garbage: closed as v2_unsupported (v2 policy reject)', async () => {
-    const before = await metric('bhp_connections_closed_total', { reason: 'v2_unsupported' });
+  await t.test('garbage: its first 24 bytes go to litecoind as a header with a wrong magic, then closed (v2 policy reject)', async () => {
+    const before = await metric('bhp_protocol_errors_total', { code: 'BAD_MAGIC' });
     const s = await rawConnect(p.port, loopbackAddress(nextPeer++));
     sockets.push(s);
     const done = collectUntilClosed(s);
@@ -196,7 +198,7 @@ test('bad input against one proxy in front of litecoind; a well-behaved peer is 
     const { data } = await done;
     assert.ok(Date.now() - started < 2000, 'closed within 2 s');
     assert.equal(data.length, 0, 'nothing came back (no version from litecoind)');
-    assert.equal(await metric('bhp_connections_closed_total', { reason: 'v2_unsupported' }), before + 1);
+    assert.equal(await metric('bhp_protocol_errors_total', { code: 'BAD_MAGIC' }), before + 1);
     await stillServed();
   });
 
@@ -383,13 +385,15 @@ test('v2 policy passthrough: a non-v1 opening is piped raw both ways, hooks bypa
   assert.equal(proxy.proxy.sessions()[0]?.info.transport, 'v2-passthrough');
 });
 
-test('v2 policy reject (default): a non-v1 opening is closed before any byte reaches the backend', { timeout: 20_000 }, async (t) => {
-  // Backend: a plain net server that records bytes (the point is that none arrive).
-  const received: Buffer[] = [];
+test('v2 policy reject (default): no detection; the backend gets what bitcoind would read, a wrong magic ends the connection after its header', { timeout: 20_000 }, async (t) => {
+  // Backend: a plain net server that records bytes, to see exactly what the proxy passed on.
+  const received = new Map<number, Buffer[]>();
   const backendSockets: net.Socket[] = [];
   const backend = net.createServer((s) => {
     backendSockets.push(s);
-    s.on('data', (c: Buffer) => received.push(c));
+    const mine: Buffer[] = [];
+    received.set(backendSockets.length - 1, mine);
+    s.on('data', (c: Buffer) => mine.push(c));
     s.on('error', () => {});
   });
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
@@ -399,13 +403,27 @@ test('v2 policy reject (default): a non-v1 opening is closed before any byte rea
     await proxy.close();
     await new Promise<void>((r) => backend.close(() => r()));
   });
-  const peer = await rawConnect(proxy.port, '127.0.0.1');
-  const done = collectUntilClosed(peer);
-  // the first 16 bytes differ from magic + "version\0\0\0\0\0" only in the last byte
+  // magic + "version\0\0\0\0\x01": not v1's 16-byte prefix (bitcoind with v2 would take it for
+  // v2), but the proxy offers no v2: it is a v1 frame whose command field is invalid
   const almost = Buffer.from(encodeFrame(regtest, 'version', Buffer.alloc(100)).raw);
   almost[15] = 0x01;
+  const peer = await rawConnect(proxy.port, '127.0.0.1');
   peer.write(almost);
+  await waitFor(() => Buffer.concat(received.get(0) ?? []).length >= almost.length, 5000, 'the backend to receive the frame');
+  assert.ok(Buffer.concat(received.get(0)!).equals(almost), 'the frame went on unchanged, for bitcoind to drop');
+  assert.equal(peer.destroyed, false, 'the connection stays');
+  assert.equal(await proxy.metricValue('bhp_protocol_errors_total', { code: 'BAD_COMMAND' }), 1);
+  peer.destroy();
+
+  // bytes that are not the magic: what a BIP324 peer sends first; bitcoind without v2 reads a header and disconnects
+  const ellswiftLike = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 0xff));
+  const second = await rawConnect(proxy.port, '127.0.0.1');
+  const done = collectUntilClosed(second);
+  second.write(ellswiftLike);
   await done;
-  assert.equal(Buffer.concat(received).length, 0, 'no byte reached the backend');
-  assert.equal(await proxy.metricValue('bhp_connections_closed_total', { reason: 'v2_unsupported' }), 1);
+  await waitFor(() => received.has(1) && Buffer.concat(received.get(1)!).length >= 24, 5000, 'the backend to receive the header');
+  await sleep(100);
+  assert.ok(Buffer.concat(received.get(1)!).equals(ellswiftLike.subarray(0, 24)), 'exactly the 24 bytes bitcoind reads as a header');
+  assert.equal(await proxy.metricValue('bhp_protocol_errors_total', { code: 'BAD_MAGIC' }), 1);
+  assert.equal(await proxy.metricValue('bhp_connections_closed_total', { reason: 'protocol_error' }), 1);
 });

@@ -1,0 +1,66 @@
+import type { Socket } from 'node:net';
+import type { Frame } from '../codec/index.js';
+
+/**
+ * One direction's ordered queue behind an async hook. While a hook of this direction awaits,
+ * later frames wait here (copied: the read buffer they point into is reused) in arrival order;
+ * past `limit` bytes the source socket is paused, so TCP pushes back on the sender.
+ */
+export class Lane {
+  #busy = false;
+  #bytes = 0;
+  readonly #queue: Frame[] = [];
+
+  constructor(
+    private readonly src: Socket,
+    private readonly limit: number,
+  ) {}
+
+  /** a hook of this direction is awaited: frames must queue */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  get queuedBytes(): number {
+    return this.#bytes;
+  }
+
+  enqueue(frame: Frame): void {
+    const copy = frame.copy();
+    this.#queue.push(copy);
+    this.#bytes += copy.raw.length;
+    if (this.#bytes >= this.limit && !this.src.isPaused()) this.src.pause();
+  }
+
+  /**
+   * Hold the lane until `pending` settles: then `settled(value)`, then the queued frames go to
+   * `driver.next` in order until one of them holds the lane again.
+   */
+  hold<T>(pending: Promise<T>, settled: (value: T) => void, driver: LaneDriver): void {
+    this.#busy = true;
+    pending.then((value) => {
+      if (driver.stopped()) return;
+      this.#busy = false;
+      settled(value);
+      while (!this.#busy && this.#queue.length > 0 && !driver.stopped()) {
+        const frame = this.#queue.shift()!;
+        this.#bytes -= frame.raw.length;
+        driver.next(frame);
+      }
+      driver.drained();
+      if (!this.#busy && this.#bytes < this.limit && this.src.isPaused() && !driver.stopped()) this.src.resume();
+    }, driver.failed);
+  }
+}
+
+/** What a lane needs from the pipeline it orders. */
+export interface LaneDriver {
+  /** a queued frame's turn */
+  next(frame: Frame): void;
+  /** the queue ran empty or is held again: write out what was forwarded */
+  drained(): void;
+  /** the session closed: stop */
+  stopped(): boolean;
+  /** the awaited hook chain itself failed */
+  failed(err: unknown): void;
+}

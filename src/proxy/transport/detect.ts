@@ -1,0 +1,34 @@
+import { guessTransport, v1Prefix, type Network } from '../../codec/index.js';
+
+export type V2Policy = 'reject' | 'passthrough';
+export type Detected = 'v1' | 'v2' | 'undecided';
+
+/**
+ * Which transport the initiator of a connection speaks, judged as bitcoind judges it.
+ * Only a node that offers v2 looks: it takes any stream that is not a prefix of the v1
+ * `version` header (magic + "version" NUL-padded, 16 bytes) for BIP324 (net.cpp
+ * V2Transport::ProcessReceivedMaybeV1Bytes). A node without v2 reads every stream as v1 and
+ * judges its header. So with `v2: reject` the proxy offers no v2 and the answer is v1 at once
+ * (a peer opening with `ping`, or with another network's magic, then meets bitcoind's own
+ * header rules); with `passthrough` it holds up to 16 bytes to decide.
+ */
+export class TransportDetector {
+  #head: Buffer = Buffer.alloc(0);
+  readonly #prefix: Buffer;
+
+  constructor(
+    network: Network,
+    readonly policy: V2Policy,
+  ) {
+    this.#prefix = v1Prefix(network);
+  }
+
+  /** Feed the first chunks; `bytes` are the held bytes plus the chunk once decided. */
+  feed(chunk: Buffer): { detected: Detected; bytes: Buffer } {
+    if (this.policy === 'reject') return { detected: 'v1', bytes: chunk };
+    const head = this.#head.length ? Buffer.concat([this.#head, chunk]) : chunk;
+    const detected = guessTransport(head, this.#prefix);
+    this.#head = detected === 'undecided' ? Buffer.from(head) : Buffer.alloc(0);
+    return { detected, bytes: detected === 'undecided' ? Buffer.alloc(0) : head };
+  }
+}
