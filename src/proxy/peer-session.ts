@@ -22,6 +22,7 @@ import { CoalescingWriter } from './coalescing-writer.js';
 import type { LendingReadBuffer } from './lending-read-buffer.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import type { PeerInfo } from './peer-info.js';
+import { noteInbound, noteOutbound } from './peer-activity.js';
 import { parseDurationMs } from '../hooks/duration.js';
 
 /** BIP324 NODE_P2P_V2 service bit. */
@@ -321,6 +322,7 @@ export class PeerSession implements ChainTarget {
 
   #processInbound(frame: Frame): void {
     this.info.messagesIn++;
+    noteInbound(this.info, frame);
     this.host.observer.frame('inbound', frame.command, frame.raw.length);
     const command = frame.command;
     if (command === 'version') this.#recordPeerVersion(frame);
@@ -347,6 +349,7 @@ export class PeerSession implements ChainTarget {
 
   #processOutbound(frame: Frame): void {
     this.info.messagesOut++;
+    noteOutbound(this.info, frame);
     this.host.observer.frame('outbound', frame.command, frame.raw.length);
     if (frame.command === 'version' && !this.#backendVersionSeen) {
       this.#backendVersionSeen = true;
