@@ -9,13 +9,14 @@ import { LRUCache } from 'lru-cache';
  * handshake had completed; it is judged `settleMs` later, once it is known whether the backend
  * went down around it. It counts only when, over [close - settle, close + settle]:
  *   - no backend connection attempt failed (an outage or a restart),
- *   - the backend closed few sessions (a mass close is an outage, a restart or a full node),
+ *   - the backend closed few sessions of other addresses (a mass close is an outage, a restart
+ *     or a full node; one address disconnected again and again is that peer),
  *   - and a session that was open before the close is still open (the backend stayed up).
  */
 export const SETTLE_MS = 1500;
 
-/** More backend closes than this near one another (or a quarter of the sessions, if more) is a mass close. */
-const MASS_CLOSES = 2;
+/** More backend closes of other addresses than this nearby (or a quarter of the sessions, if more) is a mass close. */
+const MASS_CLOSES = 1;
 /** Bounds on what is remembered while deciding. */
 const MAX_CANDIDATES = 10_000;
 const MAX_CLOSES = 10_000;
@@ -38,7 +39,7 @@ export class BackendDisconnectTracker {
   // bounded: a flood of distinct addresses cannot grow this without limit
   readonly #hits = new LRUCache<string, number[]>({ max: 50_000 });
   /** when the backend closed sessions (handshaken or not), oldest first */
-  #closes: number[] = [];
+  #closes: { at: number; address: string }[] = [];
   #lastConnectFailure = -Infinity;
   readonly #candidates: Candidate[] = [];
   #timer: NodeJS.Timeout | null = null;
@@ -62,7 +63,7 @@ export class BackendDisconnectTracker {
   backendClosed(address: string, handshakeComplete: boolean, live: number): void {
     if (this.count <= 0) return;
     const now = this.now();
-    this.#closes.push(now);
+    this.#closes.push({ at: now, address });
     if (this.#closes.length > MAX_CLOSES) this.#closes.splice(0, this.#closes.length - MAX_CLOSES);
     if (!handshakeComplete || this.#candidates.length >= MAX_CANDIDATES) return;
     this.#candidates.push({ address, at: now, live });
@@ -97,7 +98,8 @@ export class BackendDisconnectTracker {
     }
     const keepFrom = now - 2 * this.settleMs;
     let drop = 0;
-    while (drop < this.#closes.length && this.#closes[drop]! < keepFrom && (this.#candidates.length === 0 || this.#closes[drop]! < this.#candidates[0]!.at - this.settleMs)) drop++;
+    const oldestNeeded = Math.min(keepFrom, this.#candidates.length > 0 ? this.#candidates[0]!.at - this.settleMs : keepFrom);
+    while (drop < this.#closes.length && this.#closes[drop]!.at < oldestNeeded) drop++;
     if (drop > 0) this.#closes.splice(0, drop);
   }
 
@@ -105,9 +107,9 @@ export class BackendDisconnectTracker {
     const from = c.at - this.settleMs;
     const to = c.at + this.settleMs;
     if (this.#lastConnectFailure >= from) return 'outage';
-    let near = 0;
-    for (const t of this.#closes) if (t >= from && t <= to) near++;
-    if (near > Math.max(MASS_CLOSES, Math.floor(c.live / 4))) return 'massClose';
+    let others = 0;
+    for (const x of this.#closes) if (x.at >= from && x.at <= to && x.address !== c.address) others++;
+    if (others > Math.max(MASS_CLOSES, Math.floor(c.live / 4))) return 'massClose';
     if (!this.judge.survivorSince(c.at)) return 'noSurvivor';
     return 'counted';
   }

@@ -177,11 +177,18 @@ export class Litecoind {
     readonly args: readonly string[],
     private readonly auth: string,
     private readonly keepDatadir: boolean,
-    bin: string,
+    private readonly bin: string,
   ) {
+    [this.#child, this.#exited] = this.#spawn();
+    running.add(this);
+  }
+
+  #spawn(): [ChildProcess, Promise<void>] {
     const useSetpriv = haveSetprivPdeathsig();
-    const command = useSetpriv ? 'setpriv' : bin;
-    const argv = useSetpriv ? ['--pdeathsig', 'KILL', bin, ...args] : [...args];
+    const command = useSetpriv ? 'setpriv' : this.bin;
+    const argv = useSetpriv ? ['--pdeathsig', 'KILL', this.bin, ...this.args] : [...this.args];
+    this.#exitCode = undefined;
+    this.#exitSignal = null;
     this.#child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child.stderr?.setEncoding('utf8');
     this.#child.stderr?.on('data', (text: string) => {
@@ -199,7 +206,21 @@ export class Litecoind {
         resolve();
       });
     });
-    running.add(this);
+    return [this.#child, this.#exited];
+  }
+
+  /** SIGKILL, as a crash would, keeping the datadir so that restart() can bring the node back. */
+  async kill(): Promise<void> {
+    if (!this.exited) this.#child.kill('SIGKILL');
+    await this.#exited;
+  }
+
+  /** After kill(): start again with the same ports, datadir and credentials, and wait for RPC. */
+  async restart(timeoutMs = 30_000): Promise<void> {
+    if (this.#stopped) throw new Error(`${this.name}: restart() after stop()`);
+    if (!this.exited) throw new Error(`${this.name}: restart() while still running (kill() first)`);
+    this.#spawn();
+    await this.waitReady(timeoutMs);
   }
 
   /** `127.0.0.1:PORT` of the P2P listener */
