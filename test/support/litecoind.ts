@@ -31,7 +31,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -213,6 +213,11 @@ export class Litecoind {
   async kill(): Promise<void> {
     if (!this.exited) this.#child.kill('SIGKILL');
     await this.#exited;
+    // A pid file naming a dead process marks the datadir stale for any test process's sweep
+    // (sweepStaleDatadirs): drop it and touch the folder, so it reads as fresh until restart().
+    rmSync(path.join(this.datadir, 'regtest', 'bitcoind.pid'), { force: true });
+    const now = new Date();
+    utimesSync(this.datadir, now, now);
   }
 
   /** After kill(): start again with the same ports, datadir and credentials, and wait for RPC. */
