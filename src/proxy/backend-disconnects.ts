@@ -31,9 +31,14 @@ interface Candidate {
 export interface DisconnectJudge {
   /** true when a session opened before `t` (handshake complete) is still open: the backend stayed up */
   survivorSince(t: number): boolean;
+  /** a candidate was judged (for the log) */
+  judged(address: string, verdict: Verdict): void;
   /** an attributable disconnect of `address` reached the count */
   limitReached(address: string): void;
 }
+
+/** counted: the peer's doing; the others say why not: a connect failed, many sessions closed, none survived. */
+export type Verdict = 'counted' | 'outage' | 'massClose' | 'noSurvivor';
 
 export class BackendDisconnectTracker {
   // bounded: a flood of distinct addresses cannot grow this without limit
@@ -44,7 +49,7 @@ export class BackendDisconnectTracker {
   readonly #candidates: Candidate[] = [];
   #timer: NodeJS.Timeout | null = null;
   /** candidates judged so far, by outcome (for tests and logs) */
-  readonly judged = { counted: 0, outage: 0, massClose: 0, noSurvivor: 0 };
+  readonly judged: Record<Verdict, number> = { counted: 0, outage: 0, massClose: 0, noSurvivor: 0 };
 
   constructor(
     public count: number,
@@ -94,6 +99,7 @@ export class BackendDisconnectTracker {
       const c = this.#candidates.shift()!;
       const verdict = this.#verdict(c);
       this.judged[verdict]++;
+      this.judge.judged(c.address, verdict);
       if (verdict === 'counted' && this.#record(c.address)) this.judge.limitReached(c.address);
     }
     const keepFrom = now - 2 * this.settleMs;
@@ -103,7 +109,7 @@ export class BackendDisconnectTracker {
     if (drop > 0) this.#closes.splice(0, drop);
   }
 
-  #verdict(c: Candidate): keyof BackendDisconnectTracker['judged'] {
+  #verdict(c: Candidate): Verdict {
     const from = c.at - this.settleMs;
     const to = c.at + this.settleMs;
     if (this.#lastConnectFailure >= from) return 'outage';

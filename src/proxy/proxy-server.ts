@@ -86,6 +86,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const bd = this.settings.backendDisconnects;
     this.#backendDisconnects = new BackendDisconnectTracker(bd.count, bd.window, {
       survivorSince: (t) => this.#survivorSince(t),
+      judged: (address, verdict) =>
+        this.log[verdict === 'counted' ? 'info' : 'debug']({ peer: address, verdict }, verdict === 'counted' ? 'bitcoind disconnected this peer: counted towards a ban' : 'bitcoind closed a session amid an outage or a mass close: not counted'),
       limitReached: (address) => {
         const b = this.settings.backendDisconnects;
         this.ban(address, b.duration, `bitcoind disconnected it ${b.count} times within ${b.window / 1000}s`, 'backend_disconnects');
