@@ -7,9 +7,14 @@ import type { PeerInfo } from './peer-info.js';
  * Inbound eviction when every slot is taken, after bitcoind's (net.cpp, SelectNodeToEvict in
  * 0.21; node/eviction.cpp since 24): protect a few peers by each quality an attacker cannot fake
  * cheaply, then evict the youngest peer of the network group holding the most connections. Here
- * a peer still in its handshake, then an idle one, is the first candidate: slots held by
- * peers that never finish (slowloris) are the cheapest to take back.
+ * a peer still in its handshake after a grace period, then an idle one, is the first candidate:
+ * slots held by peers that never finish (slowloris) are the cheapest to take back. The grace
+ * keeps a newcomer from being the only "handshaking" peer, and so the one evicted, when the
+ * peer it displaced reconnects at once.
  */
+
+/** A handshake still running after this long marks a first candidate (a real one takes a few round trips). */
+export const HANDSHAKE_GRACE_MS = 5000;
 
 /** No byte from the peer for this long makes it idle: longer than bitcoind's 2-minute ping interval. */
 export const IDLE_AFTER_MS = 150_000;
@@ -52,7 +57,7 @@ export class Eviction {
   select(peers: readonly PeerInfo[], now = Date.now()): PeerInfo | null {
     this.sample(peers, now);
     const all = peers.map((p) => this.#candidate(p));
-    const handshaking = all.filter((c) => !c.info.handshakeComplete);
+    const handshaking = all.filter((c) => !c.info.handshakeComplete && now - c.info.connectedAt >= HANDSHAKE_GRACE_MS);
     if (handshaking.length > 0) return youngestOfLargestGroup(handshaking);
     const idle = all.filter((c) => this.idle(c.info, now));
     if (idle.length > 0) return youngestOfLargestGroup(idle);

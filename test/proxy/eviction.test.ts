@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeFrame, NETWORKS } from '../../src/codec/index.js';
-import { Eviction, IDLE_AFTER_MS, netGroup } from '../../src/proxy/eviction.js';
+import { Eviction, HANDSHAKE_GRACE_MS, IDLE_AFTER_MS, netGroup } from '../../src/proxy/eviction.js';
 import { activityOf, noteInbound, noteOutbound } from '../../src/proxy/peer-activity.js';
 import type { PeerInfo } from '../../src/proxy/peer-info.js';
 
@@ -46,12 +46,19 @@ test('netgroups are /16 for IPv4 and /32 for IPv6, as bitcoind without an asmap'
   assert.notEqual(netGroup('2001:db8::1'), netGroup('2001:db9::1'));
 });
 
-test('a peer still in its handshake goes first: the youngest of the largest netgroup among them', () => {
+test('a peer still in its handshake after the grace goes first: the youngest of the largest netgroup among them', () => {
   const e = new Eviction();
   const established = Array.from({ length: 30 }, (_, i) => peer(`198.51.${i}.1`, T0 + i));
   const slow = [peer('10.1.0.1', T0 + 100, false), peer('10.1.0.2', T0 + 200, false), peer('10.2.0.1', T0 + 300, false)];
-  const chosen = e.select([...established, ...slow], T0 + 1000);
+  const now = T0 + HANDSHAKE_GRACE_MS + 1000;
+  const chosen = e.select([...established, ...slow], now);
   assert.equal(chosen?.address, '10.1.0.2', 'two handshaking peers in 10.1/16: its youngest, not the younger loner in 10.2/16');
+
+  // a newcomer inside the grace is not a first candidate: the youngest of the largest netgroup goes instead
+  const crowd = Array.from({ length: 30 }, (_, i) => peer(`10.9.${i}.1`, T0 + 1000 + i));
+  const newcomer = peer('192.0.2.1', now - 10, false);
+  const victim = e.select([...crowd, newcomer], now);
+  assert.ok(victim && victim !== newcomer && victim.address.startsWith('10.9.'), `the newcomer in its own netgroup stays (${victim?.address})`);
 });
 
 test('an idle peer goes next, before any peer that talks', () => {

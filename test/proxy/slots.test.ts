@@ -167,6 +167,45 @@ test('99 slow handshaking peers from 7 netgroups holding every slot do not keep 
   t.diagnostic(`attacker connects: ${swarm.connects}, evicted: ${await p.metricValue('bhp_connections_closed_total', { reason: 'evicted' })}`);
 });
 
+test('60 established peers from 3 netgroups holding every slot: a peer from another netgroup gets in and stays while they reconnect', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  const { proxy: p, clients } = await rig(t, 'limits: { maxPeers: 60 }');
+  let stopped = false;
+  let reconnects = 0;
+  /** An attacker that completes its handshake and, when evicted, comes straight back. */
+  const attacker = async (address: string): Promise<void> => {
+    while (!stopped && reconnects < 300) {
+      const c = await P2PClient.connect(p.port, { localAddress: address }).catch(() => null);
+      if (!c) return;
+      c.socket.on('error', () => {});
+      clients.push(c);
+      await c.handshake(15_000).catch(() => {});
+      await c.closed;
+      if (!stopped) reconnects++;
+    }
+  };
+  // 3 netgroups (/16) of 20, spread over /24s so that maxPeersPerSubnet (16 per /24) lets all in
+  const addresses = Array.from({ length: 60 }, (_, i) => `127.${10 + (i % 3)}.${Math.floor(i / 3) % 4}.${i + 2}`);
+  const running = addresses.map((a) => attacker(a));
+  await waitFor(() => p.proxy.sessions().filter((s) => s.info.handshakeComplete).length === 60, 30_000, '60 established attackers');
+
+  const honest = await goodPeer(p.port, 1, clients).catch((err: Error) => {
+    throw new Error(`${err.message}; proxy said: ${JSON.stringify(p.logs.filter((l) => String(l.peer).startsWith(goodAddress(1))).slice(-5))}`);
+  });
+  for (let i = 0; i < 10; i++) {
+    await honest.ping(10_000);
+    await sleep(200);
+  }
+  stopped = true;
+  assert.equal(honest.isClosed, false, 'the peer from its own netgroup is never the one evicted');
+  assert.ok(reconnects >= 1, 'an attacker was evicted to let it in');
+  const evicted = p.logs.filter((l) => l.msg === 'evicted to make room for a new peer').map((l) => String(l.peer));
+  assert.ok(evicted.length >= 1);
+  assert.ok(evicted.every((peer) => !peer.startsWith(`${goodAddress(1)}:`)), 'only attackers were evicted');
+  t.diagnostic(`evicted: ${evicted.length}, attacker reconnects: ${reconnects}`);
+  for (const c of clients) c.socket.destroy();
+  await Promise.all(running);
+});
+
 test('slowloris: 300 peers trickling a version byte by byte, a well-behaved peer served throughout and a new one let in', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
   const { proxy: p, clients } = await rig(t, 'limits: { maxPeers: 100 }');
   const before = await goodPeer(p.port, 1, clients);
