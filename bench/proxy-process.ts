@@ -48,7 +48,7 @@ if (mode === 'raw') {
     `backend: 127.0.0.1:${backendPort}`,
     'metrics: false',
     checksumArg === 'always' ? 'checksum: always' : '',
-    'limits: { maxPeers: 5000, maxPeersPerAddress: 5000, maxPeersPerSubnet: 5000, idleTimeout: 1h, handshakeTimeout: 1h }',
+    'limits: { maxPeers: 5000, maxPeersPerAddress: 5000, maxPeersPerSubnet: 5000, idleTimeout: 1h, handshakeTimeout: 1h, connectionRate: { perAddress: { burst: 0 }, perSubnet: { burst: 0 } } }',
     hooks > 0 ? `hooks:\n${Array.from({ length: hooks }, () => `  - module: ${JSON.stringify(hookPath)}`).join('\n')}` : '',
   ].join('\n');
   const running = await startProxy(parseConfig(yaml, 'bench.yaml'), { log: pino({ level: 'silent' }), defaultMetrics: false });

@@ -1,14 +1,16 @@
 /**
- * peer-filter: decides whether a peer may stay. Address and subnet lists are checked when the
- * peer connects; protocol version, service bits and user agent when its `version` message
- * arrives (before it reaches bitcoind). A rejected peer is disconnected or banned.
+ * peer-filter: decides whether a peer may stay. Address and subnet lists are checked in
+ * onAccept, before the proxy opens a connection to bitcoind, so a denied peer costs bitcoind
+ * nothing; protocol version, service bits and user agent when its `version` message arrives
+ * (before it reaches bitcoind). A rejected peer is refused, disconnected or banned.
  * List files are read in init(), so a config reload (which re-inits the chain) reloads them.
  * Documented in docs/hooks/peer-filter.md.
  *
- * Cost: it wants only inbound `version`; every other frame stays on the raw fast path.
+ * Cost: it wants inbound `version` only when a version rule is configured; every other frame
+ * stays on the raw fast path.
  */
 import { z } from 'zod';
-import { defineHook, HOOK_API_VERSION, type HookCounter, type HookGauge, type HookPeer, type HookResult } from '../src/hooks/index.js';
+import { defineHook, HOOK_API_VERSION, type AcceptResult, type HookCounter, type HookGauge, type HookPeer, type HookResult } from '../src/hooks/index.js';
 import { AddressList, loadListFile, parseEntry } from './lib/address-list.js';
 
 /** Service bit names (Bitcoin Core's ServiceFlags) accepted in `services.required/forbidden`. */
@@ -128,12 +130,21 @@ function decide<T>(value: T, allow: ((v: T) => boolean) | null, deny: ((v: T) =>
   return (fallback ?? (allow && !deny ? 'reject' : 'accept')) === 'accept';
 }
 
-function checkAddress(peer: HookPeer): HookResult | undefined {
+/** The address lists, at accept: a refused peer never gets a backend connection. */
+function checkAddress(address: string): AcceptResult | undefined {
   const a = opts.addresses;
   if (!a) return undefined;
   const denyGiven = a.deny.length > 0 || a.denyFiles.length > 0;
-  const ok = decide(peer.address, allowList ? (v) => allowList!.has(v) : null, denyGiven ? (v) => denyList.has(v) : null, a.default);
-  return ok ? undefined : reject('address', `address ${peer.address} is not accepted`);
+  const ok = decide(address, allowList ? (v) => allowList!.has(v) : null, denyGiven ? (v) => denyList.has(v) : null, a.default);
+  if (ok) return undefined;
+  rejected?.inc({ reason: 'address', action: opts.action === 'ban' ? 'ban' : 'refuse' });
+  const why = `peer-filter: address ${address} is not accepted`;
+  if (opts.action === 'ban') return { ban: opts.banDuration === undefined ? { reason: why } : { reason: why, duration: opts.banDuration } };
+  return { refuse: why };
+}
+
+function hasVersionRules(o: PeerFilterOptions): boolean {
+  return o.minVersion !== undefined || o.services.required !== 0n || o.services.forbidden !== 0n || o.userAgent !== undefined;
 }
 
 function checkVersion(peer: HookPeer): HookResult | undefined {
@@ -159,7 +170,7 @@ function checkVersion(peer: HookPeer): HookResult | undefined {
 export default defineHook<PeerFilterOptions>({
   apiVersion: HOOK_API_VERSION,
   name: 'peer-filter',
-  wants: { inbound: ['version'] },
+  wants: (o) => (hasVersionRules(o) ? { inbound: ['version'] } : {}),
   options: schema,
   async init(options, ctx) {
     opts = options;
@@ -178,12 +189,12 @@ export default defineHook<PeerFilterOptions>({
     entries.set(allowList?.size ?? 0, { list: 'allow' });
     ctx.log.info('peer filter loaded', { denyEntries: denyList.size, allowEntries: allowList?.size ?? null });
   },
-  onConnect(peer) {
-    return checkAddress(peer);
+  onAccept(conn) {
+    return checkAddress(conn.address);
   },
   onMessage(msg, peer) {
     // only the first version counts; bitcoind disconnects a peer that sends a second one
     if (msg.direction !== 'inbound' || msg.command !== 'version') return undefined;
-    return checkAddress(peer) ?? checkVersion(peer);
+    return checkVersion(peer);
   },
 });

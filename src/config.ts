@@ -31,6 +31,8 @@ export interface Config {
     hookTimeout: number;
     /** bytes of frames that may wait behind an async hook, per direction */
     hookQueue: number;
+    /** token buckets on new connections per address and per /24 (/64); refused as rate_limited before bitcoind is contacted */
+    connectionRate: { perAddress: { burst: number; perMinute: number }; perSubnet: { burst: number; perMinute: number } };
   };
   /** an x: command no module registered: drop it silently, or answer `x:unknown` */
   xUnknown: 'drop' | 'reply';
@@ -106,6 +108,12 @@ const schema = z.strictObject({
       backendConnectTimeout: duration('5s'),
       hookTimeout: duration('5s'),
       hookQueue: size('1MB'),
+      connectionRate: z
+        .strictObject({
+          perAddress: z.strictObject({ burst: count(30), perMinute: z.number().min(0).default(120) }).prefault({}),
+          perSubnet: z.strictObject({ burst: count(200), perMinute: z.number().min(0).default(1200) }).prefault({}),
+        })
+        .prefault({}),
     })
     .prefault({}),
   bans: z

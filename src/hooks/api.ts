@@ -8,7 +8,7 @@
  */
 
 /** Major.minor. A module whose major differs from the proxy's refuses to load. */
-export const HOOK_API_VERSION = '1.1';
+export const HOOK_API_VERSION = '1.2';
 
 /** `inbound`: peer → bitcoind. `outbound`: bitcoind → peer. */
 export type Direction = 'inbound' | 'outbound';
@@ -88,6 +88,31 @@ export interface HookResult {
 }
 
 export type HookReturn = HookResult | void | undefined | null;
+
+/**
+ * A connection the proxy has just accepted, before anything is read from it and before a
+ * backend connection is opened (onAccept; since API 1.2).
+ */
+export interface HookConnection {
+  /** the peer's real address, normalised (an IPv4-mapped IPv6 address is given as IPv4) */
+  readonly address: string;
+  readonly port: number;
+  /** the proxy's address and port the peer connected to (which listener) */
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
+/** What onAccept may decide. Return nothing (or `{}`) to accept. */
+export interface AcceptResult {
+  /** refuse the connection; the reason goes to the log (metrics count it as `hook`) */
+  refuse?: string;
+  /** ban the address (duration like "24h" or seconds, default from config) and refuse it */
+  ban?: true | { reason: string; duration?: string | number };
+  /** a structured log line attributed to this hook */
+  log?: string | { level?: LogLevel; msg: string; [field: string]: unknown };
+}
+
+export type AcceptReturn = AcceptResult | void | undefined | null;
 export type MaybePromise<T> = T | Promise<T>;
 
 export interface HookLogger {
@@ -172,6 +197,13 @@ export interface HookModule<O = Record<string, unknown>> {
   /** validates `options:` from the YAML at load; errors name the module and the key */
   options?: OptionsSchema<O>;
   init?(options: O, ctx: HookContext): MaybePromise<void>;
+  /**
+   * A peer connected and nothing has been read yet; bitcoind has not been contacted. Refuse or
+   * ban it here and it costs bitcoind nothing. Runs in chain order under the hook time limit;
+   * the first refusal or ban ends the chain. A throw, timeout or malformed result refuses the
+   * connection (`hook_error`).
+   */
+  onAccept?(conn: HookConnection, ctx: HookContext): MaybePromise<AcceptReturn>;
   onConnect?(peer: HookPeer, ctx: HookContext): MaybePromise<HookReturn>;
   onMessage?(msg: HookMessage, peer: HookPeer, ctx: HookContext): MaybePromise<HookReturn>;
   onDisconnect?(peer: HookPeer, reason: string, ctx: HookContext): void;

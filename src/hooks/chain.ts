@@ -1,5 +1,6 @@
 import { codecFor, decodePayload, encodeFrame, encodePayload, type Frame, type Network } from '../codec/index.js';
-import { X_FEATURE_ID, type Direction, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
+import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
+import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { FrameMessage } from './message.js';
 import { HookFault, checkResult, isThenable } from './result.js';
 
@@ -55,6 +56,7 @@ export class HookChain {
   readonly #x = new Map<string, { hook: LoadedHook; handler: NonNullable<HookModule<unknown>['commands']>[string] }>();
   readonly featureProviders: readonly LoadedHook[];
   readonly connectHooks: readonly LoadedHook[];
+  readonly acceptHooks: readonly LoadedHook[];
 
   constructor(
     readonly hooks: readonly LoadedHook[],
@@ -71,6 +73,7 @@ export class HookChain {
     for (const h of hooks) for (const [cmd, handler] of Object.entries(h.module.commands ?? {})) this.#x.set(cmd, { hook: h, handler });
     this.featureProviders = hooks.filter((h) => typeof h.module.features === 'function');
     this.connectHooks = hooks.filter((h) => typeof h.module.onConnect === 'function');
+    this.acceptHooks = hooks.filter((h) => typeof h.module.onAccept === 'function');
   }
 
   static empty(settings: ChainSettings): HookChain {
@@ -167,6 +170,75 @@ export class HookChain {
       }
     }
     return frames;
+  }
+
+  /**
+   * Call every onAccept hook in order, before the backend connection is opened. The first
+   * refusal, ban or fault decides; log lines go to the hook's logger. A promise only when a
+   * hook returned one.
+   */
+  accept(conn: HookConnection, from = 0): MaybePromise<AcceptDecision> {
+    const hooks = this.acceptHooks;
+    for (let i = from; i < hooks.length; i++) {
+      const h = hooks[i]!;
+      const t0 = performance.now();
+      let r: MaybePromise<AcceptReturn>;
+      try {
+        r = h.module.onAccept!(conn, h.ctx);
+      } catch (err) {
+        return this.#acceptFault(new HookFault(h.name, 'throw', `onAccept threw: ${(err as Error)?.message ?? String(err)}`));
+      }
+      if (isThenable(r)) {
+        return withTimeout(r as Promise<AcceptReturn>, this.settings.timeoutMs).then(
+          (value) => {
+            this.observer.invocation(h.name, (performance.now() - t0) / 1000);
+            const d = this.#acceptDecision(h, value);
+            return d === ACCEPTED ? this.accept(conn, i + 1) : d;
+          },
+          (err: unknown) =>
+            this.#acceptFault(
+              err === TIMEOUT
+                ? new HookFault(h.name, 'timeout', `onAccept did not settle within its budget of ${this.settings.timeoutMs} ms`)
+                : new HookFault(h.name, 'throw', `onAccept rejected: ${(err as Error)?.message ?? String(err)}`),
+            ),
+        );
+      }
+      const ms = performance.now() - t0;
+      this.observer.invocation(h.name, ms / 1000);
+      if (ms > this.settings.timeoutMs) return this.#acceptFault(new HookFault(h.name, 'timeout', `onAccept blocked for ${Math.round(ms)} ms, over its budget of ${this.settings.timeoutMs} ms`));
+      const d = this.#acceptDecision(h, r);
+      if (d !== ACCEPTED) return d;
+    }
+    return ACCEPTED;
+  }
+
+  #acceptDecision(h: LoadedHook, raw: AcceptReturn): AcceptDecision {
+    let r;
+    try {
+      r = checkAcceptResult(h.name, raw);
+    } catch (err) {
+      return this.#acceptFault(err as HookFault);
+    }
+    if (!r) return ACCEPTED;
+    if (r.log !== undefined) {
+      this.observer.action(h.name, 'log');
+      const { level = 'info', msg, ...fields } = typeof r.log === 'string' ? { msg: r.log } : r.log;
+      h.ctx.log[level](msg, fields);
+    }
+    if (r.ban !== undefined) {
+      this.observer.action(h.name, 'ban');
+      return r.ban === true ? { kind: 'ban', hook: h.name, reason: `hook ${h.name}`, duration: undefined } : { kind: 'ban', hook: h.name, reason: r.ban.reason, duration: r.ban.duration };
+    }
+    if (r.refuse !== undefined) {
+      this.observer.action(h.name, 'refuse');
+      return { kind: 'refuse', hook: h.name, reason: r.refuse };
+    }
+    return ACCEPTED;
+  }
+
+  #acceptFault(fault: HookFault): AcceptDecision {
+    this.observer.error(fault.hook, fault.kind);
+    return { kind: 'fault', fault };
   }
 
   disconnect(peer: HookPeer, reason: string): void {

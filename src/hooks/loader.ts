@@ -159,7 +159,7 @@ export function checkModule(source: string, m: unknown): HookModule<unknown> {
   if (majorOf(String(mod.apiVersion)) !== majorOf(HOOK_API_VERSION)) {
     fail(`hook "${name}" was built for hook API ${String(mod.apiVersion)}, this proxy provides ${HOOK_API_VERSION} (major versions differ)`);
   }
-  for (const fn of ['init', 'onConnect', 'onMessage', 'onDisconnect', 'features', 'close'] as const) {
+  for (const fn of ['init', 'onAccept', 'onConnect', 'onMessage', 'onDisconnect', 'features', 'close'] as const) {
     if (mod[fn] !== undefined && typeof mod[fn] !== 'function') fail(`hook "${name}": ${fn} must be a function`);
   }
   if (mod.wants !== undefined && typeof mod.wants !== 'function') checkWants(name, mod.wants, fail);

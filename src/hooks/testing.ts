@@ -4,7 +4,8 @@
  * integration tests use real sockets and real nodes.
  */
 import { encodeFrame, encodePayload, resolveNetwork, type Frame } from '../codec/index.js';
-import type { Direction, HookModule, HookPeer, HookResult, OutgoingMessage } from './api.js';
+import type { AcceptDecision } from './accept-result.js';
+import type { Direction, HookConnection, HookModule, HookPeer, HookResult, OutgoingMessage } from './api.js';
 import { HookChain, type ChainTarget, type LoadedHook } from './chain.js';
 import { loadHookChain, silentHookServices, type HookSpec } from './loader.js';
 import type { HookFault } from './result.js';
@@ -96,6 +97,8 @@ export interface TestHarness {
   /** messages a hook sent via ctx.send(peerId, ...) outside a callback */
   sent: { peerId: number; message: OutgoingMessage }[];
   peer(init?: FakePeerInit): FakePeer;
+  /** Run the onAccept hooks for a connection from `conn.address` (defaults: port 8333, local 0.0.0.0:8333). */
+  accept(conn: Partial<HookConnection> & { address: string }): Promise<AcceptDecision>;
   /**
    * Deliver a message through the chain as the proxy would. `payload` is raw bytes, or a
    * value for the command's codec (e.g. { nonce: 1n } for ping).
@@ -155,6 +158,9 @@ export async function createHookHarness(hooks: (HookSpec | { module: HookModule<
       peers.set(p.id, p);
       chain.connect(p);
       return p;
+    },
+    async accept(conn) {
+      return chain.accept({ port: 8333, localAddress: '0.0.0.0', localPort: 8333, ...conn });
     },
     async deliver(peer, direction, command, payload) {
       const bytes = payload === undefined ? Buffer.alloc(0) : payload instanceof Uint8Array ? payload : encodePayload(command, payload);

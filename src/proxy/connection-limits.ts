@@ -19,12 +19,13 @@ export class ConnectionLimits {
     return this.#total;
   }
 
-  /** Why `address` may not connect now, or null when it may. */
+  /** Why `address` may not connect now, or null when it may. `max_peers` comes last: it alone may be solved by eviction. */
   check(address: string): RefuseReason | null {
     const s = this.settings;
-    if (this.#total >= s.maxPeers) return 'max_peers';
+    // per-address and per-subnet first: those refusals never evict anyone
     if ((this.#perAddress.get(address) ?? 0) >= s.maxPeersPerAddress) return 'max_per_address';
     if ((this.#perSubnet.get(subnetKey(address)) ?? 0) >= s.maxPeersPerSubnet) return 'max_per_subnet';
+    if (this.#total >= s.maxPeers) return 'max_peers';
     return null;
   }
 

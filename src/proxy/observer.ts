@@ -4,7 +4,19 @@
  */
 export type Direction = 'inbound' | 'outbound';
 
-export type RefuseReason = 'banned' | 'max_peers' | 'max_per_address' | 'max_per_subnet' | 'backend_down' | 'shutting_down';
+export type RefuseReason =
+  | 'banned'
+  | 'max_peers'
+  | 'max_per_address'
+  | 'max_per_subnet'
+  | 'rate_limited'
+  /** an onAccept hook refused it; hook_error: the hook threw, timed out or returned nonsense */
+  | 'hook'
+  | 'hook_error'
+  /** too many connections waiting for onAccept hooks */
+  | 'accept_busy'
+  | 'backend_down'
+  | 'shutting_down';
 
 export type CloseReason =
   | 'peer_closed'
@@ -15,6 +27,8 @@ export type CloseReason =
   | 'idle_timeout'
   | 'protocol_error'
   | 'banned'
+  /** closed to make room for a new peer when every slot was taken */
+  | 'evicted'
   | 'hook'
   | 'hook_error'
   | 'admin'

@@ -1,12 +1,13 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
-import { PayloadWriter, encodeFrame, type Frame, type FrameError, type Network } from '../codec/index.js';
+import { PayloadWriter, commandFieldStartsWith, encodeFrame, type Frame, type FrameError, type Network } from '../codec/index.js';
 import { X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } from '../hooks/api.js';
 import type { HookChain, LoadedHook } from '../hooks/chain.js';
 import { parseDurationMs } from '../hooks/duration.js';
 import { HookFault, isThenable } from '../hooks/result.js';
 import { Handshake, type SessionKind } from './handshake.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
+import { noteInboundCommand, notePing, notePong } from './peer-activity.js';
 import type { PeerInfo } from './peer-info.js';
 import { Pipeline, type FrameStage, type PipelineHost } from './pipeline.js';
 import { pauseWhileFull } from './transport/backpressure.js';
@@ -256,8 +257,10 @@ export class PeerSession implements PipelineHost {
   // PipelineHost
 
   countFrame(direction: Direction, command: string, bytes: number): void {
-    if (direction === 'inbound') this.info.messagesIn++;
-    else this.info.messagesOut++;
+    if (direction === 'inbound') {
+      this.info.messagesIn++;
+      noteInboundCommand(this.info, command);
+    } else this.info.messagesOut++;
     this.host.observer.frame(direction, command, bytes);
   }
 
@@ -278,9 +281,15 @@ export class PeerSession implements PipelineHost {
   #peerStage(): FrameStage {
     const hs = this.#handshake;
     return {
-      intercepts: (command) => command.startsWith('x:') || hs.interceptsFromPeer(command),
-      mayIntercept: (field, offset, n) => (field[offset] === 0x78 && (n < 2 || field[offset + 1] === 0x3a)) || hs.mayInterceptFromPeer(field, offset, n),
+      // pongs stay whole (32 bytes) so eviction learns the peer's ping time
+      intercepts: (command) => command.startsWith('x:') || command === 'pong' || hs.interceptsFromPeer(command),
+      mayIntercept: (field, offset, n) =>
+        (field[offset] === 0x78 && (n < 2 || field[offset + 1] === 0x3a)) || commandFieldStartsWith('pong', field, offset, n) || hs.mayInterceptFromPeer(field, offset, n),
       enter: (frame) => {
+        if (frame.command === 'pong') {
+          notePong(this.info, frame);
+          return frame;
+        }
         hs.fromPeer(frame);
         if (!frame.command.startsWith('x:')) return frame;
         const handled = this.host.chain.runX(frame, this, Date.now());
@@ -296,9 +305,13 @@ export class PeerSession implements PipelineHost {
   #nodeStage(): FrameStage {
     const hs = this.#handshake;
     return {
-      intercepts: (command) => hs.interceptsFromNode(command),
-      mayIntercept: (field, offset, n) => hs.mayInterceptFromNode(field, offset, n),
-      enter: (frame) => hs.fromNode(frame),
+      intercepts: (command) => command === 'ping' || hs.interceptsFromNode(command),
+      mayIntercept: (field, offset, n) => commandFieldStartsWith('ping', field, offset, n) || hs.mayInterceptFromNode(field, offset, n),
+      enter: (frame) => {
+        if (frame.command !== 'ping') return hs.fromNode(frame);
+        notePing(this.info, frame);
+        return frame;
+      },
       forwarded: (frame) => hs.forwardedToPeer(frame),
     };
   }

@@ -1,15 +1,21 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Network } from '../codec/index.js';
-import type { HookPeer, OutgoingMessage } from '../hooks/api.js';
+import type { AcceptDecision } from '../hooks/accept-result.js';
+import type { HookConnection, HookPeer, OutgoingMessage } from '../hooks/api.js';
 import { HookChain } from '../hooks/chain.js';
+import { parseDurationMs } from '../hooks/duration.js';
 import type { HookRuntimeHost } from '../hooks/loader.js';
+import { isThenable } from '../hooks/result.js';
 import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
 import { BackendDisconnectTracker } from './backend-disconnects.js';
 import { BanList, type Ban } from './ban-list.js';
 import { ConnectionLimits } from './connection-limits.js';
+import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
+import { Eviction } from './eviction.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
 import { LendingReadBuffer } from './transport/lending-read-buffer.js';
+import type { PeerInfo } from './peer-info.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
 
 export interface Endpoint {
@@ -27,7 +33,11 @@ export interface ProxySettings extends SessionSettings {
   banThreshold: number;
   banDuration: number;
   backendDisconnects: { count: number; window: number; duration: number };
+  connectionRate: ConnectionRateSettings;
 }
+
+/** How often eviction samples which peers are idle. */
+const IDLE_SAMPLE_MS = 15_000;
 
 export interface ProxyServerOptions {
   settings: ProxySettings;
@@ -39,8 +49,10 @@ export interface ProxyServerOptions {
 }
 
 /**
- * Accepts peers, applies the accept checks (bans, limits), opens one backend connection
- * per accepted peer and runs a PeerSession for it.
+ * Accepts peers, applies the accept checks, opens one backend connection per accepted peer and
+ * runs a PeerSession for it. The checks, cheapest first, all before bitcoind is contacted: shut
+ * down, banned, per-address and per-subnet limits, connection rate, onAccept hooks, and when
+ * every slot is taken, eviction of one peer (see eviction.ts) or refusal.
  */
 export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly observer: ProxyObserver;
@@ -55,6 +67,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly #pending = new Set<net.Socket>();
   readonly #limits: ConnectionLimits;
   readonly #backendDisconnects: BackendDisconnectTracker;
+  readonly #rate: ConnectionRate;
+  readonly #eviction = new Eviction();
+  #idleSampler: NodeJS.Timeout | null = null;
+  /** accepted sockets waiting for async onAccept hooks */
+  readonly #accepting = new Set<net.Socket>();
   #nextId = 1;
   #closing = false;
   #backendUp: boolean | null = null;
@@ -67,7 +84,21 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.chain = options.chain ?? HookChain.empty({ network: this.settings.network, maxMessageSize: this.settings.maxMessageSize, timeoutMs: 5000 });
     this.#limits = new ConnectionLimits(this.settings);
     const bd = this.settings.backendDisconnects;
-    this.#backendDisconnects = new BackendDisconnectTracker(bd.count, bd.window);
+    this.#backendDisconnects = new BackendDisconnectTracker(bd.count, bd.window, {
+      survivorSince: (t) => this.#survivorSince(t),
+      judged: (address, verdict) =>
+        this.log[verdict === 'counted' ? 'info' : 'debug']({ peer: address, verdict }, verdict === 'counted' ? 'bitcoind disconnected this peer: counted towards a ban' : 'bitcoind closed a session amid an outage or a mass close: not counted'),
+      limitReached: (address) => {
+        const b = this.settings.backendDisconnects;
+        this.ban(address, b.duration, `bitcoind disconnected it ${b.count} times within ${b.window / 1000}s`, 'backend_disconnects');
+      },
+    });
+    this.#rate = new ConnectionRate(this.settings.connectionRate);
+  }
+
+  /** How the candidates of backend-initiated disconnects were judged (counted or not, and why). */
+  get backendDisconnectVerdicts(): Readonly<BackendDisconnectTracker['judged']> {
+    return this.#backendDisconnects.judged;
   }
 
   get network(): Network {
@@ -93,6 +124,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   async listen(): Promise<void> {
     this.observer.bansCurrent(this.bans.size);
+    this.#idleSampler ??= setInterval(() => this.#eviction.sample(this.#liveInfos()), IDLE_SAMPLE_MS).unref();
     for (const ep of this.settings.listen) {
       const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.#accept(s));
       server.on('error', (err) => this.log.error({ err: err.message, listen: ep }, 'listener error'));
@@ -113,13 +145,15 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   updateSettings(settings: ProxySettings): void {
     this.settings = settings;
     this.#limits.settings = settings;
+    this.#rate.settings = settings.connectionRate;
     this.#backendDisconnects.count = settings.backendDisconnects.count;
     this.#backendDisconnects.windowMs = settings.backendDisconnects.window;
   }
 
   #refuse(socket: net.Socket, address: string, reason: RefuseReason, extra: Record<string, unknown> = {}): void {
     this.observer.connectionRefused(reason);
-    this.log.info({ peer: `${address}:${socket.remotePort}`, reason, ...extra }, 'connection refused');
+    // a churning client would otherwise write a line per attempt: the counter has them all
+    this.log[reason === 'rate_limited' ? 'debug' : 'info']({ peer: `${address}:${socket.remotePort}`, reason, ...extra }, 'connection refused');
     socket.on('error', () => {});
     socket.destroy();
   }
@@ -130,10 +164,52 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const ban = this.bans.find(address);
     if (ban) return this.#refuse(socket, address, 'banned', { ban: ban.subnet, until: new Date(ban.until).toISOString() });
     const limited = this.#limits.check(address);
+    if (limited && limited !== 'max_peers') return this.#refuse(socket, address, limited);
+    if (!this.#rate.take(address)) return this.#refuse(socket, address, 'rate_limited');
+    socket.on('error', () => {}); // until the session owns it; errors surface as close later
+    const chain = this.chain;
+    if (chain.acceptHooks.length === 0) return this.#admit(socket, address);
+    if (this.#accepting.size >= Math.max(64, this.settings.maxPeers)) return this.#refuse(socket, address, 'accept_busy');
+    const conn: HookConnection = { address, port: socket.remotePort ?? 0, localAddress: normalizeAddress(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
+    const decision = chain.accept(conn);
+    if (!isThenable(decision)) return this.#decided(socket, address, decision);
+    this.#accepting.add(socket);
+    // chain.accept never rejects: a failing hook is a 'fault' decision
+    void decision.then((d) => {
+      if (!this.#accepting.delete(socket)) return; // destroyed by close()
+      if (this.#closing) return this.#refuse(socket, address, 'shutting_down');
+      const banned = this.bans.find(address); // a ban may have arrived while the hooks ran
+      if (banned) return this.#refuse(socket, address, 'banned', { ban: banned.subnet });
+      this.#decided(socket, address, d);
+    });
+  }
+
+  /** Apply what the onAccept hooks decided. */
+  #decided(socket: net.Socket, address: string, d: AcceptDecision): void {
+    switch (d.kind) {
+      case 'accept':
+        return this.#admit(socket, address);
+      case 'refuse':
+        return this.#refuse(socket, address, 'hook', { hook: d.hook, why: d.reason });
+      case 'ban': {
+        const ms = d.duration === undefined ? undefined : typeof d.duration === 'number' ? d.duration * 1000 : parseDurationMs(d.duration);
+        this.ban(address, ms ?? this.settings.banDuration, `hook ${d.hook}: ${d.reason}`, 'hook');
+        return this.#refuse(socket, address, 'banned', { hook: d.hook });
+      }
+      case 'fault':
+        this.log.error({ hook: d.fault.hook, kind: d.fault.kind, err: d.fault.message }, 'onAccept hook failed: refusing the connection');
+        return this.#refuse(socket, address, 'hook_error', { hook: d.fault.hook });
+    }
+  }
+
+  /** The last check (slots, evicting one peer when full), then the backend connection. */
+  #admit(socket: net.Socket, address: string): void {
+    if (socket.destroyed) return;
+    let limited = this.#limits.check(address);
+    if (limited === 'max_peers' && this.#evictOne()) limited = this.#limits.check(address);
     if (limited) return this.#refuse(socket, address, limited);
     this.#limits.acquire(address);
     this.#pending.add(socket);
-    socket.on('error', () => {}); // until the session owns it; errors surface as close below
 
     const { host, port } = this.settings.backend;
     // bitcoind → peer carries the bulk (blocks): read it into one reused buffer (see LendingReadBuffer)
@@ -160,6 +236,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       this.#pending.delete(socket);
       this.#limits.release(address);
       this.observer.backendConnectFailed();
+      this.#backendDisconnects.backendConnectFailed();
       if (this.#backendUp !== false) this.log.error({ backend: `${host}:${port}`, err: err.message }, 'backend unreachable: refusing peers until it is back');
       this.#backendUp = false;
       this.#refuse(socket, address, 'backend_down', { err: err.message });
@@ -194,10 +271,32 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const seconds = (Date.now() - session.info.connectedAt) / 1000;
     this.observer.sessionClosed(reason, seconds);
     session.log.info({ reason, seconds: Math.round(seconds * 1000) / 1000, bytesIn: session.info.bytesIn, bytesOut: session.info.bytesOut }, 'peer disconnected');
-    if (reason === 'backend_closed' && !this.#closing && this.#backendDisconnects.record(session.address)) {
-      const bd = this.settings.backendDisconnects;
-      this.ban(session.address, bd.duration, `bitcoind disconnected it ${bd.count} times within ${bd.window / 1000}s`, 'backend_disconnects');
+    if ((reason === 'backend_closed' || reason === 'backend_error') && !this.#closing) {
+      // judged a little later, once it is known whether this was the peer or an outage
+      this.#backendDisconnects.backendClosed(session.address, session.info.handshakeComplete, this.#sessions.size + 1);
     }
+  }
+
+  #liveInfos(): PeerInfo[] {
+    const infos: PeerInfo[] = [];
+    for (const s of this.#sessions.values()) if (!s.closed) infos.push(s.info);
+    return infos;
+  }
+
+  /** Every slot is taken: close the peer eviction picks. False when every peer is protected. */
+  #evictOne(): boolean {
+    const victim = this.#eviction.select(this.#liveInfos());
+    const session = victim && this.#sessions.get(victim.id);
+    if (!session) return false;
+    session.log.info({ handshakeComplete: victim.handshakeComplete, seconds: Math.round((Date.now() - victim.connectedAt) / 1000) }, 'evicted to make room for a new peer');
+    session.close('evicted'); // sessionEnded releases its slot now
+    return true;
+  }
+
+  /** Is a session that was open (and talking) before `t` still open? Then the backend stayed up. */
+  #survivorSince(t: number): boolean {
+    for (const s of this.#sessions.values()) if (!s.closed && s.info.handshakeComplete && s.info.connectedAt < t) return true;
+    return false;
   }
 
   misbehaving(session: PeerSession, points: number, reason: string): void {
@@ -255,6 +354,10 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    this.#backendDisconnects.close();
+    if (this.#idleSampler) clearInterval(this.#idleSampler);
+    for (const s of this.#accepting) s.destroy();
+    this.#accepting.clear();
     const closed = Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.#pending) s.destroy();
     for (const s of this.#sessions.values()) s.close('shutdown');

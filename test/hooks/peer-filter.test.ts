@@ -16,6 +16,7 @@ import { createHookHarness, type FakePeerInit } from '../../src/hooks/testing.js
 import { startLitecoind, litecoindSkipReason } from '../support/litecoind.js';
 import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy } from '../support/proxy-harness.js';
+import { TcpRecorder } from '../support/tcp-recorder.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -28,7 +29,16 @@ function tmpDir(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'bhp-peer-filter-'));
 }
 
-/** Connect a fake peer (address checks run) and, if still there, deliver its version (the other checks). */
+/** Why onAccept refused a connection from `address` (the reason, or `ban: reason`), or null when accepted. */
+async function refusal(h: Awaited<ReturnType<typeof harness>>, address: string): Promise<string | null> {
+  const d = await h.accept({ address });
+  if (d.kind === 'accept') return null;
+  if (d.kind === 'refuse') return d.reason;
+  if (d.kind === 'ban') return `ban: ${d.reason}`;
+  throw d.fault;
+}
+
+/** Connect a fake peer and deliver its version (the version checks). */
 async function admit(h: Awaited<ReturnType<typeof harness>>, init: FakePeerInit) {
   const p = h.peer(init);
   if (p.closed) return p;
@@ -63,37 +73,37 @@ test('user agent patterns: allow wins, then deny, then the default', async () =>
   await only.close();
 });
 
-test('address lists: options and list files, CIDR, IPv6, IPv4-mapped; checked at connect', async () => {
+test('address lists: options and list files, CIDR, IPv6, IPv4-mapped; checked in onAccept', async () => {
   const dir = tmpDir();
   try {
     const file = path.join(dir, 'deny.txt');
     writeFileSync(file, '# shared deny list\n203.0.113.0/24   # a test net\n\n2001:db8::/32\n198.51.100.66\n');
     const h = await harness({ addresses: { deny: ['192.0.2.1'], denyFiles: [file], allow: ['203.0.113.9'] } });
-    assert.match(h.peer({ address: '203.0.113.77' }).disconnected ?? '', /address 203\.0\.113\.77 is not accepted/);
-    assert.equal(h.peer({ address: '203.0.113.9' }).closed, false, 'allow wins over a denied subnet');
-    assert.equal(h.peer({ address: '2001:db8:1::5' }).closed, true);
-    assert.equal(h.peer({ address: '2001:db9::5' }).closed, false);
-    assert.equal(h.peer({ address: '::ffff:198.51.100.66' }).closed, true, 'an IPv4-mapped address matches as IPv4');
-    assert.equal(h.peer({ address: '192.0.2.1' }).closed, true);
-    assert.equal(h.peer({ address: '192.0.2.2' }).closed, false, 'not listed, no allow-only mode: accepted');
+    assert.match((await refusal(h, '203.0.113.77')) ?? '', /address 203\.0\.113\.77 is not accepted/);
+    assert.equal(await refusal(h, '203.0.113.9'), null, 'allow wins over a denied subnet');
+    assert.notEqual(await refusal(h, '2001:db8:1::5'), null);
+    assert.equal(await refusal(h, '2001:db9::5'), null);
+    assert.notEqual(await refusal(h, '::ffff:198.51.100.66'), null, 'an IPv4-mapped address matches as IPv4');
+    assert.notEqual(await refusal(h, '192.0.2.1'), null);
+    assert.equal(await refusal(h, '192.0.2.2'), null, 'not listed, no allow-only mode: accepted');
     await h.close();
 
     // allow entries only: everyone else is refused
     const only = await harness({ addresses: { allow: ['10.0.0.0/8', '::1'] } });
-    assert.equal(only.peer({ address: '10.1.2.3' }).closed, false);
-    assert.equal(only.peer({ address: '::1' }).closed, false);
-    assert.equal(only.peer({ address: '11.1.2.3' }).closed, true);
+    assert.equal(await refusal(only, '10.1.2.3'), null);
+    assert.equal(await refusal(only, '::1'), null);
+    assert.notEqual(await refusal(only, '11.1.2.3'), null);
     await only.close();
     // the shipped example list parses and matches
     const example = await harness({ addresses: { denyFiles: [EXAMPLE_LIST] } });
-    assert.equal(example.peer({ address: '192.0.2.200' }).closed, true);
-    assert.equal(example.peer({ address: '203.0.113.127' }).closed, false);
-    assert.equal(example.peer({ address: '203.0.113.128' }).closed, true);
-    assert.equal(example.peer({ address: '2001:db8:0:1::1' }).closed, true);
-    assert.equal(example.peer({ address: '2001:db8:1::1' }).closed, false);
+    assert.notEqual(await refusal(example, '192.0.2.200'), null);
+    assert.equal(await refusal(example, '203.0.113.127'), null);
+    assert.notEqual(await refusal(example, '203.0.113.128'), null);
+    assert.notEqual(await refusal(example, '2001:db8:0:1::1'), null);
+    assert.equal(await refusal(example, '2001:db8:1::1'), null);
     await example.close();
     const explicit = await harness({ addresses: { allow: ['10.0.0.0/8'], default: 'accept' } });
-    assert.equal(explicit.peer({ address: '11.1.2.3' }).closed, false, 'default: accept');
+    assert.equal(await refusal(explicit, '11.1.2.3'), null, 'default: accept');
     await explicit.close();
 
     // a relative path resolves against process.cwd(); a bad line names the file and the line
@@ -106,9 +116,17 @@ test('address lists: options and list files, CIDR, IPv6, IPv4-mapped; checked at
 });
 
 test('action ban with a duration', async () => {
-  const h = await harness({ minVersion: 70016, action: 'ban', banDuration: '2h' });
+  const h = await harness({ minVersion: 70016, action: 'ban', banDuration: '2h', addresses: { deny: ['192.0.2.0/24'] } });
   const p = await admit(h, { version: 70001 });
   assert.deepEqual(p.banned, { reason: 'peer-filter: protocol version 70001 is below 70016', duration: 7200 });
+  assert.deepEqual(await h.accept({ address: '192.0.2.9' }), { kind: 'ban', hook: 'peer-filter', reason: 'peer-filter: address 192.0.2.9 is not accepted', duration: 7200 });
+  await h.close();
+});
+
+test('with address lists only, no frame leaves the fast path', async () => {
+  const h = await harness({ addresses: { deny: ['192.0.2.0/24'] } });
+  assert.equal(h.chain.hooksFor('inbound', 'version').length, 0, 'the lists are checked in onAccept; version is not wanted');
+  assert.equal(h.chain.acceptHooks.length, 1);
   await h.close();
 });
 
@@ -172,7 +190,7 @@ test('raw peers: an old version and a denied address are disconnected, list file
   };
 
   const listed = await connect('127.0.0.31', '/pf-listed/');
-  assert.equal(await listed.closedWithin(5000), true, 'a listed address is disconnected at connect');
+  assert.equal(await listed.closedWithin(5000), true, 'a listed address is refused at accept');
   assert.equal(listed.frames.length, 0, 'it got nothing from the node');
 
   const old = await connect('127.0.0.32', '/pf-old/');
@@ -192,4 +210,40 @@ test('raw peers: an old version and a denied address are disconnected, list file
   const after = await connect('127.0.0.32', '/pf-after/');
   assert.equal(await after.closedWithin(5000), true, 'the reloaded list refuses 127.0.0.32');
   assert.equal(good.isClosed, false, 'a reload drops no connection');
+});
+
+test('a denied address costs bitcoind no connection: refused in onAccept before the backend is contacted', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const node = await startLitecoind({ name: 'pf-accept', disableWallet: true });
+  cleanup.push(() => node.stop());
+  // every connection the proxy opens to the node passes this relay, which counts them
+  const relay = await TcpRecorder.start('127.0.0.1', node.p2pPort);
+  cleanup.push(() => relay.close());
+  const proxy = await startTestProxy(relay.port, hookYaml({ addresses: { deny: ['127.0.9.0/24'] } }), { metrics: true });
+  cleanup.push(() => proxy.close());
+  const peersBefore = (await node.getPeerInfo()).length;
+
+  for (let i = 0; i < 20; i++) {
+    const c = await P2PClient.connect(proxy.port, { localAddress: `127.0.9.${10 + i}` });
+    c.socket.on('error', () => {});
+    cleanup.push(() => c.close());
+    c.send('version', c.versionMessage());
+    assert.equal(await c.closedWithin(5000), true, `denied peer ${i} is refused`);
+    assert.equal(c.frames.length, 0, 'it got nothing from the node');
+  }
+  assert.equal(relay.connections.length, 0, 'no backend connection was opened for a denied peer');
+  assert.equal((await node.getPeerInfo()).length, peersBefore, "litecoind's peer list did not grow");
+  assert.equal(await proxy.metricValue('bhp_connections_refused_total', { reason: 'hook' }), 20);
+  assert.equal(await proxy.metricValue('bhp_hook_peer_filter_rejected_total', { reason: 'address', action: 'refuse' }), 20);
+
+  // an address outside the list gets its backend connection and a handshake with the node
+  const ok = await P2PClient.connect(proxy.port, { localAddress: '127.0.8.10' });
+  cleanup.push(() => ok.close());
+  await ok.handshake();
+  await ok.ping();
+  assert.equal(relay.connections.length, 1);
+  assert.equal((await node.getPeerInfo()).length, peersBefore + 1);
 });

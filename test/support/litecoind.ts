@@ -31,7 +31,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -177,11 +177,18 @@ export class Litecoind {
     readonly args: readonly string[],
     private readonly auth: string,
     private readonly keepDatadir: boolean,
-    bin: string,
+    private readonly bin: string,
   ) {
+    [this.#child, this.#exited] = this.#spawn();
+    running.add(this);
+  }
+
+  #spawn(): [ChildProcess, Promise<void>] {
     const useSetpriv = haveSetprivPdeathsig();
-    const command = useSetpriv ? 'setpriv' : bin;
-    const argv = useSetpriv ? ['--pdeathsig', 'KILL', bin, ...args] : [...args];
+    const command = useSetpriv ? 'setpriv' : this.bin;
+    const argv = useSetpriv ? ['--pdeathsig', 'KILL', this.bin, ...this.args] : [...this.args];
+    this.#exitCode = undefined;
+    this.#exitSignal = null;
     this.#child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child.stderr?.setEncoding('utf8');
     this.#child.stderr?.on('data', (text: string) => {
@@ -199,7 +206,26 @@ export class Litecoind {
         resolve();
       });
     });
-    running.add(this);
+    return [this.#child, this.#exited];
+  }
+
+  /** SIGKILL, as a crash would, keeping the datadir so that restart() can bring the node back. */
+  async kill(): Promise<void> {
+    if (!this.exited) this.#child.kill('SIGKILL');
+    await this.#exited;
+    // A pid file naming a dead process marks the datadir stale for any test process's sweep
+    // (sweepStaleDatadirs): drop it and touch the folder, so it reads as fresh until restart().
+    rmSync(path.join(this.datadir, 'regtest', 'bitcoind.pid'), { force: true });
+    const now = new Date();
+    utimesSync(this.datadir, now, now);
+  }
+
+  /** After kill(): start again with the same ports, datadir and credentials, and wait for RPC. */
+  async restart(timeoutMs = 30_000): Promise<void> {
+    if (this.#stopped) throw new Error(`${this.name}: restart() after stop()`);
+    if (!this.exited) throw new Error(`${this.name}: restart() while still running (kill() first)`);
+    this.#spawn();
+    await this.waitReady(timeoutMs);
   }
 
   /** `127.0.0.1:PORT` of the P2P listener */
