@@ -18,14 +18,18 @@ import {
   RawTransaction,
   type VersionMessage,
 } from '../../src/codec/index.js';
-import { captureFiles, prng, randomBytes } from './support-fixtures.js';
+import { captureFiles } from './support-fixtures.js';
+import { filePrng, randomBytes } from '../support/seed.js';
 import { findPython, type PythonCase, runPython } from './support-python.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const bcoinPackets: any = require('bcoin/lib/net/packets');
 
-const rand = prng(0x5eed);
+// Each suite draws from its own stream (reseed at its start): skipping the python3-bitcoinlib
+// suite must not change what the bcoin suite draws.
+let rand = filePrng(import.meta.url);
+const reseed = (suite: string) => (rand = filePrng(import.meta.url, suite));
 const int = (n: number) => Math.floor(rand() * n);
 const u32 = () => int(0x100000000);
 const u64 = () => (BigInt(u32()) << 32n) | BigInt(u32());
@@ -67,6 +71,7 @@ function genTx(): Transaction {
 
 /** Generated values for the commands both sides know, encoded by us. */
 function generated(): { cmd: KnownCommand; value: unknown; payload: Buffer }[] {
+  reseed('generated');
   const out: { cmd: KnownCommand; value: unknown; payload: Buffer }[] = [];
   const add = <C extends KnownCommand>(cmd: C, value: MessageTypes[C]) => out.push({ cmd, value, payload: encodeMessage(cmd, value) });
   for (let i = 0; i < N; i++) {
@@ -104,6 +109,7 @@ const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 describe('cross-check: bitcoinjs-lib vs our header-level tx and block access', () => {
   it('txid and wtxid of every fixture transaction and of generated ones', () => {
+    reseed('bitcoinjs');
     const txs = [...fixtureTransactions(), ...Array.from({ length: 200 }, () => RawTransaction.fromTransaction(genTx()))];
     assert.ok(txs.length > 1000, `only ${txs.length} transactions`);
     let witness = 0;
