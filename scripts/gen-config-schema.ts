@@ -27,7 +27,43 @@ export function configZodSchema(): z.ZodType | null {
   return s instanceof z.ZodType ? s : null;
 }
 
-const toJson = (s: z.ZodType): JsonSchema => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+const toJson = (s: z.ZodType): JsonSchema =>
+  z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12', override: keepCaseInsensitive }) as JsonSchema;
+
+/**
+ * JSON Schema patterns have no flags, and zod writes a /re/i regex as plain "re": "64MiB" would
+ * fail where the proxy accepts it. Rewrite such patterns so each letter matches both cases.
+ */
+function keepCaseInsensitive(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
+  const checks = (ctx.zodSchema as { _zod?: { def?: { checks?: { _zod: { def: { format?: string; pattern?: RegExp } } }[] } } })._zod?.def?.checks ?? [];
+  const insensitive = checks.map((c) => c._zod.def.pattern).filter((re): re is RegExp => re instanceof RegExp && re.flags.includes('i'));
+  if (!insensitive.length) return;
+  const rewrite = (p: unknown) => (typeof p === 'string' && insensitive.some((re) => re.source === p) ? bothCases(p) : p);
+  ctx.jsonSchema.pattern = rewrite(ctx.jsonSchema.pattern);
+  for (const sub of (ctx.jsonSchema.allOf as JsonSchema[] | undefined) ?? []) sub.pattern = rewrite(sub.pattern);
+}
+
+/** "k|kb" -> "[kK]|[kK][bB]"; escapes (\s, \d) stay; a class [a-z] gets its other case added: [a-zA-Z]. */
+export function bothCases(source: string): string {
+  const swap = (t: string) => t.replace(/(\\.)|([a-zA-Z])/g, (m, esc: string | undefined) => (esc ? m : m === m.toLowerCase() ? m.toUpperCase() : m.toLowerCase()));
+  let out = '';
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i]!;
+    if (ch === '\\') {
+      out += ch + (source[++i] ?? '');
+    } else if (ch === '[') {
+      let j = i + 1;
+      while (j < source.length && source[j] !== ']') j += source[j] === '\\' ? 2 : 1;
+      const neg = source[i + 1] === '^' ? '^' : '';
+      const inner = source.slice(i + 1 + neg.length, j);
+      out += `[${neg}${inner}${/[a-zA-Z]/.test(inner.replace(/\\./g, '')) ? swap(inner) : ''}]`;
+      i = j;
+    } else {
+      out += /[a-zA-Z]/.test(ch) ? `[${ch.toLowerCase()}${ch.toUpperCase()}]` : ch;
+    }
+  }
+  return out;
+}
 
 /** The shipped hooks' option schemas, by the module name a config uses for them. */
 export async function shippedHookOptionSchemas(): Promise<Map<string, z.ZodType>> {
