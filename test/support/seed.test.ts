@@ -60,7 +60,7 @@ test('every random draw in the tests is seeded per file: no Math.random, no lite
 test("skipping the python3-bitcoinlib suite changes nothing for the bcoin suite of the same file, and shows as skips", { timeout: 120_000 }, () => {
   const file = path.join(ROOT, 'dist/test/codec/cross-check.test.js');
   const run = (without: string) => {
-    const r = spawnSync(process.execPath, ['--test', file], { encoding: 'utf8', env: { ...process.env, BHP_TEST_WITHOUT: without, NODE_TEST_CONTEXT: undefined } });
+    const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], { encoding: 'utf8', env: { ...process.env, BHP_TEST_WITHOUT: without, NODE_TEST_CONTEXT: undefined } });
     const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(r.stdout)?.[1]);
     return { status: r.status, out: r.stdout, pass: count('pass'), fail: count('fail'), skipped: count('skipped') };
   };
