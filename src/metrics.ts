@@ -43,6 +43,8 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #xCommands: Counter;
   readonly #hookCallSeries = new Map<string, (v: number) => void>();
   readonly #reloadSuccess: Gauge;
+  /** metric names hooks created (the rest of the registry is the proxy's own) */
+  readonly #hookOwned = new Set<string>();
   #health: HealthSource | null = null;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -139,12 +141,22 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#xCommands.inc({ outcome });
   }
 
-  /** Metrics for hook authors, named bhp_hook_<name>; the same name returns the same metric (reloads). */
+  /**
+   * Metrics for hook authors, named bhp_hook_<name>; the same name returns the same metric
+   * (reloads). A name that is the proxy's own (bhp_hook_errors_total from 'errors_total', or
+   * any bhp_ name the proxy registered) is refused with an error naming it, at the hook's init.
+   */
   hookMetrics(): HookMetrics {
     const registry = this.registry;
+    const hookOwned = this.#hookOwned;
     const getOrCreate = <M extends Metric>(name: string, make: (full: string) => M): M => {
       const full = name.startsWith('bhp_') ? name : `bhp_hook_${name}`;
-      return (registry.getSingleMetric(full) as M | undefined) ?? make(full);
+      const existing = registry.getSingleMetric(full) as M | undefined;
+      if (existing && !hookOwned.has(full)) throw new Error(`hook metric "${name}" would be ${full}, a metric of the proxy itself: choose another name (hooks usually prefix theirs with the hook's name)`);
+      if (existing) return existing;
+      const created = make(full);
+      hookOwned.add(full);
+      return created;
     };
     return {
       counter: (name, help, labelNames = []) => {
