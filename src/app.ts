@@ -53,6 +53,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   await bans.load();
   const metrics = new ProxyMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics });
+  metrics.watch(proxy);
   const loadChain = (c: Config): Promise<HookChain> =>
     loadHookChain(c.hooks, {
       baseDir: c.baseDir,
@@ -82,9 +83,11 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
         await old.close();
         const what = `hook chain: ${chain.hooks.map((h) => h.name).join(', ') || '(empty)'}`;
         log.info({ hooks: chain.hooks.map((h) => h.name) }, 'config reloaded');
+        metrics.configReloaded(true);
         return what;
       } catch (err) {
         log.error({ err: (err as Error).message }, 'reload refused; the running config and hook chain stay');
+        metrics.configReloaded(false);
         throw err;
       } finally {
         reloading = null;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { startProxy } from './app.js';
@@ -9,12 +10,33 @@ import { parseConfig } from './config.js';
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type BcoinModule = any;
 
+/** Ports the demo prefers; each one that is taken falls back to a port the OS picks. */
+export const DEMO_PORTS = { proxy: 18444, metrics: 9333, admin: 9334 } as const;
+
+/** `port` if it can be bound on 127.0.0.1 now (0: one the OS picks), else null. */
+function bindable(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(null));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
+      const got = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(got));
+    });
+  });
+}
+
+const portOf = (server: { address(): unknown } | null) => (server?.address() as net.AddressInfo | null)?.port;
+
 /**
  * `bitcoin-hook-proxy demo`: the proxy doing its job on a machine with no bitcoind. A bcoin
  * regtest full node (a Bitcoin node in JavaScript, from the npm registry) runs in-process on
- * loopback as the backend; the proxy listens in front of it on the regtest port.
+ * loopback as the backend; the proxy listens in front of it on the regtest port (or `--port`).
  */
 export async function runDemo(opts: { port?: number | undefined }): Promise<number> {
+  if (opts.port !== undefined && !(Number.isInteger(opts.port) && opts.port >= 1 && opts.port <= 65535)) {
+    console.error('demo --port needs a TCP port number from 1 to 65535');
+    return 2;
+  }
   let bcoin: BcoinModule;
   try {
     bcoin = createRequire(import.meta.url)('bcoin');
@@ -22,8 +44,13 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
     console.error('demo needs the bcoin package (a devDependency): run `npm install` in the project first,\nor put the proxy in front of your own node with `bitcoin-hook-proxy run --config FILE`.');
     return 1;
   }
+  // An explicit --port must be the one used; the defaults step aside when something holds them.
+  const port = opts.port ?? (await bindable(DEMO_PORTS.proxy)) ?? 0;
+  const metricsPort = (await bindable(DEMO_PORTS.metrics)) ?? 0;
+  const adminPort = (await bindable(DEMO_PORTS.admin)) ?? 0;
+  const backendPort = (await bindable(0))!;
+
   bcoin.set('regtest');
-  const backendPort = 18544;
   const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, logLevel: 'none', workers: false });
   await node.open();
   await node.connect();
@@ -33,7 +60,6 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
   };
   await mine(10);
 
-  const port = opts.port ?? 18444;
   const token = randomBytes(16).toString('hex');
   const config = parseConfig(
     [
@@ -41,20 +67,33 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
       `listen: ["127.0.0.1:${port}"]`,
       `backend: 127.0.0.1:${backendPort}`,
       `bans: { file: ${JSON.stringify(path.join(os.tmpdir(), 'bitcoin-hook-proxy-demo-bans.json'))} }`,
-      'metrics: { listen: 127.0.0.1:9333 }',
-      `admin: { listen: 127.0.0.1:9334, token: "${token}" }`,
+      `metrics: { listen: "127.0.0.1:${metricsPort}" }`,
+      `admin: { listen: "127.0.0.1:${adminPort}", token: "${token}" }`,
     ].join('\n'),
     'demo.yaml',
   );
-  const running = await startProxy(config);
+  let running;
+  try {
+    running = await startProxy(config);
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
+  const proxyPort = running.proxy.addresses()[0]?.port ?? port;
+  const m = portOf(running.metricsServer);
+  const a = portOf(running.adminServer);
   const timer = setInterval(() => void mine(1).catch(() => {}), 30_000);
   console.error(
     [
       '',
-      `bitcoin-hook-proxy demo: regtest bcoin node (height ${node.chain.height}) on 127.0.0.1:${backendPort}, proxy on 127.0.0.1:${port}`,
-      `  connect a node:   bitcoind -regtest -connect=127.0.0.1:${port}   (or litecoind -regtest, same P2P code and magic)`,
-      '  metrics:          curl -s 127.0.0.1:9333/metrics | grep ^bhp_',
-      `  peers:            curl -s -H 'Authorization: Bearer ${token}' 127.0.0.1:9334/peers`,
+      `bitcoin-hook-proxy demo: regtest bcoin node (height ${node.chain.height}) on 127.0.0.1:${backendPort}, proxy on 127.0.0.1:${proxyPort}`,
+      `  connect a node:   bitcoind -regtest -connect=127.0.0.1:${proxyPort}`,
+      `               or:  bcoin --network=regtest --only=127.0.0.1:${proxyPort}`,
+      '    (a Bitcoin regtest node syncs this chain; litecoind speaks the same P2P protocol and completes',
+      "     the handshake but cannot sync it: Litecoin's regtest genesis block and proof of work differ)",
+      `  metrics:          curl -s 127.0.0.1:${m}/metrics | grep ^bhp_`,
+      `  readiness:        curl -s 127.0.0.1:${m}/ready`,
+      `  peers:            curl -s -H 'Authorization: Bearer ${token}' 127.0.0.1:${a}/peers`,
       '  a block is mined every 30 s; Ctrl-C stops.',
       '',
     ].join('\n'),

@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { knownCommands } from './codec/index.js';
 import type { HookCounter, HookGauge, HookHistogram, HookMetrics } from './hooks/api.js';
 import type { HookRuntimeObserver } from './hooks/chain.js';
 import { FastHistogram } from './fast-histogram.js';
+import { formatHostPort } from './config-values.js';
+import { readiness, type HealthSource } from './health.js';
 import type { CloseReason, Direction, ProxyObserver, RefuseReason } from './proxy/observer.js';
 
 /**
@@ -39,6 +42,10 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #hookActions = new Map<string, Map<string, number>>();
   readonly #xCommands: Counter;
   readonly #hookCallSeries = new Map<string, (v: number) => void>();
+  readonly #reloadSuccess: Gauge;
+  /** metric names hooks created (the rest of the registry is the proxy's own) */
+  readonly #hookOwned = new Set<string>();
+  #health: HealthSource | null = null;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -83,6 +90,34 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       },
     });
     this.#xCommands = new Counter({ name: 'bhp_x_commands_total', help: 'x: commands from peers, by outcome (handled, unknown, refused)', labelNames: ['outcome'], registers });
+    new Gauge({ name: 'bhp_build_info', help: 'Always 1; the labels say which proxy version runs on which Node.js', labelNames: ['version', 'node'], registers }).set(
+      { version: PACKAGE_VERSION, node: process.version },
+      1,
+    );
+    const self = this;
+    new Gauge({
+      name: 'bhp_backend_up',
+      help: 'Whether the last connection to the backend node succeeded (1) or failed (0); absent until the first attempt',
+      labelNames: ['backend'],
+      registers,
+      collect(this: Gauge) {
+        this.reset();
+        const h = self.#health;
+        if (h && h.backendUp !== null) this.set({ backend: formatHostPort(h.settings.backend) }, h.backendUp ? 1 : 0);
+      },
+    });
+    this.#reloadSuccess = new Gauge({ name: 'bhp_config_reload_success', help: 'Whether the last config reload succeeded (1; also at start) or was refused (0)', registers });
+    this.#reloadSuccess.set(1);
+  }
+
+  /** The proxy whose listeners and backend state /ready and bhp_backend_up report. */
+  watch(source: HealthSource): void {
+    this.#health = source;
+  }
+
+  /** After a reload: refused reloads keep the old config running, and the gauge says so. */
+  configReloaded(ok: boolean): void {
+    this.#reloadSuccess.set(ok ? 1 : 0);
   }
 
   // HookRuntimeObserver
@@ -106,12 +141,22 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#xCommands.inc({ outcome });
   }
 
-  /** Metrics for hook authors, named bhp_hook_<name>; the same name returns the same metric (reloads). */
+  /**
+   * Metrics for hook authors, named bhp_hook_<name>; the same name returns the same metric
+   * (reloads). A name that is the proxy's own (bhp_hook_errors_total from 'errors_total', or
+   * any bhp_ name the proxy registered) is refused with an error naming it, at the hook's init.
+   */
   hookMetrics(): HookMetrics {
     const registry = this.registry;
+    const hookOwned = this.#hookOwned;
     const getOrCreate = <M extends Metric>(name: string, make: (full: string) => M): M => {
       const full = name.startsWith('bhp_') ? name : `bhp_hook_${name}`;
-      return (registry.getSingleMetric(full) as M | undefined) ?? make(full);
+      const existing = registry.getSingleMetric(full) as M | undefined;
+      if (existing && !hookOwned.has(full)) throw new Error(`hook metric "${name}" would be ${full}, a metric of the proxy itself: choose another name (hooks usually prefix theirs with the hook's name)`);
+      if (existing) return existing;
+      const created = make(full);
+      hookOwned.add(full);
+      return created;
     };
     return {
       counter: (name, help, labelNames = []) => {
@@ -178,10 +223,19 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#misbehaviour.inc({ reason: reason.split(':')[0]!.slice(0, 40) });
   }
 
-  /** GET /metrics on its own listener. */
+  /**
+   * GET /metrics, /health and /ready on its own listener, no token (like the admin API's
+   * /health and /ready): probes and Prometheus share the one loopback port.
+   */
   serve(host: string, port: number): Promise<http.Server> {
     const server = http.createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      const route = req.method === 'GET' ? (req.url ?? '').split('?')[0] : null;
+      if (route === '/health') return void sendJson(res, 200, { status: 'ok' });
+      if (route === '/ready') {
+        const r = this.#health ? readiness(this.#health) : { ready: false, backendUp: null, listening: [] };
+        return void sendJson(res, r.ready ? 200 : 503, r);
+      }
+      if (route !== '/metrics') {
         res.writeHead(404).end('not found\n');
         return;
       }
@@ -192,6 +246,12 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     });
     return listenHttp(server, host, port);
   }
+}
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
 }
 
 export function listenHttp(server: http.Server, host: string, port: number): Promise<http.Server> {

@@ -18,7 +18,8 @@ import {
   writeAddrV2Entry,
   type Frame,
 } from '../../src/codec/index.js';
-import { captureFiles, prng } from './support-fixtures.js';
+import { captureFiles } from './support-fixtures.js';
+import { filePrng } from '../support/seed.js';
 
 // Records per command over every file of test/fixtures/bitcoind-capture (bitcoind 31.99 functional tests).
 const EXPECTED_COUNTS: Record<string, number> = {
@@ -113,7 +114,7 @@ describe('bitcoind capture fixtures', () => {
   });
 
   it('replay as wire frames through FrameDecoder fed in random-size chunks', () => {
-    const rand = prng(0xb17c0);
+    const rand = filePrng(import.meta.url, 'chunking');
     let total = 0;
     for (const [n, file] of files.entries()) {
       const network = n % 2 === 0 ? NETWORKS.regtest : NETWORKS.mainnet;

@@ -31,9 +31,9 @@ import {
   RawTransaction,
   type Frame,
 } from '../../src/codec/index.js';
-import { prng, randomBytes } from './support-fixtures.js';
+import { filePrng, randomBytes } from '../support/seed.js';
 
-const rand = prng(434);
+const rand = filePrng(import.meta.url);
 const h = (n: number) => Buffer.alloc(32, n);
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { simulatedMissing } from '../support/without.js';
 
 /**
  * python3-bitcoinlib (Debian package python3-bitcoinlib) as an independent implementation.
@@ -70,6 +71,7 @@ export interface PythonResult {
 
 /** The first python3 that has python3-bitcoinlib (Debian installs it for /usr/bin/python3, which a pyenv shim may hide). */
 export function findPython(): string | undefined {
+  if (simulatedMissing('python3-bitcoinlib')) return undefined;
   for (const exe of ['/usr/bin/python3', 'python3']) {
     const r = spawnSync(exe, ['-c', 'import bitcoin.messages'], { encoding: 'utf8' });
     if (r.status === 0) return exe;

@@ -22,6 +22,9 @@ import { P2PClient, httpRequest, loopbackAddress } from '../support/p2p-client.j
 import { freePort } from '../support/ports.js';
 import { ADMIN_TOKEN, startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { filePrng } from '../support/seed.js';
+
+const rand = filePrng(import.meta.url);
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');
 
@@ -182,7 +185,7 @@ test('kill -9 of the CLI while it writes bans: the ban file is never torn and a 
         }
       }),
     );
-    await sleep(50 + Math.random() * 400);
+    await sleep(50 + rand() * 400);
     proc.kill('SIGKILL');
     assert.equal(await exited, 'SIGKILL');
     stop = true;

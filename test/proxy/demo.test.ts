@@ -1,16 +1,30 @@
 /**
  * The README's first command: `npm start` runs the demo, a bcoin regtest node in-process with
  * the proxy in front. A second bcoin node (a real Bitcoin full node from npm) syncs through it.
+ * No fixed ports: the proxy port is a free one, and the test holds the demo's preferred metrics
+ * and admin ports (when free) so the demo must fall back to ports the OS picks and say which.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBcoin, bcoinAvailable } from '../support/bcoin-node.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
+import { httpRequest } from '../support/p2p-client.js';
+import { DEMO_PORTS } from '../../src/demo.js';
+
+/** Listen on `port` if it is free (to make it busy for the demo); null when it is taken already. */
+function hold(port: number): Promise<net.Server | null> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(null));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(s));
+  });
+}
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -21,17 +35,29 @@ test('npm start runs the demo command', () => {
 
 test('the demo serves a real node: bcoin syncs its chain through the proxy', { skip: bcoinAvailable() ? false : 'bcoin not installed', timeout: 90_000 }, async (t) => {
   const port = await freePort();
+  const held = [await hold(DEMO_PORTS.metrics), await hold(DEMO_PORTS.admin)];
+  t.after(() => held.forEach((s) => s?.close()));
   const child = spawn(process.execPath, [path.join(root, 'dist/src/cli.js'), 'demo', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   t.after(() => child.kill('SIGKILL'));
-  await waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`), 30_000, 'the demo to start');
+  await waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`) && output.includes('Ctrl-C'), 30_000, 'the demo to start');
+  assert.doesNotMatch(output, /litecoind -regtest -connect/, 'litecoind cannot sync from the demo chain; the banner must not suggest it');
+  assert.match(output, /litecoind[\s\S]*cannot sync/);
+  const metricsPort = Number(/curl -s 127\.0\.0\.1:(\d+)\/metrics/.exec(output)?.[1]);
+  const adminPort = Number(/127\.0\.0\.1:(\d+)\/peers/.exec(output)?.[1]);
+  assert.ok(metricsPort > 0 && adminPort > 0, output);
+  if (held[0]) assert.notEqual(metricsPort, DEMO_PORTS.metrics);
+  if (held[1]) assert.notEqual(adminPort, DEMO_PORTS.admin);
+  const metrics = await httpRequest(metricsPort, 'GET', '/metrics');
+  assert.match(metrics.text, /^bhp_connections 0$/m, 'the banner names the metrics port the demo really uses');
   const peer = await startBcoin({ name: 'demo-peer', listen: false });
   t.after(() => peer.stop());
   peer.connectTo('127.0.0.1', port);
   await peer.waitForHeight(10, 30_000);
   assert.ok(peer.node.chain.height >= 10);
+  assert.equal((await httpRequest(metricsPort, 'GET', '/ready')).status, 200, 'ready once a peer reached bcoin');
   child.kill('SIGINT');
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   assert.equal(code, 0, output);

@@ -25,7 +25,7 @@ test('deploy/proxy.example.yaml passes `check` with all its hooks enabled', () =
   try {
     const r = spawnSync(process.execPath, [cli, 'check', '--config', file], { env: { ...process.env, BHP_ADMIN_TOKEN: 'x'.repeat(32) }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /valid \(network mainnet, 2 listener\(s\), backend 127\.0\.0\.1:8334, 6 hook\(s\)\)/);
+    assert.match(r.stdout, /valid \(network mainnet, 2 listener\(s\), backend 127\.0\.0\.1:8433, 6 hook\(s\)\)/);
   } finally {
     spawnSync('rm', ['-f', file]);
   }

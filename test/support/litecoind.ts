@@ -37,6 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
 import { sleep, waitFor } from './wait.js';
+import { simulatedMissing } from './without.js';
 
 export const LITECOIND_HOST = '127.0.0.1';
 
@@ -47,6 +48,7 @@ export const LITECOIND_HOST = '127.0.0.1';
  * we skip it so tests never write to $HOME.
  */
 export function litecoindPath(): string | null {
+  if (simulatedMissing('litecoind')) return null;
   const candidates = [process.env.LITECOIND, '/usr/lib/litecoin/litecoind', '/usr/bin/litecoind', '/usr/local/bin/litecoind'].filter(
     (p): p is string => typeof p === 'string' && p.length > 0,
   );
