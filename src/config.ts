@@ -253,3 +253,6 @@ function substituteEnv(v: unknown, env: NodeJS.ProcessEnv, keyPath: (string | nu
   }
   return v;
 }
+
+/** The zod schema of the YAML config (scripts/gen-config-schema.ts turns it into schema/config.schema.json). */
+export { schema as configSchema };
