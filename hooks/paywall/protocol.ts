@@ -37,6 +37,7 @@ export const REFUSE = {
   credential_revoked: 16,
   busy: 17,
   internal: 18,
+  balance_empty: 19,
 } as const;
 export type RefuseReason = keyof typeof REFUSE;
 const REASON_BY_CODE = new Map<number, RefuseReason>(Object.entries(REFUSE).map(([k, v]) => [v, k as RefuseReason]));

@@ -46,6 +46,8 @@ export interface PaywallStore {
    * durably and returns it with first=true; every later call returns the stored grant, first=false.
    */
   claim(grant: GrantRecord): Promise<{ grant: GrantRecord; first: boolean }>;
+  /** the grant of a claimed payment hash */
+  claimed(paymentHash: string): Promise<GrantRecord | undefined>;
   balance(tokenId: string): Promise<bigint | undefined>;
   /** Subtract up to `msat` (never below 0); returns the new balance. */
   debit(tokenId: string, msat: bigint): Promise<bigint>;
@@ -131,11 +133,8 @@ export class FileStore implements PaywallStore {
   }
 
   async claim(grant: GrantRecord): Promise<{ grant: GrantRecord; first: boolean }> {
-    const existing = this.#claims.get(grant.paymentHash);
-    if (existing) {
-      await this.#persist(); // it may still be on its way to disk: answer only once it is there
-      return { grant: existing, first: false };
-    }
+    const existing = await this.claimed(grant.paymentHash);
+    if (existing) return { grant: existing, first: false };
     this.#claims.set(grant.paymentHash, grant);
     if (grant.creditMsat > 0n) this.#balances.set(grant.tokenId, (this.#balances.get(grant.tokenId) ?? 0n) + grant.creditMsat);
     try {
@@ -147,6 +146,13 @@ export class FileStore implements PaywallStore {
       throw e;
     }
     return { grant, first: true };
+  }
+
+  async claimed(paymentHash: string): Promise<GrantRecord | undefined> {
+    if (!this.#claims.has(paymentHash)) return undefined;
+    // it may still be on its way to disk: answer only once it is there (a failed write removes it)
+    await (this.#pending ?? this.#running).catch(() => {});
+    return this.#claims.get(paymentHash);
   }
 
   async balance(tokenId: string): Promise<bigint | undefined> {
