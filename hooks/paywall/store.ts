@@ -133,8 +133,12 @@ export class FileStore implements PaywallStore {
   }
 
   async claim(grant: GrantRecord): Promise<{ grant: GrantRecord; first: boolean }> {
-    const existing = await this.claimed(grant.paymentHash);
-    if (existing) return { grant: existing, first: false };
+    // check and set with no await between: concurrent claims of one hash get one grant
+    if (this.#claims.has(grant.paymentHash)) {
+      const existing = await this.claimed(grant.paymentHash);
+      if (existing) return { grant: existing, first: false };
+      return this.claim(grant); // its first write failed and was undone: this one is first
+    }
     this.#claims.set(grant.paymentHash, grant);
     if (grant.creditMsat > 0n) this.#balances.set(grant.tokenId, (this.#balances.get(grant.tokenId) ?? 0n) + grant.creditMsat);
     try {
