@@ -2,7 +2,7 @@
  * paywall: peers buy better service over Lightning (docs/hooks/paywall.md for operators,
  * docs/x-protocol-paywall.md for the messages).
  *
- *   - x:offers lists time passes (a tier for a duration) and metered credit (msat per MiB relayed
+ *   - x:offers lists time passes (a tier for a duration) and metered credit (msat per unit of bytes relayed
  *     beyond a free allowance). x:invoice asks the Lightning backend for a BOLT11 invoice, bounded
  *     per connection, per address and in total, and rate-limited per address.
  *   - x:claim proves payment: the invoice was issued by this proxy to the claimant (a claim token
@@ -13,7 +13,7 @@
  *   - A grant sets documented peer.state keys (`tier`, `paywall.paid`, `paywall.expiresAt`) that
  *     rate-limit and other hooks read, and carries an HMAC credential; x:auth on a later
  *     connection restores the tier without paying again.
- *   - Relay-path work is synchronous and local: metering debits a credit balance per MiB of the
+ *   - Relay-path work is synchronous and local: metering debits a credit balance per unit (1 MiB by default) of the
  *     metered commands, paid-only commands are refused to free peers, and when the daily free
  *     upload budget is spent free peers' block requests are answered with notfound.
  *   - No Lightning call holds any message: requests that need the backend or the store are
@@ -86,7 +86,10 @@ const Options = z
         tier: tierName.default('metered'),
         minSats: sats.default(100),
         maxSats: sats.default(1_000_000),
-        msatPerMiB: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+        /** msat debited per whole unit of metered bytes beyond freeBytes */
+        msatPerUnit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+        /** the unit: 1 MiB by default */
+        unitBytes: z.number().int().min(1).default(MiB),
         /** bytes per connection relayed before charging starts */
         freeBytes: z.number().int().min(0).default(0),
         commands: z.array(commandName).default(METERED),
@@ -128,7 +131,7 @@ interface Session {
   balanceMsat: bigint;
   /** bytes of metered commands relayed since the grant */
   meteredBytes: number;
-  chargedMiB: number;
+  chargedUnits: number;
   /** invoices issued to this connection: hash → expiry (unix s) */
   open: Map<string, number>;
   pending: number;
@@ -139,8 +142,8 @@ export interface PaywallAdmin {
   grants(): Promise<(GrantRecord & { balanceMsat: bigint | null; revoked: boolean })[]>;
   /** revoke a credential by token id (hex) and cut connected peers holding it back to free; returns how many */
   revoke(tokenId: string): Promise<number>;
-  /** dev backend only: mark an invoice paid and return its preimage (hex), as a payer learns it */
-  settle(paymentHash: string): string;
+  /** dev backend only: mark an invoice paid (its amount, or `amountMsat`) and return its preimage (hex), as a payer learns it */
+  settle(paymentHash: string, amountMsat?: bigint): string;
   readonly backendKind: string;
 }
 
@@ -204,7 +207,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   function session(peer: HookPeer): Session {
     let s = peer.state.get(STATE_SESSION) as Session | undefined;
     if (!s) {
-      s = { kind: 'free', tier: '', tokenId: '', expiresAt: 0, balanceMsat: 0n, meteredBytes: 0, chargedMiB: 0, open: new Map(), pending: 0 };
+      s = { kind: 'free', tier: '', tokenId: '', expiresAt: 0, balanceMsat: 0n, meteredBytes: 0, chargedUnits: 0, open: new Map(), pending: 0 };
       peer.state.set(STATE_SESSION, s);
     }
     return s;
@@ -213,7 +216,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   const paid = (s: Session | undefined, now: number) => s !== undefined && s.kind !== 'free' && (s.kind !== 'pass' || s.expiresAt > now);
 
   function apply(peer: HookPeer, s: Session, g: GrantRecord, balanceMsat: bigint): void {
-    Object.assign(s, { kind: g.kind, tier: g.tier, tokenId: g.tokenId, expiresAt: g.expiresAt, balanceMsat, meteredBytes: 0, chargedMiB: 0 });
+    Object.assign(s, { kind: g.kind, tier: g.tier, tokenId: g.tokenId, expiresAt: g.expiresAt, balanceMsat, meteredBytes: 0, chargedUnits: 0 });
     peer.state.set(o.tierKey, g.tier);
     peer.state.set(STATE_PAID, true);
     peer.state.set(STATE_EXPIRES, g.expiresAt);
@@ -502,16 +505,16 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
 
   // ---- relay path: metering, paid-only commands, the free upload budget ---------------------
 
-  /** Debit whole MiB beyond the free bytes; at zero the peer is back to free and told so. */
+  /** Debit whole units beyond the free bytes; at zero the peer is back to free and told so. */
   function meter(size: number, peer: HookPeer, s: Session): HookResult | undefined {
     const c = o.credit!;
     s.meteredBytes += size;
     const over = s.meteredBytes - c.freeBytes;
-    if (over < MiB) return undefined;
-    const mib = Math.floor(over / MiB);
-    if (mib <= s.chargedMiB) return undefined;
-    const delta = BigInt(mib - s.chargedMiB) * BigInt(c.msatPerMiB);
-    s.chargedMiB = mib;
+    if (over < c.unitBytes) return undefined;
+    const units = Math.floor(over / c.unitBytes);
+    if (units <= s.chargedUnits) return undefined;
+    const delta = BigInt(units - s.chargedUnits) * BigInt(c.msatPerUnit);
+    s.chargedUnits = units;
     if (delta === 0n) return undefined;
     const charged = s.balanceMsat < delta ? s.balanceMsat : delta;
     s.balanceMsat -= charged;
@@ -571,9 +574,9 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       }
       return cut;
     },
-    settle(paymentHash) {
+    settle(paymentHash, amountMsat) {
       if (backend.kind !== 'dev') throw new Error(`settle is for the dev backend only (this paywall uses ${backend.kind})`);
-      return (backend as DevBackend).settle(paymentHash);
+      return (backend as DevBackend).settle(paymentHash, amountMsat);
     },
     get backendKind() {
       return backend.kind;
@@ -607,11 +610,12 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
           priceMsat: BigInt(p.priceSats) * 1000n,
           durationSeconds: BigInt(Math.ceil(p.duration)),
           maxMsat: 0n,
-          msatPerMiB: 0n,
+          msatPerUnit: 0n,
+          unitBytes: 0n,
           freeBytes: 0n,
         })),
         ...(o.credit
-          ? [{ id: 'credit', kind: 'credit' as const, tier: o.credit.tier, priceMsat: BigInt(o.credit.minSats) * 1000n, durationSeconds: 0n, maxMsat: BigInt(o.credit.maxSats) * 1000n, msatPerMiB: BigInt(o.credit.msatPerMiB), freeBytes: BigInt(o.credit.freeBytes) }]
+          ? [{ id: 'credit', kind: 'credit' as const, tier: o.credit.tier, priceMsat: BigInt(o.credit.minSats) * 1000n, durationSeconds: 0n, maxMsat: BigInt(o.credit.maxSats) * 1000n, msatPerUnit: BigInt(o.credit.msatPerUnit), unitBytes: BigInt(o.credit.unitBytes), freeBytes: BigInt(o.credit.freeBytes) }]
           : []),
       ];
       meterSet = new Set(o.credit?.commands ?? []);

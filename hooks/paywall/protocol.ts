@@ -64,8 +64,10 @@ export interface Offer {
   durationSeconds: bigint;
   /** credit: the largest purchase; pass: 0 */
   maxMsat: bigint;
-  /** credit: msat debited per MiB relayed beyond the free bytes; pass: 0 */
-  msatPerMiB: bigint;
+  /** credit: msat debited per whole unit relayed beyond the free bytes; pass: 0 */
+  msatPerUnit: bigint;
+  /** credit: bytes per unit; pass: 0 */
+  unitBytes: bigint;
   /** credit: bytes per connection not charged; pass: 0 */
   freeBytes: bigint;
 }
@@ -167,7 +169,7 @@ export const decodeNonce = (b: Buffer, command: string): bigint => R(b, command)
 
 export function encodeOffers(a: OffersAnswer): Buffer {
   const w = W(128).u64(a.nonce).u8(OFFERS_VERSION).varString(a.lightningNetwork).varString(a.currency).compactSize(a.offers.length);
-  for (const o of a.offers) w.varString(o.id).u8(kindByte(o.kind)).varString(o.tier).u64(o.priceMsat).u64(o.durationSeconds).u64(o.maxMsat).u64(o.msatPerMiB).u64(o.freeBytes);
+  for (const o of a.offers) w.varString(o.id).u8(kindByte(o.kind)).varString(o.tier).u64(o.priceMsat).u64(o.durationSeconds).u64(o.maxMsat).u64(o.msatPerUnit).u64(o.unitBytes).u64(o.freeBytes);
   w.compactSize(a.paidOnly.length);
   for (const c of a.paidOnly) w.varString(c);
   return w.u64(a.freeDailyUploadBytes).finish();
@@ -190,7 +192,8 @@ export function decodeOffers(b: Buffer): OffersAnswer {
       priceMsat: r.u64('price_msat'),
       durationSeconds: r.u64('duration'),
       maxMsat: r.u64('max_msat'),
-      msatPerMiB: r.u64('msat_per_mib'),
+      msatPerUnit: r.u64('msat_per_unit'),
+      unitBytes: r.u64('unit_bytes'),
       freeBytes: r.u64('free_bytes'),
     });
   }
