@@ -355,26 +355,29 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     const placeholder = `pending-${randomBytes(8).toString('hex')}`;
     s.open.set(placeholder, now + expiry);
     return background(peer, q.nonce, P.CMD.invoice, async () => {
-      let inv;
       try {
-        inv = await backend.createInvoice(amount, `${offer.id} (${hookCtx.network} node service via bitcoin-hook-proxy)`, expiry);
-        backendOk();
-      } catch (e) {
-        backendFailed('create_invoice', e);
-        return refusal(q.nonce, P.CMD.invoice, 'backend_unavailable', 'the Lightning backend is not answering; try later');
+        let inv;
+        try {
+          inv = await backend.createInvoice(amount, `${offer.id} (${hookCtx.network} node service via bitcoin-hook-proxy)`, expiry);
+          backendOk();
+        } catch (e) {
+          backendFailed('create_invoice', e);
+          return refusal(q.nonce, P.CMD.invoice, 'backend_unavailable', 'the Lightning backend is not answering; try later');
+        }
+        const claimToken = randomBytes(16);
+        await store.addInvoice({ paymentHash: inv.paymentHash, claimToken: claimToken.toString('hex'), offer: offer.id, kind: offer.kind, amountMsat: amount, expiresAt: inv.expiresAt, createdAt: nowS() });
+        s.open.set(inv.paymentHash, inv.expiresAt);
+        openAll.set(inv.paymentHash, { address: peer.address, expiresAt: inv.expiresAt });
+        let a = openByAddress.get(peer.address);
+        if (!a) openByAddress.set(peer.address, (a = new Map()));
+        a.set(inv.paymentHash, inv.expiresAt);
+        m.invoices.inc({ event: 'issued' });
+        const payload = P.encodeInvoiceAnswer({ nonce: q.nonce, paymentHash: Buffer.from(inv.paymentHash, 'hex'), claimToken, amountMsat: amount, expiresAt: BigInt(inv.expiresAt), bolt11: inv.bolt11 });
+        return { command: P.CMD.invoice, payload };
       } finally {
+        // the reservation ends once the real invoice holds the slot (or the request failed)
         s.open.delete(placeholder);
       }
-      const claimToken = randomBytes(16);
-      await store.addInvoice({ paymentHash: inv.paymentHash, claimToken: claimToken.toString('hex'), offer: offer.id, kind: offer.kind, amountMsat: amount, expiresAt: inv.expiresAt, createdAt: nowS() });
-      s.open.set(inv.paymentHash, inv.expiresAt);
-      openAll.set(inv.paymentHash, { address: peer.address, expiresAt: inv.expiresAt });
-      let a = openByAddress.get(peer.address);
-      if (!a) openByAddress.set(peer.address, (a = new Map()));
-      a.set(inv.paymentHash, inv.expiresAt);
-      m.invoices.inc({ event: 'issued' });
-      const payload = P.encodeInvoiceAnswer({ nonce: q.nonce, paymentHash: Buffer.from(inv.paymentHash, 'hex'), claimToken, amountMsat: amount, expiresAt: BigInt(inv.expiresAt), bolt11: inv.bolt11 });
-      return { command: P.CMD.invoice, payload };
     });
   }
 
