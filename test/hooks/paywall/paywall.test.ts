@@ -23,6 +23,7 @@ import { loopbackAddress } from '../../support/p2p-client.js';
 import { freePort } from '../../support/ports.js';
 import { startTestProxy, type TestProxy } from '../../support/proxy-harness.js';
 import { sleep, waitFor } from '../../support/wait.js';
+import { lndStandIn, selfSignedCert } from './standins.js';
 import { CODES, PaywallClient, parseBalance, parseRefuse, type Answer, type DocGrant, type DocInvoice } from './doc-client.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -291,15 +292,25 @@ test('an invoice flood is bounded per connection and rate-limited per address', 
   }
 });
 
-test('invoice expiry, and the daily free upload budget: notfound for free peers, blocks for paid ones', { skip, timeout: 60_000 }, async () => {
-  const p2 = await startTestProxy(node.p2pPort, chainYaml({ ...baseOptions('p2'), invoices: { expiry: '1s' }, freeUpload: { dailyBytes: 1 } }, false));
+test('LND backend (documented-API stand-in, TLS pinned): unpaid, expired, paid; the daily free upload budget: notfound for free peers, blocks for paid ones', { skip, timeout: 60_000 }, async () => {
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'ab01');
+  const macaroon = path.join(tmp, 'p2.macaroon');
+  writeFileSync(macaroon, Buffer.from('ab01', 'hex'));
+  const p2 = await startTestProxy(
+    node.p2pPort,
+    chainYaml({ ...baseOptions('p2'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, invoices: { expiry: '3s' }, freeUpload: { dailyBytes: 1 } }, false),
+  );
   const free = await PaywallClient.connect(p2.port, { localAddress: nextAddress() });
   const paid = await PaywallClient.connect(p2.port, { localAddress: nextAddress() });
   try {
-    const inv = ok(await free.invoice('pro'));
-    await sleep(2100); // let the 1 s invoice expire (not an assertion on timing: the claim below is what is checked)
-    refused(await free.claim(inv.paymentHash, inv.claimToken, randomBytes(32)), CODES.bad_preimage);
-    assert.throws(() => paywallAdmins().get('paywall')!.settle(inv.paymentHash.toString('hex')), /expired|no invoice/);
+    const preimageOf = (inv: DocInvoice) => lnd.invoices.get(inv.paymentHash.toString('hex'))!.preimage;
+    // the stand-in knows the preimage before payment: the proxy must still ask the node
+    const a = ok(await free.invoice('pro'));
+    refused(await free.claim(a.paymentHash, a.claimToken, preimageOf(a)), CODES.unpaid);
+    const b = ok(await free.invoice('pro'));
+    await sleep(3500); // let the 3 s invoice expire (what is checked is the claim's answer, not the time)
+    refused(await free.claim(b.paymentHash, b.claimToken, preimageOf(b)), CODES.invoice_expired);
 
     const hash = (h: number) => node.getBlockHash(h).then((x) => Buffer.from(x, 'hex').reverse());
     let from = free.p2p.frames.length;
@@ -312,15 +323,20 @@ test('invoice expiry, and the daily free upload budget: notfound for free peers,
     await free.balance();
     assert.equal(free.p2p.frames.slice(from).filter((f) => f.command === 'block').length, 0);
 
-    await buy(paid, 'pro');
+    const c = ok(await paid.invoice('pro'));
+    lnd.markPaid(c.paymentHash.toString('hex'));
+    const g = ok(await paid.claim(c.paymentHash, c.claimToken, preimageOf(c)));
+    assert.equal(g.tier, 'pro');
     from = paid.p2p.frames.length;
     paid.p2p.send('getdata', [{ type: 2, hash: await hash(7) }]);
     await paid.p2p.waitFor('block', 10_000, () => true, from);
     assert.ok((await p2.metricValue('bhp_hook_paywall_free_upload_notfound_total')) >= 1);
+    assert.ok(lnd.requests.every((r) => r.headers['grpc-metadata-macaroon'] === 'ab01'));
   } finally {
     await free.close();
     await paid.close();
     await p2.close();
+    await lnd.close();
   }
 });
 

@@ -147,7 +147,8 @@ export function lndStandIn(tls: TestCert, macaroonHex: string): Promise<StandIn>
           r_preimage: inv.preimage.toString('base64'),
           value_msat: inv.amountMsat.toString(),
           settled: inv.paidMsat !== null,
-          state: inv.paidMsat !== null ? 'SETTLED' : 'OPEN',
+          // LND cancels an invoice that expired unpaid
+          state: inv.paidMsat !== null ? 'SETTLED' : inv.created + inv.expiry < Date.now() / 1000 ? 'CANCELED' : 'OPEN',
           amt_paid_msat: (inv.paidMsat ?? 0n).toString(),
           creation_date: String(inv.created),
           expiry: String(inv.expiry),
