@@ -257,6 +257,20 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   /** x: requests are answered only after the handshake and to peers that announced the x: feature. */
   const ready = (peer: HookPeer) => peer.handshakeComplete && peer.features.has(X_FEATURE_ID);
 
+  /** An x: command handler: answered only when ready; a payload that does not decode is refused as malformed. */
+  function request<T>(command: string, decode: (b: Buffer) => T, handle: (q: T, peer: HookPeer) => HookResult | undefined) {
+    return (msg: { payload: Buffer }, peer: HookPeer): HookResult | undefined => {
+      if (!ready(peer)) return undefined;
+      let q: T;
+      try {
+        q = decode(msg.payload);
+      } catch (e) {
+        return { push: [refusal(nonceOf(msg.payload), command, 'malformed', (e as Error).message)] };
+      }
+      return handle(q, peer);
+    };
+  }
+
   function backendFailed(op: string, e: unknown): void {
     const kind = e instanceof BackendError ? e.kind : 'protocol';
     m.backendErrors.inc({ op, kind });
@@ -322,13 +336,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     return true;
   }
 
-  function onInvoice(msg: { payload: Buffer }, peer: HookPeer): HookResult | undefined {
-    let q: P.InvoiceRequest;
-    try {
-      q = P.decodeInvoiceRequest(msg.payload);
-    } catch (e) {
-      return { push: [refusal(nonceOf(msg.payload), P.CMD.invoice, 'malformed', (e as Error).message)] };
-    }
+  function onInvoice(q: P.InvoiceRequest, peer: HookPeer): HookResult | undefined {
     const R = (reason: P.RefuseReason, text: string) => ({ push: [refusal(q.nonce, P.CMD.invoice, reason, text)] });
     const offer = offers.find((x) => x.id === q.offerId);
     if (!offer) return R('unknown_offer', `no offer "${q.offerId}"`);
@@ -390,13 +398,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     };
   }
 
-  function onClaim(msg: { payload: Buffer }, peer: HookPeer): HookResult | undefined {
-    let c: P.ClaimRequest;
-    try {
-      c = P.decodeClaim(msg.payload);
-    } catch (e) {
-      return { push: [refusal(nonceOf(msg.payload), P.CMD.claim, 'malformed', (e as Error).message)] };
-    }
+  function onClaim(c: P.ClaimRequest, peer: HookPeer): HookResult | undefined {
     const hash = c.paymentHash.toString('hex');
     const R = (reason: P.RefuseReason, text: string) => refusal(c.nonce, P.CMD.claim, reason, text);
     return background(peer, c.nonce, P.CMD.claim, async () => {
@@ -455,13 +457,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     return grantMessage(nonce, g, balance, first ? 0 : P.GRANT_REDELIVERED);
   }
 
-  function onAuth(msg: { payload: Buffer }, peer: HookPeer): HookResult | undefined {
-    let a: P.AuthRequest;
-    try {
-      a = P.decodeAuth(msg.payload);
-    } catch (e) {
-      return { push: [refusal(nonceOf(msg.payload), P.CMD.auth, 'malformed', (e as Error).message)] };
-    }
+  function onAuth(a: P.AuthRequest, peer: HookPeer): HookResult | undefined {
     const v = verifyCredential(ring, a.credential, nowS());
     if (!v.ok) return { push: [refusal(a.nonce, P.CMD.auth, CREDENTIAL_REFUSAL[v.problem], `credential refused: ${v.problem.replace('_', ' ')}`)] };
     const cred = v.credential;
@@ -661,11 +657,9 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     },
 
     commands: {
-      [P.CMD.offers](msg, peer) {
-        if (!ready(peer)) return undefined;
-        if (msg.size < 8) return { push: [refusal(0n, P.CMD.offers, 'malformed', 'the request is a u64 nonce')] };
+      [P.CMD.offers]: request(P.CMD.offers, (b) => P.decodeNonce(b, P.CMD.offers), (nonce) => {
         const payload = P.encodeOffers({
-          nonce: P.decodeNonce(msg.payload, P.CMD.offers),
+          nonce,
           version: P.OFFERS_VERSION,
           lightningNetwork: lnNetwork,
           currency: 'BTC',
@@ -674,15 +668,11 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
           freeDailyUploadBytes: BigInt(o.freeUpload?.dailyBytes ?? 0),
         });
         return { push: [{ command: P.CMD.offers, payload }] };
-      },
-      [P.CMD.invoice]: (msg, peer) => (ready(peer) ? onInvoice(msg, peer) : undefined),
-      [P.CMD.claim]: (msg, peer) => (ready(peer) ? onClaim(msg, peer) : undefined),
-      [P.CMD.auth]: (msg, peer) => (ready(peer) ? onAuth(msg, peer) : undefined),
-      [P.CMD.balance](msg, peer) {
-        if (!ready(peer)) return undefined;
-        if (msg.size < 8) return { push: [refusal(0n, P.CMD.balance, 'malformed', 'the request is a u64 nonce')] };
-        return { push: [balanceMessage(P.decodeNonce(msg.payload, P.CMD.balance), existing(peer))] };
-      },
+      }),
+      [P.CMD.invoice]: request(P.CMD.invoice, P.decodeInvoiceRequest, onInvoice),
+      [P.CMD.claim]: request(P.CMD.claim, P.decodeClaim, onClaim),
+      [P.CMD.auth]: request(P.CMD.auth, P.decodeAuth, onAuth),
+      [P.CMD.balance]: request(P.CMD.balance, (b) => P.decodeNonce(b, P.CMD.balance), (nonce, peer) => ({ push: [balanceMessage(nonce, existing(peer))] })),
     },
 
     async close() {

@@ -8,24 +8,20 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { endpoint, failStatus, requestJson } from './http.js';
+import { backendClient, failStatus, type HttpBackendOptions } from './http.js';
 import { BackendError, checkHash, toMsat, type CreatedInvoice, type InvoiceStatus, type LightningBackend } from './types.js';
 
-export interface ClnOptions {
-  /** e.g. https://127.0.0.1:3010 */
+export interface ClnOptions extends HttpBackendOptions {
+  /** e.g. https://127.0.0.1:3010; tlsCertFile is clnrest's certificate */
   url: string;
   runeFile: string;
-  /** clnrest's certificate (client.pem's CA, or server.pem); required for https */
-  tlsCertFile?: string;
   network: string;
-  timeoutMs: number;
 }
 
 export function createClnBackend(o: ClnOptions): LightningBackend {
   const name = 'cln';
-  const rune = readFileSync(o.runeFile, 'utf8').trim();
-  const ca = o.tlsCertFile ? readFileSync(o.tlsCertFile) : undefined;
-  const call = (method: string, json: unknown) => requestJson({ backend: name, url: endpoint(o.url, `/v1/${method}`), method: 'POST', json, ca, headers: { Rune: rune }, timeoutMs: o.timeoutMs });
+  const client = backendClient(name, o, { Rune: readFileSync(o.runeFile, 'utf8').trim() });
+  const call = (method: string, json: unknown) => client('POST', `/v1/${method}`, { json });
 
   return {
     kind: name,

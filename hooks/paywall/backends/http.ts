@@ -3,6 +3,7 @@
  * own certificate as the only trusted CA (LND's tls.cert, clnrest's certificate), a timeout, and
  * errors sorted into BackendError kinds. No connection pooling: invoice calls are rare.
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { BackendError } from './types.js';
@@ -97,4 +98,20 @@ export function endpoint(base: string, path: string): URL {
   const u = new URL(base);
   u.pathname = u.pathname.replace(/\/+$/, '') + path;
   return u;
+}
+
+/** What every HTTP backend's options share. */
+export interface HttpBackendOptions {
+  url: string;
+  /** PEM of the backend's certificate, pinned for https */
+  tlsCertFile?: string;
+  timeoutMs: number;
+}
+
+export type Call = (method: 'GET' | 'POST', path: string, body?: { json?: unknown; form?: Record<string, string> }) => Promise<JsonAnswer>;
+
+/** A caller for one backend: its base URL, auth headers, pinned certificate (read once, now) and timeout. */
+export function backendClient(backend: string, o: HttpBackendOptions, headers: Record<string, string>): Call {
+  const ca = o.tlsCertFile ? readFileSync(o.tlsCertFile) : undefined;
+  return (method, path, body = {}) => requestJson({ backend, url: endpoint(o.url, path), method, ...body, ca, headers, timeoutMs: o.timeoutMs });
 }

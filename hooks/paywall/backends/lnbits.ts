@@ -5,31 +5,25 @@
  * /api/v1/payments/{payment_hash}` → {paid, details: {amount (msat), ...}}; 404 when unknown.
  */
 import { readFileSync } from 'node:fs';
-import { endpoint, failStatus, requestJson } from './http.js';
+import { backendClient, failStatus, type HttpBackendOptions } from './http.js';
 import { BackendError, checkHash, toMsat, wholeSats, type CreatedInvoice, type InvoiceStatus, type LightningBackend } from './types.js';
 
-export interface LnbitsOptions {
-  url: string;
+export interface LnbitsOptions extends HttpBackendOptions {
   /** a file holding the wallet's invoice key */
   apiKeyFile: string;
-  tlsCertFile?: string;
   network: string;
-  timeoutMs: number;
 }
 
 export function createLnbitsBackend(o: LnbitsOptions): LightningBackend {
   const name = 'lnbits';
-  const key = readFileSync(o.apiKeyFile, 'utf8').trim();
-  const ca = o.tlsCertFile ? readFileSync(o.tlsCertFile) : undefined;
-  const call = (method: 'GET' | 'POST', path: string, json?: unknown) =>
-    requestJson({ backend: name, url: endpoint(o.url, path), method, json, ca, headers: { 'X-Api-Key': key }, timeoutMs: o.timeoutMs });
+  const call = backendClient(name, o, { 'X-Api-Key': readFileSync(o.apiKeyFile, 'utf8').trim() });
 
   return {
     kind: name,
     network: o.network,
     async createInvoice(amountMsat, memo, expirySeconds): Promise<CreatedInvoice> {
       const sats = wholeSats(name, amountMsat);
-      const a = await call('POST', '/api/v1/payments', { out: false, amount: Number(sats), memo, expiry: expirySeconds, unit: 'sat' });
+      const a = await call('POST', '/api/v1/payments', { json: { out: false, amount: Number(sats), memo, expiry: expirySeconds, unit: 'sat' } });
       if (a.status !== 201 && a.status !== 200) failStatus(name, a, 'create invoice');
       const b = a.body as { payment_hash?: unknown; payment_request?: unknown; bolt11?: unknown } | null;
       const bolt11 = b?.bolt11 ?? b?.payment_request;

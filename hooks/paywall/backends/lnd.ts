@@ -6,34 +6,28 @@
  * hash is HTTP 500 "unable to locate invoice" (or "there are no existing invoices"), not a 404.
  */
 import { readFileSync } from 'node:fs';
-import { endpoint, errorText, failStatus, requestJson } from './http.js';
+import { backendClient, errorText, failStatus, type HttpBackendOptions } from './http.js';
 import { BackendError, checkHash, toMsat, type CreatedInvoice, type InvoiceStatus, type LightningBackend } from './types.js';
 
-export interface LndOptions {
-  /** e.g. https://127.0.0.1:8080 */
+export interface LndOptions extends HttpBackendOptions {
+  /** e.g. https://127.0.0.1:8080; tlsCertFile is LND's tls.cert */
   url: string;
   macaroonFile: string;
-  /** LND's tls.cert; required for https */
-  tlsCertFile?: string;
   network: string;
-  timeoutMs: number;
 }
 
 const NOT_FOUND = /unable to locate invoice|there are no existing invoices/i;
 
 export function createLndBackend(o: LndOptions): LightningBackend {
   const name = 'lnd';
-  const macaroon = readFileSync(o.macaroonFile).toString('hex');
-  const ca = o.tlsCertFile ? readFileSync(o.tlsCertFile) : undefined;
-  const call = (method: 'GET' | 'POST', path: string, json?: unknown) =>
-    requestJson({ backend: name, url: endpoint(o.url, path), method, json, ca, headers: { 'Grpc-Metadata-macaroon': macaroon }, timeoutMs: o.timeoutMs });
+  const call = backendClient(name, o, { 'Grpc-Metadata-macaroon': readFileSync(o.macaroonFile).toString('hex') });
 
   return {
     kind: name,
     network: o.network,
     async createInvoice(amountMsat, memo, expirySeconds): Promise<CreatedInvoice> {
       // expiry always set: its default changed between LND versions (3600 → 86400)
-      const a = await call('POST', '/v1/invoices', { value_msat: amountMsat.toString(), memo, expiry: String(expirySeconds) });
+      const a = await call('POST', '/v1/invoices', { json: { value_msat: amountMsat.toString(), memo, expiry: String(expirySeconds) } });
       if (a.status !== 200) failStatus(name, a, 'create invoice');
       const b = a.body as { r_hash?: unknown; payment_request?: unknown } | null;
       if (typeof b?.r_hash !== 'string' || typeof b.payment_request !== 'string') throw new BackendError(name, 'protocol', `create invoice: answer without r_hash/payment_request: ${a.text.slice(0, 200)}`);

@@ -7,23 +7,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { endpoint, failStatus, requestJson } from './http.js';
+import { backendClient, failStatus, type HttpBackendOptions } from './http.js';
 import { BackendError, checkHash, toMsat, wholeSats, type CreatedInvoice, type InvoiceStatus, type LightningBackend } from './types.js';
 
-export interface PhoenixdOptions {
+export interface PhoenixdOptions extends HttpBackendOptions {
   /** e.g. http://127.0.0.1:9740 */
   url: string;
   passwordFile: string;
-  tlsCertFile?: string;
   network: string;
-  timeoutMs: number;
 }
 
 export function createPhoenixdBackend(o: PhoenixdOptions): LightningBackend {
   const name = 'phoenixd';
-  const auth = `Basic ${Buffer.from(`:${readFileSync(o.passwordFile, 'utf8').trim()}`).toString('base64')}`;
-  const ca = o.tlsCertFile ? readFileSync(o.tlsCertFile) : undefined;
-  const headers = { authorization: auth };
+  const call = backendClient(name, o, { authorization: `Basic ${Buffer.from(`:${readFileSync(o.passwordFile, 'utf8').trim()}`).toString('base64')}` });
 
   return {
     kind: name,
@@ -31,15 +27,14 @@ export function createPhoenixdBackend(o: PhoenixdOptions): LightningBackend {
     async createInvoice(amountMsat, memo, expirySeconds): Promise<CreatedInvoice> {
       const sats = wholeSats(name, amountMsat);
       const form = { amountSat: sats.toString(), description: memo, expirySeconds: String(expirySeconds), externalId: `bhp-${randomBytes(8).toString('hex')}` };
-      const a = await requestJson({ backend: name, url: endpoint(o.url, '/createinvoice'), method: 'POST', form, ca, headers, timeoutMs: o.timeoutMs });
+      const a = await call('POST', '/createinvoice', { form });
       if (a.status !== 200) failStatus(name, a, 'createinvoice');
       const b = a.body as { paymentHash?: unknown; serialized?: unknown } | null;
       if (typeof b?.serialized !== 'string') throw new BackendError(name, 'protocol', `createinvoice: answer without serialized: ${a.text.slice(0, 200)}`);
       return { paymentHash: checkHash(name, b.paymentHash), bolt11: b.serialized, expiresAt: Math.floor(Date.now() / 1000) + expirySeconds };
     },
     async lookupInvoice(paymentHash): Promise<InvoiceStatus> {
-      const url = endpoint(o.url, `/payments/incoming/${checkHash(name, paymentHash)}`);
-      const a = await requestJson({ backend: name, url, method: 'GET', ca, headers, timeoutMs: o.timeoutMs });
+      const a = await call('GET', `/payments/incoming/${checkHash(name, paymentHash)}`);
       if (a.status === 404) return { state: 'unknown', amountPaidMsat: 0n };
       if (a.status !== 200) failStatus(name, a, 'incoming payment');
       const b = a.body as { isPaid?: unknown; receivedSat?: unknown } | null;
