@@ -59,3 +59,14 @@ export const seconds = z.union([
     return Number(m[1]) * scale;
   }),
 ]);
+
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+
+/** "30m", "24h", "7d" or a number of seconds → seconds (what HookResult.ban.duration takes as a number). */
+export const duration = z.union([z.string(), z.number().positive()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(v);
+  if (m && Number(m[1]) > 0) return Number(m[1]) * UNIT_SECONDS[(m[2] ?? 's').toLowerCase()]!;
+  ctx.addIssue({ code: 'custom', message: `expected a duration like 30m, 24h, 7d or a number of seconds, got ${JSON.stringify(v)}` });
+  return z.NEVER;
+});

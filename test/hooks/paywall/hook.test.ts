@@ -1,0 +1,115 @@
+/**
+ * hooks/paywall through the real loader and chain runner (createHookHarness, no sockets), for what
+ * the litecoind tests cannot reach cheaply: options errors, loading by package name, requests
+ * from peers without the x: feature, busy, a store that cannot write, a pass that ends. The
+ * Lightning side is the dev backend or the LND documented-API stand-in (standins.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHookHarness, type FakePeer, type TestHarness } from '../../../src/hooks/testing.js';
+import { X_FEATURE_ID } from '../../../src/hooks/index.js';
+import { paywallAdmins } from '../../../hooks/paywall/index.js';
+import * as P from '../../../hooks/paywall/protocol.js';
+import { lndStandIn, selfSignedCert } from './standins.js';
+import { sleep, waitFor } from '../../support/wait.js';
+
+const MODULE = 'bitcoin-hook-proxy/hooks/paywall'; // the package export, as an operator writes it
+
+function setup() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-paywall-hook-'));
+  const keys = path.join(dir, 'keys');
+  writeFileSync(keys, `1 ${createHash('sha256').update('hook.test.ts').digest('hex')}\n`);
+  return { dir, base: { backend: { kind: 'dev' }, store: { file: path.join(dir, 'state', 'paywall.json') }, keys: { file: keys }, passes: { pro: { priceSats: 2000, duration: '24h' } } } };
+}
+const features = () => new Map([[X_FEATURE_ID, Buffer.alloc(0)]]);
+
+async function answer(h: TestHarness, peer: FakePeer, nonce: bigint) {
+  return waitFor(
+    () => [...h.sent.map((s) => s.message), ...peer.pushed].find((m) => m.payload && m.payload.length >= 8 && Buffer.from(m.payload).readBigUInt64LE(0) === nonce),
+    10_000,
+    `the answer to nonce ${nonce}`,
+  );
+}
+
+test('options are checked at load: no offer, keys twice, a missing key variable', async () => {
+  const { base } = setup();
+  await assert.rejects(createHookHarness([{ module: MODULE, options: { ...base, passes: {} } }]), /offer at least one pass or credit/);
+  await assert.rejects(createHookHarness([{ module: MODULE, options: { ...base, keys: { file: base.keys.file, env: 'X' } } }]), /exactly one of keys.file and keys.env/);
+  await assert.rejects(createHookHarness([{ module: MODULE, options: { ...base, keys: { env: 'BHP_TEST_NO_SUCH_VAR' } } }]), /BHP_TEST_NO_SUCH_VAR.*not set/);
+  await assert.rejects(createHookHarness([{ module: MODULE, options: { ...base, backend: { kind: 'lnd', url: 'ftp://x', macaroonFile: 'm' } } }]), /http/);
+});
+
+test('no answer to peers that did not announce the x: feature or before the handshake; the fast path stays free', async () => {
+  const { base } = setup();
+  const h = await createHookHarness([{ module: MODULE, options: base }]);
+  try {
+    assert.equal(h.chain.hooksFor('inbound', 'ping').length, 0);
+    assert.equal(h.chain.hooksFor('outbound', 'block').length, 0, 'without credit or a free upload budget, blocks stay on the fast path');
+    const stranger = h.peer();
+    const early = h.peer({ features: features(), handshakeComplete: false });
+    for (const p of [stranger, early]) {
+      await h.deliver(p, 'inbound', P.CMD.offers, P.encodeNonce(1n));
+      await h.deliver(p, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: 2n, offerId: 'pro', amountMsat: 0n }));
+    }
+    await sleep(100);
+    assert.equal(stranger.pushed.length + early.pushed.length + h.sent.length, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+test('busy: requests waiting for a slow backend are bounded per connection; a pass ends and the tier goes', async () => {
+  const { base } = setup();
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'aa');
+  const macaroon = path.join(path.dirname(base.keys.file), 'mac');
+  writeFileSync(macaroon, Buffer.from('aa', 'hex'));
+  const h = await createHookHarness([
+    { module: MODULE, options: { ...base, backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, maxPendingPerPeer: 1, passes: { short: { priceSats: 1, duration: 1 } } } },
+  ]);
+  try {
+    const peer = h.peer({ features: features() });
+    lnd.delayMs = 500;
+    await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: 1n, offerId: 'short', amountMsat: 0n }));
+    await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: 2n, offerId: 'short', amountMsat: 0n }));
+    const busy = await answer(h, peer, 2n);
+    assert.equal(P.decodeRefuse(Buffer.from(busy.payload!)).code, P.REFUSE.busy);
+    const inv = P.decodeInvoiceAnswer(Buffer.from((await answer(h, peer, 1n)).payload!));
+    lnd.delayMs = 0;
+    const hash = inv.paymentHash.toString('hex');
+    lnd.markPaid(hash);
+    await h.deliver(peer, 'inbound', P.CMD.claim, P.encodeClaim({ nonce: 3n, paymentHash: inv.paymentHash, claimToken: inv.claimToken, preimage: lnd.invoices.get(hash)!.preimage }));
+    const g = P.decodeGrant(Buffer.from((await answer(h, peer, 3n)).payload!));
+    assert.equal(g.tier, 'short');
+    assert.equal(peer.state.get('tier'), 'short');
+    assert.equal(peer.state.get('paywall.paid'), true);
+    // the one-second pass ends: the tier key goes (the sweep runs every 5 s)
+    await waitFor(() => !peer.state.has('tier'), 15_000, 'the ended pass to leave peer.state');
+    await h.deliver(peer, 'inbound', P.CMD.balance, P.encodeNonce(4n));
+    assert.equal(P.decodeBalance(Buffer.from((await answer(h, peer, 4n)).payload!)).kind, 'free');
+  } finally {
+    await h.close();
+    await lnd.close();
+  }
+});
+
+test('a store that cannot write refuses with internal and the peer stays connected', async () => {
+  const { base } = setup();
+  const h = await createHookHarness([{ module: MODULE, options: base }]);
+  try {
+    const stateDir = path.dirname(base.store.file);
+    writeFileSync(stateDir, 'a file where the directory should be'); // the store cannot write its file
+    const peer = h.peer({ features: features() });
+    await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: 9n, offerId: 'pro', amountMsat: 0n }));
+    const r = P.decodeRefuse(Buffer.from((await answer(h, peer, 9n)).payload!));
+    assert.equal(r.code, P.REFUSE.internal);
+    assert.equal(peer.disconnected, null);
+    assert.equal((await paywallAdmins().get('paywall')!.grants()).length, 0);
+  } finally {
+    await h.close();
+  }
+});

@@ -1,0 +1,367 @@
+/**
+ * hooks/paywall through the real proxy in front of a real node. Real implementation: litecoind
+ * 0.21 from Debian (Bitcoin Core 0.21's P2P code, regtest magic fabfb5da) answers pings and
+ * serves blocks; the buyer is a client written from docs/x-protocol-paywall.md (doc-client.ts).
+ * Lightning: the dev backend (real BOLT11 invoices signed with a local key, decoded here by the
+ * independent bitcoinjs `bolt11`), settled through the paywall's admin interface as a payer's
+ * payment would; the backend-down case uses the LND backend pointed at a closed port.
+ * Chain: features, paywall, rate-limit (which reads the tier the paywall sets).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import bolt11 from 'bolt11';
+import { decodeMessage } from '../../../src/codec/index.js';
+import { paywallAdmins, type PaywallAdmin } from '../../../hooks/paywall/index.js';
+import { parseKeyring, signCredential } from '../../../hooks/paywall/credentials.js';
+import { startLitecoind, litecoindSkipReason, type Litecoind } from '../../support/litecoind.js';
+import { loopbackAddress } from '../../support/p2p-client.js';
+import { freePort } from '../../support/ports.js';
+import { startTestProxy, type TestProxy } from '../../support/proxy-harness.js';
+import { sleep, waitFor } from '../../support/wait.js';
+import { lndStandIn, selfSignedCert } from './standins.js';
+import { CODES, PaywallClient, parseBalance, parseRefuse, type Answer, type DocGrant, type DocInvoice } from './doc-client.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const mod = (p: string) => path.resolve(here, '../../../hooks', p);
+const REGTEST = { bech32: 'bcrt', pubKeyHash: 0x6f, scriptHash: 0xc4, validWitnessVersions: [0, 1] };
+const KEY_HEX = createHash('sha256').update('paywall.test.ts key').digest('hex'); // per-file fixed key
+const skip = litecoindSkipReason();
+
+let node: Litecoind;
+let p1: TestProxy;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'bhp-paywall-test-'));
+const keysFile = path.join(tmp, 'keys');
+writeFileSync(keysFile, `1 ${KEY_HEX}\n`, { mode: 0o600 });
+let addr = 10;
+const nextAddress = () => loopbackAddress(addr++);
+
+function chainYaml(paywall: object, rateLimit = true): string {
+  const hooks = [
+    { module: mod('features.js'), options: {} },
+    { module: mod('paywall/index.js'), options: paywall },
+    ...(rateLimit
+      ? [{ module: mod('rate-limit.js'), options: { tiers: { default: { peer: { ping: { rate: 0.001, burst: 3 } } }, pro: { peer: { ping: { rate: 1000, burst: 100 } } }, metered: { peer: { ping: { rate: 1000, burst: 100 } } } } } }]
+      : []),
+  ];
+  return `hooks:\n${hooks.map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`;
+}
+
+const baseOptions = (name: string) => ({
+  backend: { kind: 'dev' },
+  store: { file: path.join(tmp, `${name}.json`) },
+  keys: { file: keysFile },
+  passes: { pro: { priceSats: 2000, duration: '24h' } },
+});
+
+function ok<T>(a: Answer<T>): T {
+  if (!a.ok) assert.fail(`refused: ${a.refuse.code} ${a.refuse.message}`);
+  return a.value;
+}
+function refused<T>(a: Answer<T>, code: number): string {
+  if (a.ok) assert.fail(`expected refusal ${code}, got an answer`);
+  assert.equal(a.refuse.code, code, `refusal code (message: ${a.refuse.message})`);
+  return a.refuse.message;
+}
+const admin = (name = 'paywall'): PaywallAdmin => {
+  const a = paywallAdmins().get(name);
+  assert.ok(a, 'the paywall registered its admin interface');
+  return a;
+};
+
+/** Buy `offer` on `c`: invoice, pay (dev settle), claim. */
+async function buy(c: PaywallClient, offer: string, amountMsat = 0n, adminName = 'paywall'): Promise<{ inv: DocInvoice; preimage: Buffer; grant: DocGrant }> {
+  const inv = ok(await c.invoice(offer, amountMsat));
+  const preimage = Buffer.from(admin(adminName).settle(inv.paymentHash.toString('hex')), 'hex');
+  const grant = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
+  return { inv, preimage, grant };
+}
+
+/** Send `n` pings and return how many pongs came back, once rate-limit has decided on all of them. */
+async function pingsAnswered(c: PaywallClient, proxy: TestProxy, n: number): Promise<number> {
+  const metric = () => proxy.metricValue('bhp_hook_rate_limit_limited_total');
+  const limitedBefore = await metric();
+  const from = c.p2p.frames.length;
+  const nonces = Array.from({ length: n }, () => randomBytes(8).readBigUInt64LE(0));
+  for (const nonce of nonces) c.p2p.send('ping', { nonce });
+  // a closing x:balance round trip: the x: lane answers after every earlier inbound frame went through the chain
+  await c.balance();
+  const limited = (await metric()) - limitedBefore;
+  await waitFor(() => c.p2p.frames.slice(from).filter((f) => f.command === 'pong').length >= n - limited, 20_000, `${n - limited} pongs`);
+  const pongs = new Set(c.p2p.frames.slice(from).filter((f) => f.command === 'pong').map((f) => decodeMessage('pong', f.payload).nonce));
+  return nonces.filter((x) => pongs.has(x)).length;
+}
+
+before(async () => {
+  if (skip) return;
+  node = await startLitecoind({ name: 'paywall' });
+  await node.generate(120);
+  p1 = await startTestProxy(
+    node.p2pPort,
+    chainYaml({
+      ...baseOptions('p1'),
+      credit: { tier: 'metered', minSats: 1, maxSats: 1000, msatPerUnit: 1000, unitBytes: 1000, freeBytes: 0 },
+      invoices: { perPeer: 3, perAddress: 10, rate: 0.001, burst: 4, expiry: '10m' },
+      maxPendingPerPeer: 30,
+      paidOnly: ['mempool'],
+    }),
+  );
+});
+
+after(async () => {
+  await p1?.close();
+  await node?.stop();
+});
+
+test('offers: a client written from the document reads them; x:hello lists the paywall module', { skip, timeout: 60_000 }, async () => {
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    assert.ok(c.x.offered?.commands.includes('x:offers') && c.x.offered.commands.includes('x:claim'), 'the feature data lists the paywall commands');
+    const hello = await c.x.hello();
+    assert.deepEqual(hello.modules.find((m) => m.name === 'paywall')?.commands.sort(), ['x:auth', 'x:balance', 'x:claim', 'x:invoice', 'x:offers']);
+    const o = await c.offers();
+    assert.equal(o.network, 'regtest');
+    assert.equal(o.currency, 'BTC');
+    assert.deepEqual(o.paidOnly, ['mempool']);
+    const pro = o.offers.find((x) => x.id === 'pro')!;
+    assert.deepEqual([pro.kind, pro.tier, pro.priceMsat, pro.duration], [1, 'pro', 2_000_000n, 86_400n]);
+    const credit = o.offers.find((x) => x.id === 'credit')!;
+    assert.deepEqual([credit.kind, credit.tier, credit.priceMsat, credit.maxMsat, credit.msatPerUnit, credit.unitBytes], [2, 'metered', 1000n, 1_000_000n, 1000n, 1000n]);
+    const b = await c.balance();
+    assert.deepEqual([b.kind, b.tier], [0, ''], 'free before buying');
+  } finally {
+    await c.close();
+  }
+});
+
+test('buy a time pass from the dev backend: higher rate limit; replays and foreign claims refused; one grant per payment', { skip, timeout: 120_000 }, async () => {
+  const address = nextAddress();
+  const c = await PaywallClient.connect(p1.port, { localAddress: address });
+  const thief = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    assert.equal(await pingsAnswered(c, p1, 6), 3, 'free tier: pings beyond the burst of 3 are dropped');
+    const inv = ok(await c.invoice('pro'));
+    // the BOLT11 checked by an independent decoder: signature, amount, hash, network
+    const d = bolt11.decode(inv.bolt11, REGTEST);
+    assert.equal(d.millisatoshis, '2000000');
+    assert.equal(d.tags.find((t) => t.tagName === 'payment_hash')?.data, inv.paymentHash.toString('hex'));
+    assert.equal(inv.amountMsat, 2_000_000n);
+    assert.match(inv.bolt11, /^lnbcrt/);
+
+    refused(await c.claim(inv.paymentHash, inv.claimToken, randomBytes(32)), CODES.bad_preimage);
+    refused(await c.claim(inv.paymentHash, inv.claimToken, Buffer.alloc(32)), CODES.bad_preimage);
+    // unpaid: a preimage is only learned by paying, so ask the backend before settling through a wrong path
+    const preimage = Buffer.from(admin().settle(inv.paymentHash.toString('hex')), 'hex');
+    // a routing hop learns the preimage but not the claim token
+    refused(await thief.claim(inv.paymentHash, randomBytes(16), preimage), CODES.not_yours);
+
+    const earnedBefore = await p1.metricValue('bhp_hook_paywall_earned_msat_total');
+    const grant = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
+    assert.deepEqual([grant.kind, grant.tier, grant.flags], [1, 'pro', 0]);
+    assert.ok(Number(grant.expiresAt) > Date.now() / 1000 + 86_000);
+    assert.equal(await pingsAnswered(c, p1, 10), 10, 'the pro tier: all pings arrive');
+
+    // the same claim again: the same grant, marked redelivered, nothing credited twice
+    const again = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
+    assert.equal(again.flags & 0x01, 0x01);
+    assert.deepEqual(again.credential, grant.credential);
+    assert.equal((await p1.metricValue('bhp_hook_paywall_earned_msat_total')) - earnedBefore, 2_000_000);
+    assert.equal((await admin().grants()).filter((g) => g.paymentHash === inv.paymentHash.toString('hex')).length, 1);
+
+    // reconnect with the credential: tier back without paying
+    await c.close();
+    const c2 = await PaywallClient.connect(p1.port, { localAddress: address });
+    try {
+      assert.equal(await pingsAnswered(c2, p1, 5), 3, 'a new connection starts free');
+      const g = ok(await c2.auth(grant.credential));
+      assert.deepEqual([g.kind, g.tier, g.flags & 0x02], [1, 'pro', 0x02]);
+      assert.equal(await pingsAnswered(c2, p1, 10), 10);
+      const b = await c2.balance();
+      assert.deepEqual([b.kind, b.tier, b.expiresAt], [1, 'pro', grant.expiresAt]);
+
+      // credentials that must not work
+      const forged = Buffer.from(grant.credential);
+      forged.writeBigUInt64LE(forged.readBigUInt64LE(54) + 86_400n * 365n, 54);
+      refused(await c2.auth(forged), CODES.credential_invalid);
+      const body = { kind: 'pass' as const, tokenId: randomBytes(16), paymentHash: inv.paymentHash, expiresAt: Math.floor(Date.now() / 1000) + 3600, tier: 'pro' };
+      refused(await c2.auth(signCredential(parseKeyring(`1 ${'ee'.repeat(32)}`, 'other'), body)), CODES.credential_invalid);
+      refused(await c2.auth(signCredential(parseKeyring(`99 ${KEY_HEX}`, 'other'), body)), CODES.credential_unknown_key);
+      refused(await c2.auth(signCredential(parseKeyring(readFileSync(keysFile, 'utf8'), 'k'), { ...body, expiresAt: 1_000_000 })), CODES.credential_expired);
+      refused(await c2.auth(Buffer.from('not a credential')), CODES.credential_invalid);
+
+      // revocation: the connected holder is cut back to free, and the credential is refused
+      const tokenId = (await admin().grants()).find((x) => x.paymentHash === inv.paymentHash.toString('hex'))!.tokenId;
+      assert.equal(await admin().revoke(tokenId), 1);
+      assert.equal((await c2.balance()).kind, 0);
+      refused(await c2.auth(grant.credential), CODES.credential_revoked);
+    } finally {
+      await c2.close();
+    }
+  } finally {
+    await c.close().catch(() => {});
+    await thief.close();
+  }
+});
+
+test('metered credit: the balance goes down as blocks are relayed, and at zero the peer is back to free', { skip, timeout: 180_000 }, async () => {
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const { grant } = await buy(c, 'credit', 20_000n); // 20 units of 1000 bytes
+    assert.deepEqual([grant.kind, grant.tier, grant.balanceMsat], [2, 'metered', 20_000n]);
+    const hashes: Buffer[] = [];
+    for (let h = 1; h <= 120; h++) hashes.push(Buffer.from(await node.getBlockHash(h), 'hex').reverse());
+    let last = 20_000n;
+    let relayed = 0;
+    let emptied: ReturnType<typeof parseBalance> | null = null;
+    for (let i = 0; i < hashes.length && !emptied; i += 10) {
+      const from = c.p2p.frames.length;
+      c.p2p.send('getdata', hashes.slice(i, i + 10).map((hash) => ({ type: 2, hash })));
+      await waitFor(() => c.p2p.frames.slice(from).filter((f) => f.command === 'block').length >= 10, 20_000, 'ten blocks');
+      relayed += c.p2p.frames.slice(from).filter((f) => f.command === 'block').reduce((n, f) => n + f.payload.length, 0);
+      const unsolicited = c.p2p.frames.slice(from).find((f) => f.command === 'x:balance' && f.payload.readBigUInt64LE(0) === 0n);
+      if (unsolicited) emptied = parseBalance(unsolicited.payload);
+      const b = await c.balance();
+      assert.ok(b.balanceMsat <= last, 'the balance never goes up');
+      if (!emptied) assert.equal(b.balanceMsat, 20_000n - BigInt(Math.floor(relayed / 1000)) * 1000n, 'one unit (1000 msat) per whole 1000 bytes relayed');
+      last = b.balanceMsat;
+    }
+    assert.ok(emptied, 'an unsolicited x:balance (nonce 0) announced the end of the credit');
+    assert.deepEqual([emptied.kind, emptied.tier, emptied.balanceMsat], [0, '', 0n]);
+    assert.equal((await c.balance()).kind, 0, 'back to the free tier');
+    const g = (await admin().grants()).find((x) => x.credential === grant.credential.toString('hex'))!;
+    await waitFor(async () => (await admin().grants()).find((x) => x.tokenId === g.tokenId)?.balanceMsat === 0n, 10_000, 'the debit on disk');
+    refused(await c.auth(grant.credential), CODES.balance_empty);
+  } finally {
+    await c.close();
+  }
+});
+
+test('every other refusal reason, and paid-only commands for free peers', { skip, timeout: 60_000 }, async () => {
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    refused(await c.invoice('gold'), CODES.unknown_offer);
+    refused(await c.invoice('pro', 5n), CODES.bad_amount);
+    refused(await c.invoice('credit', 500n), CODES.bad_amount);
+    refused(await c.invoice('credit', 1_500n), CODES.bad_amount);
+    refused(await c.claim(randomBytes(32), randomBytes(16), randomBytes(32)), CODES.not_issued);
+    const unpaid = ok(await c.invoice('pro'));
+    refused(await c.claim(unpaid.paymentHash, unpaid.claimToken, randomBytes(32)), CODES.bad_preimage);
+    const under = ok(await c.invoice('credit', 10_000n));
+    const pre = Buffer.from(admin().settle(under.paymentHash.toString('hex'), 9_000n), 'hex');
+    refused(await c.claim(under.paymentHash, under.claimToken, pre), CODES.underpaid);
+    // malformed: too short to carry a nonce
+    const from = c.p2p.frames.length;
+    c.x.sendX('x:claim', Buffer.from([1, 2, 3]));
+    const r = parseRefuse((await c.p2p.waitFor('x:refuse', 10_000, () => true, from)).payload);
+    assert.deepEqual([r.nonce, r.command, r.code], [0n, 'x:claim', CODES.malformed]);
+
+    const before = await p1.metricValue('bhp_hook_paywall_paid_only_refused_total', { command: 'mempool' });
+    c.p2p.send('mempool', {});
+    await c.balance();
+    assert.equal((await p1.metricValue('bhp_hook_paywall_paid_only_refused_total', { command: 'mempool' })) - before, 1);
+    assert.equal(c.p2p.isClosed, false, 'dropped, not disconnected (default action)');
+    assert.ok((await p1.metricValue('bhp_hook_paywall_refusals_total', { request: 'x:invoice', reason: 'bad_amount' })) >= 3);
+  } finally {
+    await c.close();
+  }
+});
+
+test('an invoice flood is bounded per connection and rate-limited per address', { skip, timeout: 60_000 }, async () => {
+  const address = nextAddress();
+  const c = await PaywallClient.connect(p1.port, { localAddress: address });
+  const c2 = await PaywallClient.connect(p1.port, { localAddress: address });
+  try {
+    const issued = () => p1.metricValue('bhp_hook_paywall_invoices_total', { event: 'issued' });
+    const before = await issued();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => c.invoice('pro')));
+    assert.equal(answers.filter((a) => a.ok).length, 3, 'three open invoices per connection');
+    assert.ok(answers.filter((a) => !a.ok).every((a) => !a.ok && a.refuse.code === CODES.too_many_invoices));
+    const more = [];
+    for (let i = 0; i < 3; i++) more.push(await c2.invoice('pro'));
+    assert.equal(more.filter((a) => a.ok).length, 1, 'the address had one invoice left in its burst of 4');
+    assert.ok(more.slice(1).every((a) => !a.ok && a.refuse.code === CODES.rate_limited));
+    assert.equal((await issued()) - before, 4, 'four invoices reached the Lightning backend, not 23');
+    assert.equal(await pingsAnswered(c, p1, 2), 2, 'the flooding peer is still served');
+  } finally {
+    await c.close();
+    await c2.close();
+  }
+});
+
+test('LND backend (documented-API stand-in, TLS pinned): unpaid, expired, paid; the daily free upload budget: notfound for free peers, blocks for paid ones', { skip, timeout: 60_000 }, async () => {
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'ab01');
+  const macaroon = path.join(tmp, 'p2.macaroon');
+  writeFileSync(macaroon, Buffer.from('ab01', 'hex'));
+  const p2 = await startTestProxy(
+    node.p2pPort,
+    chainYaml({ ...baseOptions('p2'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, invoices: { expiry: '3s' }, freeUpload: { dailyBytes: 1 } }, false),
+  );
+  const free = await PaywallClient.connect(p2.port, { localAddress: nextAddress() });
+  const paid = await PaywallClient.connect(p2.port, { localAddress: nextAddress() });
+  try {
+    const preimageOf = (inv: DocInvoice) => lnd.invoices.get(inv.paymentHash.toString('hex'))!.preimage;
+    // the stand-in knows the preimage before payment: the proxy must still ask the node
+    const a = ok(await free.invoice('pro'));
+    refused(await free.claim(a.paymentHash, a.claimToken, preimageOf(a)), CODES.unpaid);
+    const b = ok(await free.invoice('pro'));
+    await sleep(3500); // let the 3 s invoice expire (what is checked is the claim's answer, not the time)
+    refused(await free.claim(b.paymentHash, b.claimToken, preimageOf(b)), CODES.invoice_expired);
+
+    const hash = (h: number) => node.getBlockHash(h).then((x) => Buffer.from(x, 'hex').reverse());
+    let from = free.p2p.frames.length;
+    free.p2p.send('getdata', [{ type: 2, hash: await hash(5) }]);
+    await free.p2p.waitFor('block', 10_000, () => true, from); // the budget is not spent yet
+    from = free.p2p.frames.length;
+    free.p2p.send('getdata', [{ type: 2, hash: await hash(6) }, { type: 1, hash: randomBytes(32) }]);
+    const nf = decodeMessage('notfound', (await free.p2p.waitFor('notfound', 10_000, () => true, from)).payload);
+    assert.ok(nf.some((i) => i.type === 2), 'the block is answered notfound');
+    await free.balance();
+    assert.equal(free.p2p.frames.slice(from).filter((f) => f.command === 'block').length, 0);
+
+    const c = ok(await paid.invoice('pro'));
+    lnd.markPaid(c.paymentHash.toString('hex'));
+    const g = ok(await paid.claim(c.paymentHash, c.claimToken, preimageOf(c)));
+    assert.equal(g.tier, 'pro');
+    from = paid.p2p.frames.length;
+    paid.p2p.send('getdata', [{ type: 2, hash: await hash(7) }]);
+    await paid.p2p.waitFor('block', 10_000, () => true, from);
+    assert.ok((await p2.metricValue('bhp_hook_paywall_free_upload_notfound_total')) >= 1);
+    assert.ok(lnd.requests.every((r) => r.headers['grpc-metadata-macaroon'] === 'ab01'));
+  } finally {
+    await free.close();
+    await paid.close();
+    await p2.close();
+    await lnd.close();
+  }
+});
+
+test('Lightning backend down: invoices refused with backend_unavailable, logged once, relayed traffic untouched', { skip, timeout: 60_000 }, async () => {
+  const dead = await freePort(); // nothing listens there
+  const macaroon = path.join(tmp, 'invoice.macaroon');
+  writeFileSync(macaroon, randomBytes(40));
+  const p3 = await startTestProxy(
+    node.p2pPort,
+    chainYaml({ ...baseOptions('p3'), backend: { kind: 'lnd', url: `http://127.0.0.1:${dead}`, macaroonFile: macaroon }, backendTimeout: '2s' }, false),
+  );
+  const c = await PaywallClient.connect(p3.port, { localAddress: nextAddress() });
+  try {
+    const pending = c.invoice('pro');
+    const rtt = [await c.p2p.ping(), await c.p2p.ping()];
+    assert.equal(rtt.length, 2, 'pings relayed while an invoice request waits');
+    refused(await pending, CODES.backend_unavailable);
+    refused(await c.invoice('pro'), CODES.backend_unavailable);
+    for (let i = 0; i < 5; i++) await c.p2p.ping();
+    const lines = p3.logs.filter((l) => /lightning backend unavailable/.test(l.msg));
+    assert.equal(lines.length, 1, 'one log line per outage');
+    assert.ok((await p3.metricValue('bhp_hook_paywall_backend_errors_total', { op: 'create_invoice', kind: 'unreachable' })) >= 2);
+  } finally {
+    await c.close();
+    await p3.close();
+  }
+});
+
