@@ -153,17 +153,21 @@ function digest(s: string): Buffer {
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
-  // after a 413 the unread body is still coming: answer, then drop the connection
-  if (headers.connection === 'close') res.once('finish', () => res.socket?.destroy());
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
 }
 
-/** The body as a JSON object; 413 past MAX_BODY (the rest is not read: the connection closes after the answer). */
+/** The body as a JSON object; 413 past MAX_BODY (the rest is discarded and the connection closes after the answer). */
 function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const tooLarge = () => {
+      // drain what is in flight so the client reads the 413 rather than a reset; a client
+      // that keeps sending far past the limit is cut off
       req.removeAllListeners('data');
-      req.pause();
+      let discarded = 0;
+      req.on('data', (c: Buffer) => {
+        discarded += c.length;
+        if (discarded > 16 * MAX_BODY) req.socket.destroy();
+      });
       reject(new ClientError(413, `request body larger than ${MAX_BODY} bytes`, { connection: 'close' }));
     };
     if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) return tooLarge();
