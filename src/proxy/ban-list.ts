@@ -208,8 +208,12 @@ export class BanList {
     return done;
   }
 
-  /** flush() that never rejects: failures are already logged, counted and retried. */
+  /**
+   * Write the list now, changed or not (at shutdown: a ban file removed or edited meanwhile is
+   * put back). Never rejects: failures are already logged, counted and retried.
+   */
   async save(): Promise<void> {
+    this.#version++;
     await this.flush().catch(() => {});
   }
 
