@@ -6,6 +6,7 @@ import type { HookChain } from './hooks/chain.js';
 import { loadHookChain } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
+import { parseAddress } from './proxy/address.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
 import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
 
@@ -148,7 +149,7 @@ export class BanFileError extends Error {
 }
 
 function isLoopback(host: string): boolean {
-  return host === 'localhost' || /^127\./.test(host) || host === '::1' || host === '[::1]';
+  return host === 'localhost' || parseAddress(host)?.range() === 'loopback';
 }
 
 function hookLogger(l: Logger): HookLogger {
