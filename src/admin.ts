@@ -156,19 +156,20 @@ function send(res: http.ServerResponse, status: number, body: unknown, headers: 
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
 }
 
-/** The body as a JSON object; 413 past MAX_BODY (the rest is discarded and the connection closes after the answer). */
+/** The body as a JSON object; 413 past MAX_BODY (the rest is discarded, up to a bound). */
 function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const tooLarge = () => {
-      // drain what is in flight so the client reads the 413 rather than a reset; a client
-      // that keeps sending far past the limit is cut off
+      // Discard the rest instead of closing at once: closing with unread bytes makes the
+      // kernel send a reset, and the client may lose the 413. One that keeps sending far
+      // past the limit is cut off.
       req.removeAllListeners('data');
       let discarded = 0;
       req.on('data', (c: Buffer) => {
         discarded += c.length;
         if (discarded > 16 * MAX_BODY) req.socket.destroy();
       });
-      reject(new ClientError(413, `request body larger than ${MAX_BODY} bytes`, { connection: 'close' }));
+      reject(new ClientError(413, `request body larger than ${MAX_BODY} bytes`));
     };
     if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) return tooLarge();
     let size = 0;

@@ -19,8 +19,8 @@ import { ADMIN_TOKEN, startTestProxy, type TestProxy } from '../support/proxy-ha
 
 /**
  * POST /bans with a chunked body (no Content-Length) of `bytes` bytes, or one that never ends
- * when `bytes` is Infinity. Resolves when the server closes the connection, with the status
- * line it answered ('' when a write hit the closed socket before the answer was read), or
+ * when `bytes` is Infinity. Resolves with the status line once it arrives, or when the server
+ * closes the connection ('' when a write hit the closed socket before the answer was read), or
  * with 'still open' if the server has neither answered nor closed after 10 s.
  */
 function chunkedPost(port: number, bytes: number): Promise<string> {
@@ -42,7 +42,10 @@ function chunkedPost(port: number, bytes: number): Promise<string> {
       };
       pump();
     });
-    s.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+    s.on('data', (c: Buffer) => {
+      answer += c.toString('latin1');
+      if (answer.includes('\r\n')) s.destroy(); // the status line is all we need
+    });
     const giveUp = setTimeout(() => {
       s.destroy();
       resolve(answer.split('\r\n')[0] || 'still open');
