@@ -6,7 +6,8 @@ import type { HookChain } from './hooks/chain.js';
 import { loadHookChain } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
-import { BanList } from './proxy/ban-list.js';
+import { parseAddress } from './proxy/address.js';
+import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
 import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
 
 export interface RunningProxy {
@@ -49,9 +50,14 @@ export interface StartOptions {
 /** Start everything a config describes: bans, hook chain, proxy listeners, metrics and admin HTTP. */
 export async function startProxy(config: Config, options: StartOptions = {}): Promise<RunningProxy> {
   const log = options.log ?? createLogger(config.log.level);
-  const bans = new BanList(config.bans.file);
-  await bans.load();
   const metrics = new ProxyMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+  if (config.bans.file) {
+    // refuse to start rather than find out at the first ban (EROFS under ProtectSystem=strict)
+    const problem = await checkBanFileWritable(config.bans.file);
+    if (problem) throw new BanFileError(problem);
+  }
+  const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
+  await bans.load();
   const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics });
   metrics.watch(proxy);
   const loadChain = (c: Config): Promise<HookChain> =>
@@ -105,13 +111,17 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     const adminServer = config.admin
       ? await serveAdmin(
           config.admin.token,
-          { proxy, reload: () => reload(), hooks: () => proxy.chain.hooks.map((h) => ({ name: h.name, module: h.source, xCommands: Object.keys(h.module.commands ?? {}) })) },
+          { proxy, log: log.child({ component: 'admin' }), reload: () => reload(), hooks: () => proxy.chain.hooks.map((h) => ({ name: h.name, module: h.source, xCommands: Object.keys(h.module.commands ?? {}) })) },
           config.admin.listen.host,
           config.admin.listen.port,
         )
       : null;
     if (adminServer) servers.push(adminServer);
-    if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
+    if (config.admin) {
+      const listen = `${config.admin.listen.host}:${config.admin.listen.port}`;
+      log.info({ listen }, 'admin API');
+      if (!isLoopback(config.admin.listen.host)) log.warn({ listen }, 'the admin API listens on a non-loopback address: anyone who can reach it and guess the token can ban and unban peers');
+    }
     return {
       config,
       proxy,
@@ -123,15 +133,26 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
       async close() {
         for (const s of servers) s.closeAllConnections?.();
         await Promise.all([proxy.close(), ...servers.map((s) => new Promise<void>((r) => s.close(() => r())))]);
+        bans.close();
         await proxy.chain.close();
       },
     };
   } catch (err) {
     await proxy.close();
+    bans.close();
     await proxy.chain.close();
     for (const s of servers) s.close();
     throw err;
   }
+}
+
+/** The ban file cannot be written: the one line says which file and why. */
+export class BanFileError extends Error {
+  override readonly name = 'BanFileError';
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || parseAddress(host)?.range() === 'loopback';
 }
 
 function hookLogger(l: Logger): HookLogger {

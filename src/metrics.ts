@@ -35,6 +35,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #v2Passthrough: Counter;
   readonly #bansAdded: Counter;
   readonly #bans: Gauge;
+  readonly #banWriteFailures: Counter;
   readonly #misbehaviour: Counter;
   readonly #hookCalls: FastHistogram;
   readonly #hookErrors: Counter;
@@ -73,6 +74,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#v2Passthrough = new Counter({ name: 'bhp_v2_passthrough_total', help: 'Sessions piped raw because the peer opened with BIP324 v2', registers });
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
     this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
+    this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
     this.#hookCalls = new FastHistogram(this.registry, 'bhp_hook_invocation_seconds', 'Time spent in one hook call (count = invocations), by hook', 'hook', [
       0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 5,
@@ -218,6 +220,9 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   }
   bansCurrent(count: number): void {
     this.#bans.set(count);
+  }
+  banWriteFailed(): void {
+    this.#banWriteFailures.inc();
   }
   misbehaviour(reason: string): void {
     this.#misbehaviour.inc({ reason: reason.split(':')[0]!.slice(0, 40) });
