@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
-import { appendAtomic, checkWritable, removeStaleTemporaries, writeAtomic } from '../atomic-file.js';
+import { appendAtomic, checkWritable, removeStaleTemporaries, writeAtomic } from '../hooks/atomic-file.js';
 import { parseSubnet, subnetContains, type Subnet } from './address.js';
 
 export interface Ban {

@@ -13,13 +13,14 @@ function temporaryName(file: string): string {
   return `${file}.${process.pid}.${sequence++}.tmp`;
 }
 
-export async function writeAtomic(file: string, content: string): Promise<void> {
+/** Replace `file` with `content` durably (mode 0600 by default: ban lists, claims and credentials are private). */
+export async function writeAtomic(file: string, content: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
   const tmp = temporaryName(file);
   let renamed = false;
   try {
-    const fh = await fs.open(tmp, 'w', 0o600);
+    const fh = await fs.open(tmp, 'w', mode);
     try {
       await fh.writeFile(content);
       await fh.sync();
