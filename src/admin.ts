@@ -2,6 +2,7 @@ import * as http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parseDuration } from './config-values.js';
+import { readiness } from './health.js';
 import { listenHttp } from './metrics.js';
 import { isoTime, parseBanSubnet, type Ban } from './proxy/ban-list.js';
 import { peerInfoJson } from './proxy/peer-info.js';
@@ -64,8 +65,8 @@ export function createAdminServer(token: string, actions: AdminActions): http.Se
     const { proxy } = actions;
     if (route === 'GET /health') return send(res, 200, { status: 'ok' });
     if (route === 'GET /ready') {
-      const ready = proxy.addresses().length > 0 && proxy.backendUp !== false;
-      return send(res, ready ? 200 : 503, { ready, backendUp: proxy.backendUp, listening: proxy.addresses() });
+      const r = readiness(proxy);
+      return send(res, r.ready ? 200 : 503, r);
     }
     const m = /^bearer[ \t]+(.*)$/i.exec(req.headers.authorization ?? '');
     const given = m ? m[1]!.trim() : '';

@@ -45,6 +45,8 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** where reload() reads the config from */
   configFile?: string;
+  /** connect to the backend once at start (and again while it is down) so /ready does not wait for a peer; default true */
+  probeBackend?: boolean;
 }
 
 /** Start everything a config describes: bans, hook chain, proxy listeners, metrics and admin HTTP. */
@@ -105,6 +107,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   const servers: http.Server[] = [];
   try {
     await proxy.listen();
+    if (options.probeBackend ?? true) proxy.probeBackend();
     const metricsServer = config.metrics ? await metrics.serve(config.metrics.listen.host, config.metrics.listen.port) : null;
     if (metricsServer) servers.push(metricsServer);
     if (config.metrics) log.info({ listen: `${config.metrics.listen.host}:${config.metrics.listen.port}` }, 'metrics on /metrics');

@@ -32,7 +32,7 @@ export const ADMIN_TOKEN = 'test-admin-token-0123456789';
  * `yaml` is merged under a generated header (network regtest, listen on a free port,
  * backend as given): pass only the keys a test cares about, e.g. "limits: { maxPeersPerAddress: 2 }".
  */
-export async function startTestProxy(backendPort: number, yaml = '', opts: { metrics?: boolean; admin?: boolean; network?: string } = {}): Promise<TestProxy> {
+export async function startTestProxy(backendPort: number, yaml = '', opts: { metrics?: boolean; admin?: boolean; network?: string; probeBackend?: boolean } = {}): Promise<TestProxy> {
   const port = await freePort();
   const metricsPort = opts.metrics ? await freePort() : null;
   const adminPort = opts.admin ? await freePort() : null;
@@ -54,7 +54,8 @@ export async function startTestProxy(backendPort: number, yaml = '', opts: { met
     },
   });
   const log = pino({ level: process.env.BHP_TEST_LOG ?? 'debug' }, sink);
-  const running = await startProxy(config, { log, defaultMetrics: false });
+  // no start-up probe unless asked: tests that count backend connections see only their peers'
+  const running = await startProxy(config, { log, defaultMetrics: false, probeBackend: opts.probeBackend ?? false });
   return Object.assign(running, {
     host: '127.0.0.1',
     port,
