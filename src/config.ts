@@ -31,6 +31,12 @@ export interface Config {
     hookTimeout: number;
     /** bytes of frames that may wait behind an async hook, per direction */
     hookQueue: number;
+    /** per-peer hook time (ms of synchronous hook work) allowed per window; null: no budget */
+    hookBudget: HookBudgetSetting | null;
+    /** a peer over its hook budget: throttle (stop reading it until it is back in budget) or disconnect */
+    hookBudgetAction: 'throttle' | 'disconnect';
+    /** log lines per peer and reason per minute; then one "suppressed K similar lines" line */
+    logLinesPerMinute: number;
   };
   /** an x: command no module registered: drop it silently, or answer `x:unknown` */
   xUnknown: 'drop' | 'reply';
@@ -45,6 +51,11 @@ export interface Config {
   admin: { listen: HostPort; token: string } | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   hooks: HookEntry[];
+}
+
+export interface HookBudgetSetting {
+  budgetMs: number;
+  windowMs: number;
 }
 
 export interface HookEntry {
@@ -85,6 +96,22 @@ const hostPort = z.string().transform((v, ctx) => {
 
 const count = (def: number) => z.number().int().min(0).default(def);
 
+/** "200ms per 1s": hook time a peer may use per window; false or "off" disables the budget. */
+const hookBudget = z
+  .union([z.literal(false), z.string()])
+  .default('200ms per 1s')
+  .transform((v, ctx): HookBudgetSetting | null => {
+    if (v === false || v.trim() === 'off') return null;
+    const m = /^\s*(\S+)\s+per\s+(\S+)\s*$/.exec(v);
+    const budgetMs = m ? parseDuration(m[1]) : null;
+    const windowMs = m ? parseDuration(m[2]) : null;
+    if (budgetMs === null || windowMs === null || budgetMs <= 0 || windowMs < budgetMs || windowMs > 3_600_000) {
+      ctx.addIssue({ code: 'custom', message: `expected "<time> per <window>" like "200ms per 1s" (time > 0, window from time to 1h), or false, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return { budgetMs, windowMs };
+  });
+
 const schema = z.strictObject({
   network: z.string().default('mainnet'),
   port: z.number().int().min(1).max(65535).optional(),
@@ -106,6 +133,9 @@ const schema = z.strictObject({
       backendConnectTimeout: duration('5s'),
       hookTimeout: duration('5s'),
       hookQueue: size('1MB'),
+      hookBudget,
+      hookBudgetAction: z.enum(['throttle', 'disconnect']).default('throttle'),
+      logLinesPerMinute: z.number().int().min(1).max(100_000).default(10),
     })
     .prefault({}),
   bans: z

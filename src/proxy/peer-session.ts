@@ -23,6 +23,8 @@ import type { LendingReadBuffer } from './lending-read-buffer.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import type { PeerInfo } from './peer-info.js';
 import { parseDurationMs } from '../hooks/duration.js';
+import { HookBudget, type HookBudgetSettings } from './hook-budget.js';
+import { LogLimiter } from './log-limiter.js';
 
 /** BIP324 NODE_P2P_V2 service bit. */
 export const NODE_P2P_V2 = 1n << 11n;
@@ -40,6 +42,11 @@ export interface SessionSettings {
   hookQueue: number;
   /** an x: command no module registered: drop it, or answer x:unknown */
   xUnknown: 'drop' | 'reply';
+  /** hook time this peer may use per window; null: unlimited */
+  hookBudget: HookBudgetSettings | null;
+  hookBudgetAction: 'throttle' | 'disconnect';
+  /** log lines per reason this peer can cause per minute */
+  logLinesPerMinute: number;
 }
 
 export interface SessionHost {
@@ -92,6 +99,11 @@ export class PeerSession implements ChainTarget {
   readonly #outLane: Lane = { queue: [], bytes: 0, busy: false };
   /** BIP 434 feature frames to send right after bitcoind's version */
   #featureFrames: Frame[] | null = null;
+  readonly budget: HookBudget;
+  /** log lines this peer can cause frame by frame go through here */
+  readonly logs: LogLimiter;
+  /** x: frames from this peer although it did not announce our feature */
+  #xWithoutFeature = 0;
 
   constructor(
     id: number,
@@ -126,6 +138,8 @@ export class PeerSession implements ChainTarget {
     };
     this.log = host.log.child({ peer: `${address}:${this.info.port}`, session: id });
     this.#prefix = v1Prefix(settings.network);
+    this.budget = new HookBudget(settings.hookBudget);
+    this.logs = new LogLimiter(this.log, settings.logLinesPerMinute, host.observer);
     this.#toBackend = new CoalescingWriter(backend);
     this.#toPeer = new CoalescingWriter(peer);
     const decoderOptions = { network: settings.network, maxPayload: settings.maxMessageSize, checksum: settings.checksum };
@@ -190,6 +204,7 @@ export class PeerSession implements ChainTarget {
       }
     }
     this.host.chain.disconnect(this.info, reason);
+    this.logs.flush();
     this.host.sessionEnded(this, reason);
   }
 
@@ -207,7 +222,7 @@ export class PeerSession implements ChainTarget {
   sendMessage(m: OutgoingMessage): boolean {
     if (this.#closed) return false;
     if (m.command.startsWith('x:') && !this.info.features.has(X_FEATURE_ID)) {
-      this.log.info({ command: m.command }, 'not sending an x: message to a peer that did not announce our feature');
+      this.logs.line('x_refused', 'info', { command: m.command }, 'not sending an x: message to a peer that did not announce our feature');
       this.host.chain.observer.xCommand('refused');
       return false;
     }
@@ -300,7 +315,7 @@ export class PeerSession implements ChainTarget {
     this.host.observer.protocolError(err.code);
     if (err.code === 'BAD_CHECKSUM') {
       // bitcoind drops such a message and keeps the connection; so do we.
-      this.log.info({ direction, code: err.code, command: err.command }, err.message);
+      this.logs.line('bad_checksum', 'info', { direction, code: err.code, command: err.command }, err.message);
       return;
     }
     this.log.warn({ direction, code: err.code, command: err.command }, `protocol error, closing: ${err.message}`);
@@ -320,6 +335,7 @@ export class PeerSession implements ChainTarget {
   }
 
   #processInbound(frame: Frame): void {
+    if (this.budget.exhausted) return this.#throttle(this.#inLane, frame, this.#toBackend, this.peer, false);
     this.info.messagesIn++;
     this.host.observer.frame('inbound', frame.command, frame.raw.length);
     const command = frame.command;
@@ -331,6 +347,7 @@ export class PeerSession implements ChainTarget {
     const chain = this.host.chain;
     if (command.startsWith('x:')) {
       // private to proxy modules: never forwarded to bitcoind
+      if (!this.info.features.has(X_FEATURE_ID) && this.#xFromPeerWithoutFeature(command)) return;
       const handled = chain.runX(frame, this, Date.now());
       if (isThenable(handled)) this.#wait(this.#inLane, handled.then(() => null), this.#toBackend, this.peer);
       else if (!handled) this.#unknownX(command);
@@ -346,6 +363,7 @@ export class PeerSession implements ChainTarget {
   }
 
   #processOutbound(frame: Frame): void {
+    if (this.budget.exhausted) return this.#throttle(this.#outLane, frame, this.#toPeer, this.backend, true);
     this.info.messagesOut++;
     this.host.observer.frame('outbound', frame.command, frame.raw.length);
     if (frame.command === 'version' && !this.#backendVersionSeen) {
@@ -380,6 +398,18 @@ export class PeerSession implements ChainTarget {
     if (lane.bytes >= this.settings.hookQueue && !src.isPaused()) src.pause();
   }
 
+  /**
+   * The peer used up its hook time: hold `frame` first in its lane (it came before anything
+   * queued there), stop reading the source, and drain again when the budget has refilled.
+   */
+  #throttle(lane: Lane, frame: Frame, writer: CoalescingWriter, src: net.Socket, outbound: boolean): void {
+    const copy = frame.copy();
+    lane.queue.unshift(copy);
+    lane.bytes += copy.raw.length;
+    if (!src.isPaused()) src.pause();
+    this.#wait(lane, this.budget.refilled(), writer, src, outbound);
+  }
+
   /** An async hook holds this lane: later frames queue until it settles, then drain in order. */
   #wait(lane: Lane, pending: Promise<Frame | null>, writer: CoalescingWriter, src: net.Socket, outbound = false): void {
     lane.busy = true;
@@ -403,8 +433,8 @@ export class PeerSession implements ChainTarget {
   }
 
   #unknownX(command: string): void {
-    this.log.debug({ command }, 'x: command no module registered');
-    if (this.settings.xUnknown !== 'reply') return;
+    this.logs.line('x_unknown', 'debug', { command }, 'x: command no module registered');
+    if (this.settings.xUnknown !== 'reply' || !this.info.features.has(X_FEATURE_ID)) return;
     this.sendMessage({ command: 'x:unknown', payload: new PayloadWriter(16).varString(command).finish() });
   }
 
@@ -414,7 +444,7 @@ export class PeerSession implements ChainTarget {
       const f = decodeFrame<FeatureMessage>(frame);
       if (this.info.features.size < 64) this.info.features.set(f.featureId, Buffer.from(f.data));
     } catch (err) {
-      this.log.info({ err: (err as Error).message }, 'unparseable feature message from peer');
+      this.logs.line('feature_malformed', 'info', { err: (err as Error).message }, 'unparseable feature message from peer');
     }
   }
 
@@ -423,7 +453,30 @@ export class PeerSession implements ChainTarget {
   hookLog(hook: LoadedHook, entry: NonNullable<HookResult['log']>): void {
     const e = typeof entry === 'string' ? { msg: entry } : entry;
     const { level = 'info', msg, ...fields } = e;
-    this.log[level]({ hook: hook.name, ...fields }, msg);
+    this.logs.line(`hook:${hook.name}`, level, { hook: hook.name, ...fields }, msg);
+  }
+
+  hookTime(ms: number): void {
+    if (!this.budget.charge(ms)) return;
+    const action = this.settings.hookBudgetAction;
+    this.host.observer.hookBudgetExceeded(action);
+    const b = this.settings.hookBudget!;
+    this.logs.line('hook_budget', 'warn', { action, budgetMs: b.budgetMs, windowMs: b.windowMs }, `peer used up its hook time budget: ${action === 'throttle' ? 'throttling' : 'disconnecting'}`);
+    if (action === 'disconnect') this.close('hook_budget');
+  }
+
+  /**
+   * BIP 434: a feature's messages are for peers that negotiated it. The first x: frame from a
+   * peer that did not is ignored quietly; each later one is misbehaviour. Returns true when the
+   * session closed over it.
+   */
+  #xFromPeerWithoutFeature(command: string): boolean {
+    if (++this.#xWithoutFeature === 1) {
+      this.logs.line('x_without_feature', 'info', { command }, 'x: message from a peer that did not announce our feature');
+      return false;
+    }
+    this.addMisbehaviour(1, 'x: messages without announcing the feature');
+    return this.#closed;
   }
 
   push(_hook: LoadedHook, message: OutgoingMessage): void {
@@ -467,7 +520,7 @@ export class PeerSession implements ChainTarget {
       this.log.info({ version: v.version, services: `0x${v.services.toString(16)}`, userAgent: v.userAgent, startHeight: v.startHeight }, 'peer version');
     } catch (err) {
       // bitcoind judges the message; we only failed to learn from it
-      this.log.info({ err: (err as Error).message }, 'could not decode the peer version message');
+      this.logs.line('version_undecodable', 'info', { err: (err as Error).message }, 'could not decode the peer version message');
     }
   }
 
