@@ -98,11 +98,11 @@ const count = (def: number) => z.number().int().min(0).default(def);
 
 /** "200ms per 1s": hook time a peer may use per window; false or "off" disables the budget. */
 const hookBudget = z
-  .union([z.literal(false), z.string()])
+  .unknown()
   .default('200ms per 1s')
   .transform((v, ctx): HookBudgetSetting | null => {
-    if (v === false || v.trim() === 'off') return null;
-    const m = /^\s*(\S+)\s+per\s+(\S+)\s*$/.exec(v);
+    if (v === false || v === 'off') return null;
+    const m = typeof v === 'string' ? /^\s*(\S+)\s+per\s+(\S+)\s*$/.exec(v) : null;
     const budgetMs = m ? parseDuration(m[1]) : null;
     const windowMs = m ? parseDuration(m[2]) : null;
     if (budgetMs === null || windowMs === null || budgetMs <= 0 || windowMs < budgetMs || windowMs > 3_600_000) {
