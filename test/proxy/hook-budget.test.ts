@@ -19,7 +19,8 @@ import { fixture, hooksYaml, invocations } from '../hooks/support.js';
 import { litecoindSkipReason, startLitecoind, type Litecoind } from '../support/litecoind.js';
 import { P2PClient, loopbackAddress } from '../support/p2p-client.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { Pinger } from '../support/pinger.js';
+import { sleep } from '../support/wait.js';
 
 const skip = litecoindSkipReason();
 const regtest = NETWORKS.regtest;
@@ -48,21 +49,12 @@ function proxyWith(limits: string): Promise<TestProxy> {
   return startTestProxy(node.p2pPort, `limits: { ${limits}, hookTimeout: 5s, maxPeersPerSubnet: 100 }\n${hooksYaml([{ module: fixture('burn'), options: { ms: BURN_MS } }])}`);
 }
 
-/** Ping every 100 ms for `ms`; every round trip (or the timeout, as a failure) is recorded. */
-async function pingFor(c: P2PClient, ms: number): Promise<{ rtts: number[]; failed: number }> {
-  const rtts: number[] = [];
-  let failed = 0;
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      rtts.push(await c.ping(15_000));
-    } catch {
-      failed++;
-      if (c.isClosed) break;
-    }
-    await sleep(100);
-  }
-  return { rtts, failed };
+/** Ping every 100 ms for `ms` (each round trip recorded, a timeout as a failure). */
+async function pingFor(c: P2PClient, ms: number): Promise<Pinger> {
+  const p = new Pinger(c, 100, 15_000);
+  await sleep(ms);
+  await p.stop();
+  return p;
 }
 
 function drainOrTimeout(c: P2PClient, ms: number): Promise<void> {
@@ -76,15 +68,6 @@ function drainOrTimeout(c: P2PClient, ms: number): Promise<void> {
     c.socket.once('drain', done);
   });
 }
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-const summary = (r: { rtts: number[]; failed: number }) =>
-  `${r.rtts.length} pongs, ${r.failed} failed, p50 ${percentile(r.rtts, 50).toFixed(1)} ms, p99 ${percentile(r.rtts, 99).toFixed(1)} ms`;
 
 /** Write burn frames as fast as the socket takes them until stop() (the hostile peer). */
 function flood(c: P2PClient): { stop(): Promise<number> } {
@@ -128,9 +111,9 @@ test('a hostile peer flooding a 20 ms hook is throttled; a bystander on the same
   const f = flood(hostile);
   const r = await pingFor(bystander, 6000);
   const sent = await f.stop();
-  t.diagnostic(`with budget 200ms per 1s, hostile flooding (${sent} burn frames written): bystander ${summary(r)}`);
+  t.diagnostic(`with budget 200ms per 1s, hostile flooding (${sent} burn frames written): bystander ${r.summary()}`);
 
-  const total = r.rtts.length + r.failed;
+  const total = r.rtts.length + r.failures.length;
   const answered = r.rtts.filter((ms) => ms <= ANSWERED_MS).length;
   assert.ok(total >= 10, `the bystander pinged (${total})`);
   assert.ok(answered >= 0.9 * total, `at least 90% of the bystander's pings answered within ${ANSWERED_MS} ms: ${answered} of ${total}`);
@@ -153,7 +136,7 @@ test('bystander round trips with and without the budget, same 200-frame burst of
     await bystander.ping(); // warm
     hostile.sendRaw(Buffer.concat(Array.from({ length: 200 }, () => BURN_FRAME))); // 4 s of hook time
     const r = await pingFor(bystander, 5000);
-    t.diagnostic(`${label}: bystander ${summary(r)}`);
+    t.diagnostic(`${label}: bystander ${r.summary()}`);
     assert.ok(r.rtts.length >= 1, `${label}: the bystander got pongs`);
     await Promise.all([bystander.close(), hostile.close()]);
     await proxy.close();
