@@ -125,6 +125,23 @@ test('a hostile peer flooding a 20 ms hook is throttled; a bystander on the same
   assert.ok(calls < sent, `hook calls (${calls}) fewer than burn frames written (${sent})`);
 });
 
+test('four hostile peers flooding at once: each waits its turn, the bystander keeps getting its pongs', { skip, timeout: 120_000 }, async (t) => {
+  const proxy = await proxyWith('hookBudget: "200ms per 1s"');
+  t.after(() => proxy.close());
+  const bystander = await peer(proxy.port);
+  const hostiles = await Promise.all([0, 1, 2, 3].map(() => peer(proxy.port)));
+  t.after(() => Promise.all([bystander, ...hostiles].map((c) => c.close())));
+  const floods = hostiles.map(flood);
+  const r = await pingFor(bystander, 6000);
+  const sent = (await Promise.all(floods.map((f) => f.stop()))).reduce((a, b) => a + b, 0);
+  t.diagnostic(`four hostile peers flooding (${sent} burn frames written): bystander ${r.summary()}`);
+  const total = r.rtts.length + r.failures.length;
+  const answered = r.rtts.filter((ms) => ms <= ANSWERED_MS).length;
+  assert.ok(answered >= 0.9 * total, `at least 90% of the bystander's pings answered within ${ANSWERED_MS} ms: ${answered} of ${total}`);
+  assert.ok((await proxy.metricValue('bhp_hook_budget_exceeded_total', { action: 'throttle' })) >= 4, 'every hostile peer was throttled');
+  assert.equal(hostiles.filter((c) => c.isClosed).length, 0, 'throttled, none dropped');
+});
+
 test('bystander round trips with and without the budget, same 200-frame burst of the 20 ms hook (reported, not asserted)', { skip, timeout: 180_000 }, async (t) => {
   for (const [label, limits] of [
     ['no budget', 'hookBudget: false'],
