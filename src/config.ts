@@ -96,10 +96,10 @@ const hostPort = z.string().transform((v, ctx) => {
 
 const count = (def: number) => z.number().int().min(0).default(def);
 
-/** "200ms per 1s": hook time a peer may use per window; false or "off" disables the budget. */
+/** "50ms per 250ms": hook time a peer may use per window (also its largest burst); false or "off" disables the budget. */
 const hookBudget = z
   .unknown()
-  .default('200ms per 1s')
+  .default('50ms per 250ms')
   .transform((v, ctx): HookBudgetSetting | null => {
     if (v === false || v === 'off') return null;
     const m = typeof v === 'string' ? /^\s*(\S+)\s+per\s+(\S+)\s*$/.exec(v) : null;

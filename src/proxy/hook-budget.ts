@@ -4,6 +4,8 @@
  * peer a share of time instead: a token bucket of `budgetMs` that refills at budgetMs per
  * windowMs. A peer that used it up goes into debt and waits (its frames held, its socket
  * paused) until the debt is repaid, so over time it gets at most budgetMs/windowMs of the loop.
+ * Peers back in budget then take turns, one per turn of the event loop, with every socket's
+ * I/O in between: however many peers are throttled, the others wait at most one budget.
  */
 export interface HookBudgetSettings {
   budgetMs: number;
@@ -41,13 +43,35 @@ export class HookBudget {
     const waitMs = Math.max(1, Math.ceil((-this.#level * s.windowMs) / s.budgetMs));
     this.#refill = new Promise<null>((resolve) => {
       // unref: a closed session's pending refill must not keep the process alive
-      setTimeout(() => {
-        this.charge(0);
-        this.exhausted = false;
-        this.#refill = null;
-        resolve(null);
-      }, waitMs).unref();
+      setTimeout(
+        () =>
+          takeTurn(() => {
+            this.charge(0);
+            this.exhausted = false;
+            this.#refill = null;
+            resolve(null);
+          }),
+        waitMs,
+      ).unref();
     });
     return this.#refill;
   }
+}
+
+/** Peers whose debt is repaid, waiting for their turn (the event loop is one for the process). */
+const turns: (() => void)[] = [];
+let turning = false;
+
+function takeTurn(go: () => void): void {
+  turns.push(go);
+  if (turning) return;
+  turning = true;
+  setImmediate(nextTurn);
+}
+
+/** One peer per check phase; a setImmediate queued from here runs after the next poll phase (I/O). */
+function nextTurn(): void {
+  turns.shift()?.();
+  if (turns.length > 0) setImmediate(nextTurn);
+  else turning = false;
 }

@@ -91,8 +91,8 @@ function flood(c: P2PClient): { stop(): Promise<number> } {
 
 test('limits.hookBudget parses "<time> per <window>", false and "off"; refuses nonsense', () => {
   const base = 'backend: 127.0.0.1:8334\n';
-  assert.deepEqual(parseConfig(base, 't.yaml').limits.hookBudget, { budgetMs: 200, windowMs: 1000 }, 'default');
-  assert.deepEqual(parseConfig(`${base}limits: { hookBudget: "50ms per 250ms" }`, 't.yaml').limits.hookBudget, { budgetMs: 50, windowMs: 250 });
+  assert.deepEqual(parseConfig(base, 't.yaml').limits.hookBudget, { budgetMs: 50, windowMs: 250 }, 'default');
+  assert.deepEqual(parseConfig(`${base}limits: { hookBudget: "200ms per 1s" }`, 't.yaml').limits.hookBudget, { budgetMs: 200, windowMs: 1000 });
   assert.equal(parseConfig(`${base}limits: { hookBudget: false }`, 't.yaml').limits.hookBudget, null);
   assert.equal(parseConfig(`${base}limits: { hookBudget: "off" }`, 't.yaml').limits.hookBudget, null);
   for (const bad of ['"200ms"', '"2s per 1s"', '"0ms per 1s"', '"fast per 1s"', '5']) {
@@ -125,8 +125,8 @@ test('a hostile peer flooding a 20 ms hook is throttled; a bystander on the same
   assert.ok(calls < sent, `hook calls (${calls}) fewer than burn frames written (${sent})`);
 });
 
-test('four hostile peers flooding at once: each waits its turn, the bystander keeps getting its pongs', { skip, timeout: 120_000 }, async (t) => {
-  const proxy = await proxyWith('hookBudget: "200ms per 1s"');
+test('four hostile peers flooding at once (default budget): each waits its turn, the bystander keeps getting its pongs', { skip, timeout: 120_000 }, async (t) => {
+  const proxy = await proxyWith('hookBudgetAction: throttle'); // the default budget, 50ms per 250ms
   t.after(() => proxy.close());
   const bystander = await peer(proxy.port);
   const hostiles = await Promise.all([0, 1, 2, 3].map(() => peer(proxy.port)));
@@ -146,6 +146,7 @@ test('bystander round trips with and without the budget, same 200-frame burst of
   for (const [label, limits] of [
     ['no budget', 'hookBudget: false'],
     ['budget 200ms per 1s', 'hookBudget: "200ms per 1s"'],
+    ['budget 50ms per 250ms (default)', 'hookBudget: "50ms per 250ms"'],
   ] as const) {
     const proxy = await proxyWith(limits);
     const bystander = await peer(proxy.port);
