@@ -33,6 +33,12 @@ export interface Config {
     hookQueue: number;
     /** token buckets on new connections per address and per /24 (/64); refused as rate_limited before bitcoind is contacted */
     connectionRate: { perAddress: { burst: number; perMinute: number }; perSubnet: { burst: number; perMinute: number } };
+    /** per-peer hook time (ms of synchronous hook work) allowed per window; null: no budget */
+    hookBudget: HookBudgetSetting | null;
+    /** a peer over its hook budget: throttle (stop reading it until it is back in budget) or disconnect */
+    hookBudgetAction: 'throttle' | 'disconnect';
+    /** log lines per peer and reason per minute; then one "suppressed K similar lines" line */
+    logLinesPerMinute: number;
   };
   /** an x: command no module registered: drop it silently, or answer `x:unknown` */
   xUnknown: 'drop' | 'reply';
@@ -47,6 +53,11 @@ export interface Config {
   admin: { listen: HostPort; token: string } | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   hooks: HookEntry[];
+}
+
+export interface HookBudgetSetting {
+  budgetMs: number;
+  windowMs: number;
 }
 
 export interface HookEntry {
@@ -87,6 +98,22 @@ const hostPort = z.string().transform((v, ctx) => {
 
 const count = (def: number) => z.number().int().min(0).default(def);
 
+/** "50ms per 250ms": hook time a peer may use per window (also its largest burst); false or "off" disables the budget. */
+const hookBudget = z
+  .unknown()
+  .default('50ms per 250ms')
+  .transform((v, ctx): HookBudgetSetting | null => {
+    if (v === false || v === 'off') return null;
+    const m = typeof v === 'string' ? /^\s*(\S+)\s+per\s+(\S+)\s*$/.exec(v) : null;
+    const budgetMs = m ? parseDuration(m[1]) : null;
+    const windowMs = m ? parseDuration(m[2]) : null;
+    if (budgetMs === null || windowMs === null || budgetMs <= 0 || windowMs < budgetMs || windowMs > 3_600_000) {
+      ctx.addIssue({ code: 'custom', message: `expected "<time> per <window>" like "200ms per 1s" (time > 0, window from time to 1h), or false, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return { budgetMs, windowMs };
+  });
+
 const schema = z.strictObject({
   network: z.string().default('mainnet'),
   port: z.number().int().min(1).max(65535).optional(),
@@ -114,6 +141,9 @@ const schema = z.strictObject({
           perSubnet: z.strictObject({ burst: count(200), perMinute: z.number().min(0).default(1200) }).prefault({}),
         })
         .prefault({}),
+      hookBudget,
+      hookBudgetAction: z.enum(['throttle', 'disconnect']).default('throttle'),
+      logLinesPerMinute: z.number().int().min(1).max(100_000).default(10),
     })
     .prefault({}),
   bans: z

@@ -47,6 +47,9 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   /** metric names hooks created (the rest of the registry is the proxy's own) */
   readonly #hookOwned = new Set<string>();
   #health: HealthSource | null = null;
+  readonly #hookBudget = { throttle: 0, disconnect: 0 };
+  /** "reason outcome" → count of rate-limited log lines; copied into bhp_log_lines_total at scrape time */
+  readonly #logLines = new Map<string, { reason: string; outcome: string; n: number }>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -89,6 +92,28 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       collect(this: Counter) {
         this.reset();
         for (const [hook, byAction] of actions) for (const [action, n] of byAction) this.inc({ hook, action }, n);
+      },
+    });
+    const budget = this.#hookBudget;
+    new Counter({
+      name: 'bhp_hook_budget_exceeded_total',
+      help: 'Peers that used up their hook time budget (limits.hookBudget), by what was done: throttle or disconnect',
+      labelNames: ['action'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        for (const action of ['throttle', 'disconnect'] as const) this.inc({ action }, budget[action]);
+      },
+    });
+    const logLines = this.#logLines;
+    new Counter({
+      name: 'bhp_log_lines_total',
+      help: 'Log lines peers can trigger frame by frame, by reason and outcome (written, or suppressed by limits.logLinesPerMinute)',
+      labelNames: ['reason', 'outcome'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        for (const c of logLines.values()) this.inc({ reason: c.reason, outcome: c.outcome }, c.n);
       },
     });
     this.#xCommands = new Counter({ name: 'bhp_x_commands_total', help: 'x: commands from peers, by outcome (handled, unknown, refused)', labelNames: ['outcome'], registers });
@@ -226,6 +251,16 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   }
   misbehaviour(reason: string): void {
     this.#misbehaviour.inc({ reason: reason.split(':')[0]!.slice(0, 40) });
+  }
+
+  hookBudgetExceeded(action: 'throttle' | 'disconnect'): void {
+    this.#hookBudget[action]++;
+  }
+  logLine(reason: string, outcome: 'written' | 'suppressed'): void {
+    const key = `${reason} ${outcome}`;
+    const c = this.#logLines.get(key);
+    if (c) c.n++;
+    else this.#logLines.set(key, { reason, outcome, n: 1 });
   }
 
   /**

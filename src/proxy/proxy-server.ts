@@ -344,7 +344,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   misbehaving(session: PeerSession, points: number, reason: string): void {
     this.observer.misbehaviour(reason);
-    session.log.info({ points, score: session.info.misbehaviour, reason }, 'misbehaviour');
+    session.logs.line('misbehaviour', 'info', { points, score: session.info.misbehaviour, reason }, 'misbehaviour');
     if (session.info.misbehaviour >= this.settings.banThreshold) {
       this.ban(session.address, this.settings.banDuration, `misbehaviour: ${reason}`, 'misbehaviour');
     }

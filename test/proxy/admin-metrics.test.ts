@@ -113,7 +113,7 @@ test('admin API (bearer token, /peers matched against litecoind getpeerinfo, /he
     assert.equal(sample(all, 'bhp_messages_total', { command: 'other', direction: 'inbound' }), 1);
     assert.ok((sample(all, 'bhp_message_bytes_total', { command: 'version', direction: 'inbound' }) ?? 0) > 24);
     assert.doesNotMatch(res.text, /bogus0cmd77/);
-    const allowed = new Set(['command', 'direction', 'reason', 'code', 'le', 'version', 'node', 'backend']); // build_info and backend_up: one series per process
+    const allowed = new Set(['command', 'direction', 'reason', 'code', 'le', 'version', 'node', 'backend', 'action', 'outcome']); // bounded enums, never peer data; build_info and backend_up: one series per process
     for (const s of all) {
       for (const [k, v] of Object.entries(s.labels)) {
         assert.ok(allowed.has(k), `label ${k} on ${s.name} is not per-peer`);

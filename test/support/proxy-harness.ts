@@ -17,6 +17,8 @@ export interface TestProxy extends RunningProxy {
   port: number;
   /** structured log lines the proxy wrote (captured, not printed) */
   logs: LogLine[];
+  /** bytes of log the proxy wrote so far (what a log file would grow by) */
+  logBytes(): number;
   adminToken: string;
   adminPort: number | null;
   metricsPort: number | null;
@@ -47,8 +49,10 @@ export async function startTestProxy(backendPort: number, yaml = '', opts: { met
   ];
   const config = parseConfig(lines.filter(Boolean).join('\n'), 'test.yaml');
   const logs: LogLine[] = [];
+  let logBytes = 0;
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
+      logBytes += chunk.length;
       for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as LogLine);
       cb();
     },
@@ -60,6 +64,7 @@ export async function startTestProxy(backendPort: number, yaml = '', opts: { met
     host: '127.0.0.1',
     port,
     logs,
+    logBytes: () => logBytes,
     adminToken: ADMIN_TOKEN,
     adminPort,
     metricsPort,
