@@ -1,9 +1,9 @@
 import type * as http from 'node:http';
-import { loadConfig, type Config } from './config.js';
+import { adminExposure, loadConfig, type Config } from './config.js';
 import { serveAdmin } from './admin.js';
 import type { HookLogger } from './hooks/api.js';
 import type { HookChain } from './hooks/chain.js';
-import { loadHookChain } from './hooks/loader.js';
+import { loadHookChain, type LoadOptions } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
 import { BanList } from './proxy/ban-list.js';
@@ -39,6 +39,11 @@ export function proxySettings(c: Config): ProxySettings {
   };
 }
 
+/** How a config's hook chain loads (`run`, reload and `check` alike). */
+export function chainLoadOptions(c: Config): Pick<LoadOptions, 'baseDir' | 'settings' | 'loadTimeoutMs'> {
+  return { baseDir: c.baseDir, settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout }, loadTimeoutMs: c.limits.hookLoadTimeout };
+}
+
 export interface StartOptions {
   log?: Logger;
   defaultMetrics?: boolean;
@@ -55,8 +60,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics });
   const loadChain = (c: Config): Promise<HookChain> =>
     loadHookChain(c.hooks, {
-      baseDir: c.baseDir,
-      settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout },
+      ...chainLoadOptions(c),
       host: proxy,
       logger: (hook) => hookLogger(log.child({ hook })),
       metrics: () => metrics.hookMetrics(),
@@ -109,6 +113,8 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
       : null;
     if (adminServer) servers.push(adminServer);
     if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
+    const exposed = adminExposure(config);
+    if (exposed) log.warn({ listen: `${config.admin!.listen.host}:${config.admin!.listen.port}` }, `WARNING: ${exposed}`);
     return {
       config,
       proxy,
