@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { defineHook, HOOK_API_VERSION, type HookCounter, type HookGauge, type HookPeer, type HookResult } from '../src/hooks/index.js';
 import { AddressList, loadListFile, parseEntry } from './lib/address-list.js';
+import { durationSeconds } from './lib/common.js';
 
 /** Service bit names (Bitcoin Core's ServiceFlags) accepted in `services.required/forbidden`. */
 export const SERVICE_BITS: Readonly<Record<string, bigint>> = {
@@ -53,16 +54,8 @@ const regex = z.string().transform((v, ctx) => {
   }
 });
 
-const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
-
-/** "30m", "24h", "7d" or a number of seconds → seconds (what HookResult.ban.duration takes as a number). */
-const duration = z.union([z.string(), z.number().positive()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(v);
-  if (m && Number(m[1]) > 0) return Number(m[1]) * UNIT_SECONDS[(m[2] ?? 's').toLowerCase()]!;
-  ctx.addIssue({ code: 'custom', message: `expected a duration like 30m, 24h, 7d or a number of seconds, got ${JSON.stringify(v)}` });
-  return z.NEVER;
-});
+/** a ban duration in seconds, more than 0 */
+const duration = durationSeconds.refine((s) => s > 0, 'a ban duration must be more than 0');
 
 const schema = z
   .strictObject({

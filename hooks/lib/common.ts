@@ -1,10 +1,11 @@
 /**
  * Helpers shared by the shipped hooks (message-filter, rate-limit, peer-filter): the action
- * an operator chooses for a rule, command names, metric labels, and options-dependent `wants`.
+ * an operator chooses for a rule, command names, metric labels, and options-dependent `wants`;
+ * size and duration options read with the proxy's one parser, as in the config.
  * Like the hooks themselves this imports only the public hook API and npm packages.
  */
 import { z } from 'zod';
-import { codec, type HookResult } from '../../src/hooks/index.js';
+import { codec, DURATION_HINT, parseDuration, parseSize, SIZE_HINT, type HookResult } from '../../src/hooks/index.js';
 
 /** A P2P command as it can appear in the 12-byte command field. */
 export const commandName = z
@@ -12,6 +13,15 @@ export const commandName = z
   .min(1)
   .max(12)
   .regex(/^[\x21-\x7e]+$/, 'a P2P command is 1 to 12 printable ASCII characters without spaces');
+
+const parsedBy = (parse: (v: unknown) => number | null, hint: string) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => parse(v) ?? (ctx.addIssue({ code: 'custom', message: `expected ${hint}, got ${JSON.stringify(v)}` }), z.NEVER));
+
+/** A size option in bytes: "5MB" (SI), "512KiB" (IEC) or a number of bytes. */
+export const byteSize = parsedBy(parseSize, SIZE_HINT);
+
+/** A duration option in seconds (what HookResult.ban.duration takes as a number): "30m", "7d" or a number of seconds. */
+export const durationSeconds = parsedBy(parseDuration, DURATION_HINT).transform((ms) => ms / 1000);
 
 /**
  * What to do with a message a rule catches. Every action drops the message; `disconnect` also
