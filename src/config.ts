@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, visit, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, visit, type Document, type Scalar } from 'yaml';
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
 import { formatHostPort, isLoopbackHost, parseDuration, parseHostPort, parseSize, type HostPort } from './config-values.js';
@@ -160,9 +160,15 @@ export class ConfigError extends Error {
     readonly file: string,
     readonly issues: string[],
   ) {
-    const shown = issues.length > MAX_ISSUES ? [...issues.slice(0, MAX_ISSUES), `... and ${issues.length - MAX_ISSUES} more`] : issues;
     // one self-contained line per issue, like a compiler's
-    super(shown.map((i) => `${file}: ${i}`).join('\n'));
+    super(issues.map((i) => `${file}: ${i}`).join('\n'));
+  }
+
+  /** The first MAX_ISSUES of `items`, rendered (finding a line is not free: a hostile file has 100,000 issues), then a count. */
+  static of<T>(file: string, items: readonly T[], render: (item: T) => string): ConfigError {
+    const shown = items.slice(0, MAX_ISSUES).map(render);
+    if (items.length > MAX_ISSUES) shown.push(`... and ${items.length - MAX_ISSUES} more`);
+    return new ConfigError(file, shown);
   }
 }
 
@@ -200,9 +206,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const lineOf = (pos: number) => lineCounter.linePos(pos).line;
   const syntax = [...new Map(doc.errors.map((e) => [`${e.code} ${e.message}`, e])).values()]; // a deep nest repeats one error per level
-  if (syntax.length > 0) throw new ConfigError(file, syntax.map((e) => `line ${lineOf(e.pos[0])}: YAML syntax: ${e.message.split('\n')[0]}`));
-  const duplicates = duplicateKeys(doc, lineOf);
-  if (duplicates.length > 0) throw new ConfigError(file, duplicates);
+  if (syntax.length > 0) throw ConfigError.of(file, syntax, (e) => `line ${lineOf(e.pos[0])}: YAML syntax: ${e.message.split('\n')[0]}`);
+  const duplicates = duplicateKeys(doc);
+  if (duplicates.length > 0) {
+    throw ConfigError.of(file, duplicates, ({ key, first, chain }) => `${[...keyPathOf(chain), key.value].join('.')} (line ${lineOf(key.range![0])}): duplicate key "${String(key.value)}" (first on line ${lineOf(first)})`);
+  }
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
@@ -210,18 +218,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     // the yaml package throws a ReferenceError for an alias bomb
     throw new ConfigError(file, [`YAML aliases expand too far (${(err as Error).message}): refused; a config needs at most a few *aliases`]);
   }
-  const envIssues: string[] = [];
-  const substituted = substituteEnv(raw, env, [], (key, name) =>
-    envIssues.push(`${where(doc, lineCounter, key)}: environment variable ${name} is not set`),
-  );
-  if (envIssues.length > 0) throw new ConfigError(file, envIssues);
+  const unset: [(string | number)[], string][] = [];
+  const substituted = substituteEnv(raw, env, [], (key, name) => unset.push([key, name]));
+  if (unset.length > 0) throw ConfigError.of(file, unset, ([key, name]) => `${where(doc, lineCounter, key)}: environment variable ${name} is not set`);
 
   const result = schema.safeParse(substituted);
   if (!result.success) {
-    throw new ConfigError(
-      file,
-      result.error.issues.flatMap((i) => explain(i, substituted)).map(({ path: p, message }) => `${where(doc, lineCounter, p)}: ${message}`),
-    );
+    const explained = result.error.issues.flatMap((i) => explain(i, substituted));
+    throw ConfigError.of(file, explained, ({ path: p, message }) => `${where(doc, lineCounter, p)}: ${message}`);
   }
   const c = result.data;
   const issues: string[] = [];
@@ -323,19 +327,26 @@ function valueAt(v: unknown, keyPath: readonly (string | number)[]): unknown {
   return v;
 }
 
-/** Every key written twice in one mapping, named with its path and both lines (linear in the keys). */
-function duplicateKeys(doc: Document, lineOf: (pos: number) => number): string[] {
-  const out: string[] = [];
+interface DuplicateKey {
+  key: Scalar;
+  /** where the key was first written */
+  first: number;
+  /** the mapping's ancestors and the mapping itself */
+  chain: readonly unknown[];
+}
+
+/** Every key written twice in one mapping (linear in the keys; named and located only when reported). */
+function duplicateKeys(doc: Document): DuplicateKey[] {
+  const out: DuplicateKey[] = [];
   visit(doc, {
     Map(_, map, ancestors) {
       const seen = new Map<string, number>();
       for (const pair of map.items) {
         if (!isScalar(pair.key) || !pair.key.range) continue;
         const key = String(pair.key.value);
-        const line = lineOf(pair.key.range[0]);
         const first = seen.get(key);
-        if (first === undefined) seen.set(key, line);
-        else out.push(`${[...keyPathOf([...ancestors, map]), key].join('.')} (line ${line}): duplicate key "${key}" (first on line ${first})`);
+        if (first === undefined) seen.set(key, pair.key.range[0]);
+        else out.push({ key: pair.key, first, chain: [...ancestors, map] });
       }
     },
   });
