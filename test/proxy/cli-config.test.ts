@@ -1,7 +1,8 @@
 /**
  * The operator surface of the built CLI, run as a child process exactly as an operator runs it:
  * `node dist/src/cli.js check|run --config FILE`, --help, --version, graceful shutdown on
- * SIGTERM, and a backend that is not there.
+ * SIGTERM, a backend that is not there, hostile configs (alias bombs, 1 MiB of keys, /dev/zero),
+ * hook modules that hang or are misspelt, a port already taken, and an exposed admin API.
  *
  * Real implementations: the built CLI (dist/src/cli.js) and its YAML loader. The backend for
  * the shutdown test is a plain net server that accepts and holds connections (the test is
@@ -18,6 +19,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { P2PClient, httpRequest } from '../support/p2p-client.js';
 import { freePort } from '../support/ports.js';
+import { HOOK_API_VERSION } from '../../src/hooks/index.js';
 import { ADMIN_TOKEN } from '../support/proxy-harness.js';
 import { waitFor } from '../support/wait.js';
 
@@ -251,4 +253,98 @@ test('run with an unreachable backend: starts, refuses peers with a clear log li
   run.child.kill('SIGTERM');
   const exit = await Promise.race([run.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
   assert.deepEqual(exit, { code: 0, signal: null }, `exit 0 on SIGTERM (stderr: ${run.stderr})`);
+});
+
+/** A hook module file in `dir` (plain ESM, loaded by path like any third-party module). */
+function hookFile(dir: string, name: string, body: string): string {
+  writeFileSync(path.join(dir, `${name}.mjs`), body.replaceAll('API', JSON.stringify(HOOK_API_VERSION)));
+  return `./${name}.mjs`;
+}
+
+test('hook modules that hang or are misspelt: check and run exit 1 with one line naming the module, never 0', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const cases: { name: string; module: string; expect: RegExp }[] = [
+    {
+      name: 'a top-level await that never settles',
+      module: hookFile(dir, 'tla', 'await new Promise(() => {});\nexport default { apiVersion: API, name: "tla" };\n'),
+      expect: /^hook module \.\/tla\.mjs: import did not finish within 1000 ms/,
+    },
+    {
+      name: 'a top-level await on a long timer',
+      module: hookFile(dir, 'timer', 'await new Promise((r) => setTimeout(r, 1e9));\nexport default { apiVersion: API, name: "timer" };\n'),
+      expect: /^hook module \.\/timer\.mjs: import did not finish within 1000 ms/,
+    },
+    {
+      name: 'an init() that never settles',
+      module: hookFile(dir, 'init', 'export default { apiVersion: API, name: "init", init: () => new Promise(() => {}) };\n'),
+      expect: /^hook module \.\/init\.mjs: init\(\) failed: init\.init\(\) did not finish within 1000 ms/,
+    },
+    {
+      name: 'a misspelt onMessage',
+      module: hookFile(dir, 'typo', 'export default { apiVersion: API, name: "typo", wants: { inbound: ["ping"] }, onMesage() {} };\n'),
+      expect: /^hook module \.\/typo\.mjs: hook "typo": the default export has unknown key onMesage \(did you mean onMessage\?\)/,
+    },
+  ];
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      const file = path.join(dir, `${c.module.slice(2, -4)}.yaml`);
+      writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', 'listen: 127.0.0.1:0', 'metrics: false', 'limits: { hookLoadTimeout: 1s }', 'hooks:', `  - module: ${c.module}`].join('\n'));
+      for (const command of ['check', 'run']) {
+        const r = cli([command, '--config', file]);
+        assert.equal(r.status, 1, `${command}: exit 1 (stdout: ${r.stdout}, stderr: ${r.stderr})`);
+        assert.match(r.stderr, c.expect, command);
+        assert.equal(r.stderr.trim().split('\n').length, 1, `${command}: one line: ${r.stderr}`);
+      }
+    });
+  }
+  await t.test('a close() that never settles: check notices the empty event loop and exits 1', () => {
+    const file = path.join(dir, 'close.yaml');
+    const module = hookFile(dir, 'close', 'export default { apiVersion: API, name: "close", close: () => new Promise(() => {}) };\n');
+    writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', 'hooks:', `  - module: ${module}`].join('\n'));
+    const r = cli(['check', '--config', file]);
+    assert.equal(r.status, 1, `exit 1, not 0 (stdout: ${r.stdout}, stderr: ${r.stderr})`);
+    assert.match(r.stderr, /^check: node ran out of work before the command finished/);
+    assert.equal(r.stdout, '', 'not reported valid');
+  });
+});
+
+test('run: a port already taken names the setting in one line; --debug adds the stack', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  t.after(() => taken.close());
+  const busy = (taken.address() as net.AddressInfo).port;
+  const file = path.join(dir, 'busy.yaml');
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${await freePort()}`, `metrics: { listen: "127.0.0.1:${busy}" }`].join('\n'));
+  const r = cli(['run', '--config', file]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr, `metrics.listen 127.0.0.1:${busy}: cannot listen: address already in use (another process listens there) (EADDRINUSE)\n`);
+  const debug = cli(['run', '--config', file, '--debug']);
+  assert.equal(debug.status, 1);
+  assert.ok(debug.stderr.startsWith(r.stderr.trimEnd()), debug.stderr);
+  assert.match(debug.stderr, /\n\s+at /, 'the stack with --debug');
+  // the peers' listener taken: named as `listen`
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${busy}`, 'metrics: false'].join('\n'));
+  const peers = cli(['run', '--config', file]);
+  assert.equal(peers.status, 1);
+  assert.match(peers.stderr, new RegExp(`^listen 127\\.0\\.0\\.1:${busy}: cannot listen: address already in use`));
+  assert.doesNotMatch(peers.stderr, /\n\s+at /);
+});
+
+test('an admin API on a non-loopback address: check warns, run logs a loud warning and serves', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const [port, adminPort] = [await freePort(), await freePort('0.0.0.0')];
+  const file = path.join(dir, 'exposed.yaml');
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${port}`, 'metrics: false', `admin: { listen: "0.0.0.0:${adminPort}", token: "${ADMIN_TOKEN}" }`].join('\n'));
+  const checked = cli(['check', '--config', file]);
+  assert.equal(checked.status, 0, checked.stderr);
+  assert.match(checked.stderr, new RegExp(`^warning: admin\\.listen 0\\.0\\.0\\.0:${adminPort} is not a loopback address`));
+  const run = new RunningCli(file);
+  t.after(() => run.kill());
+  const warning = await run.waitForLog((l) => l.level === 40 && /admin\.listen/.test(String(l.msg)), 'the admin warning');
+  assert.match(String(warning.msg), /^WARNING: admin\.listen 0\.0\.0\.0:\d+ is not a loopback address/);
+  assert.equal((await httpRequest(adminPort, 'GET', '/health')).status, 200, 'and it serves');
+  // on loopback: no warning
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', 'metrics: false', `admin: { listen: "127.0.0.1:${adminPort}", token: "${ADMIN_TOKEN}" }`].join('\n'));
+  assert.doesNotMatch(cli(['check', '--config', file]).stderr, /warning/);
 });
