@@ -115,7 +115,7 @@ function fatalMessage(err: unknown, config: Config | undefined): string {
   if (config && (sys.syscall === 'listen' || sys.syscall === 'bind' || sys.code === 'ENOTFOUND')) {
     return `${listenSetting(sys, config)}: cannot listen: ${LISTEN_ERRORS[sys.code ?? ''] ?? e.message}${sys.code ? ` (${sys.code})` : ''}${stack}`;
   }
-  return `error: ${e.message}${stack}`;
+  return `error: ${e.message}${stack || ' (--debug shows where)'}`;
 }
 
 const LISTEN_ERRORS: Record<string, string> = {
