@@ -81,13 +81,13 @@ const size = measure(parseSize, SIZE_HINT);
 /** a duration that becomes a timer */
 const timeout = (def: string) => duration(def, { value: MAX_TIMER_MS, text: '24d (the longest Node timer)' });
 
-const ADMIN_TOKEN_MISSING = 'missing: set it or ${BHP_ADMIN_TOKEN}';
+const ADMIN_TOKEN_HINT = 'set it or ${BHP_ADMIN_TOKEN}';
 const adminToken = z
-  .string({ error: (i) => (i.input === undefined ? ADMIN_TOKEN_MISSING : 'expected a string of at least 16 characters') })
+  .string({ error: (i) => (i.input === undefined ? `missing: ${ADMIN_TOKEN_HINT}` : 'expected a string of at least 16 characters') })
   .superRefine((t, ctx) => {
     const issue = (message: string) => ctx.addIssue({ code: 'custom', message });
     // an empty ${VAR} substitutes to "": as good as missing
-    if (t.trim() === '') issue(`${t === '' ? 'empty' : 'only whitespace'}: ${ADMIN_TOKEN_MISSING.replace('missing: ', '')}`);
+    if (t.trim() === '') issue(`${t === '' ? 'empty' : 'only whitespace'}: ${ADMIN_TOKEN_HINT}`);
     else if (/\s/.test(t)) issue('contains whitespace, which a Bearer token cannot carry');
     else if (t.length < 16) issue('the admin token must be at least 16 characters');
   });
