@@ -1,7 +1,7 @@
 /**
- * Helpers shared by the shipped hooks (message-filter, rate-limit, peer-filter): the action
- * an operator chooses for a rule, command names, metric labels, and options-dependent `wants`;
- * size and duration options read with the proxy's one parser, as in the config.
+ * Helpers shared by the shipped hooks: the action an operator chooses for a rule, command names,
+ * metric labels, options-dependent `wants`, and size and duration options read with the
+ * proxy's one parser (as the config reads them).
  * Like the hooks themselves this imports only the public hook API and npm packages.
  */
 import { z } from 'zod';
@@ -15,7 +15,12 @@ export const commandName = z
   .regex(/^[\x21-\x7e]+$/, 'a P2P command is 1 to 12 printable ASCII characters without spaces');
 
 const parsedBy = (parse: (v: unknown) => number | null, hint: string) =>
-  z.union([z.number(), z.string()]).transform((v, ctx) => parse(v) ?? (ctx.addIssue({ code: 'custom', message: `expected ${hint}, got ${JSON.stringify(v)}` }), z.NEVER));
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const n = parse(v);
+    if (n !== null) return n;
+    ctx.addIssue({ code: 'custom', message: `expected ${hint}, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  });
 
 /** A size option in bytes: "5MB" (SI), "512KiB" (IEC) or a number of bytes. */
 export const byteSize = parsedBy(parseSize, SIZE_HINT);
