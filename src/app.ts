@@ -1,12 +1,11 @@
 import type * as http from 'node:http';
-import { loadConfig, type Config } from './config.js';
+import { adminExposure, loadConfig, type Config } from './config.js';
 import { serveAdmin } from './admin.js';
 import type { HookLogger } from './hooks/api.js';
 import type { HookChain } from './hooks/chain.js';
-import { loadHookChain } from './hooks/loader.js';
+import { loadHookChain, type LoadOptions } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
-import { parseAddress } from './proxy/address.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
 import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
 
@@ -40,6 +39,11 @@ export function proxySettings(c: Config): ProxySettings {
   };
 }
 
+/** How a config's hook chain loads (`run`, reload and `check` alike). */
+export function chainLoadOptions(c: Config): Pick<LoadOptions, 'baseDir' | 'settings' | 'loadTimeoutMs'> {
+  return { baseDir: c.baseDir, settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout }, loadTimeoutMs: c.limits.hookLoadTimeout };
+}
+
 export interface StartOptions {
   log?: Logger;
   defaultMetrics?: boolean;
@@ -64,8 +68,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   metrics.watch(proxy);
   const loadChain = (c: Config): Promise<HookChain> =>
     loadHookChain(c.hooks, {
-      baseDir: c.baseDir,
-      settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout },
+      ...chainLoadOptions(c),
       host: proxy,
       logger: (hook) => hookLogger(log.child({ hook })),
       metrics: () => metrics.hookMetrics(),
@@ -120,11 +123,9 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
         )
       : null;
     if (adminServer) servers.push(adminServer);
-    if (config.admin) {
-      const listen = `${config.admin.listen.host}:${config.admin.listen.port}`;
-      log.info({ listen }, 'admin API');
-      if (!isLoopback(config.admin.listen.host)) log.warn({ listen }, 'the admin API listens on a non-loopback address: anyone who can reach it and guess the token can ban and unban peers');
-    }
+    if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
+    const exposed = adminExposure(config);
+    if (exposed) log.warn({ listen: `${config.admin!.listen.host}:${config.admin!.listen.port}` }, `WARNING: ${exposed}`);
     return {
       config,
       proxy,
@@ -152,10 +153,6 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
 /** The ban file cannot be written: the one line says which file and why. */
 export class BanFileError extends Error {
   override readonly name = 'BanFileError';
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || parseAddress(host)?.range() === 'loopback';
 }
 
 function hookLogger(l: Logger): HookLogger {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { PayloadWriter, commandFieldStartsWith, encodeFrame, type Frame, type FrameError, type Network } from '../codec/index.js';
 import { X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } from '../hooks/api.js';
 import type { HookChain, LoadedHook } from '../hooks/chain.js';
-import { parseDurationMs } from '../hooks/duration.js';
+import { parseDuration } from '../hooks/units.js';
 import { HookFault, isThenable } from '../hooks/result.js';
 import { Handshake, type SessionKind } from './handshake.js';
 import { HookBudget, type HookBudgetSettings } from './hook-budget.js';
@@ -403,7 +403,7 @@ export class PeerSession implements PipelineHost {
   }
 
   ban(hook: LoadedHook, reason: string, duration: string | number | undefined): void {
-    const ms = duration === undefined ? undefined : typeof duration === 'number' ? duration * 1000 : parseDurationMs(duration);
+    const ms = duration === undefined ? undefined : (parseDuration(duration) ?? undefined);
     this.host.banSession(this, `hook ${hook.name}: ${reason}`, ms);
   }
 

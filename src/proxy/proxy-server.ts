@@ -4,7 +4,7 @@ import type { Network } from '../codec/index.js';
 import type { AcceptDecision } from '../hooks/accept-result.js';
 import type { HookConnection, HookPeer, OutgoingMessage } from '../hooks/api.js';
 import { HookChain } from '../hooks/chain.js';
-import { parseDurationMs } from '../hooks/duration.js';
+import { parseDuration } from '../hooks/units.js';
 import type { HookRuntimeHost } from '../hooks/loader.js';
 import { isThenable } from '../hooks/result.js';
 import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
@@ -237,7 +237,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       case 'refuse':
         return this.#refuse(socket, address, 'hook', { hook: d.hook, why: d.reason });
       case 'ban': {
-        const ms = d.duration === undefined ? undefined : typeof d.duration === 'number' ? d.duration * 1000 : parseDurationMs(d.duration);
+        const ms = d.duration === undefined ? undefined : (parseDuration(d.duration) ?? undefined);
         this.ban(address, ms ?? this.settings.banDuration, `hook ${d.hook}: ${d.reason}`, 'hook');
         return this.#refuse(socket, address, 'banned', { hook: d.hook });
       }
