@@ -197,8 +197,10 @@ test('run, then SIGTERM: stops accepting, closes sessions, saves bans, exits 0',
   });
   await run.waitForLog((l) => l.msg === 'listening for peers', '"listening for peers"');
   peer = await P2PClient.connect(port);
-  await waitFor(() => backendSockets.length === 1, 5000, 'the session to reach the backend');
-  const backendClosed = new Promise<void>((r) => backendSockets[0]!.once('close', () => r()));
+  // the start-up probe connects (and closes) first; the session's backend connection is the last one
+  await run.waitForLog((l) => l.msg === 'peer connected', '"peer connected"');
+  await waitFor(() => backendSockets.some((s) => !s.destroyed && s.readyState === 'open'), 5000, 'the session to reach the backend');
+  const backendClosed = new Promise<void>((r) => backendSockets[backendSockets.length - 1]!.once('close', () => r()));
 
   const added = await httpRequest(adminPort, 'POST', '/bans', { token: ADMIN_TOKEN, body: { address: '10.1.2.3', duration: '1h' } });
   assert.equal(added.status, 201);
