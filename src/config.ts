@@ -403,7 +403,8 @@ function keyPathOf(chain: readonly unknown[]): (string | number)[] {
 
 /** Two listeners that cannot both bind: same port, and the same host or a wildcard of its family. */
 function sameSocket(a: HostPort, b: HostPort): boolean {
-  if (a.port !== b.port) return false;
+  // port 0: each listener gets its own port from the OS
+  if (a.port !== b.port || a.port === 0) return false;
   const [x, y] = [a.host.toLowerCase(), b.host.toLowerCase()];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
   return x === y || ((wildcard(x) || wildcard(y)) && x.includes(':') === y.includes(':'));

@@ -42,7 +42,7 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   t.after(() => child.kill('SIGKILL'));
-  await waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`) && output.includes('Ctrl-C'), 120_000, 'the demo to start');
+  await waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`) && output.includes('Ctrl-C'), 120_000, 'the demo to start').catch((err: Error) => assert.fail(`${err.message}; the demo printed: ${output.slice(-2000)}`));
   assert.doesNotMatch(output, /litecoind -regtest -connect/, 'litecoind cannot sync from the demo chain; the banner must not suggest it');
   assert.match(output, /litecoind[\s\S]*cannot sync/);
   const metricsPort = Number(/curl -s 127\.0\.0\.1:(\d+)\/metrics/.exec(output)?.[1]);
