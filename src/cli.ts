@@ -80,7 +80,7 @@ async function checkHooks(config: Config): Promise<void> {
   const chain = await loadHookChain(config.hooks, {
     baseDir: config.baseDir,
     settings: { network: config.network, maxMessageSize: config.limits.maxMessageSize, timeoutMs: config.limits.hookTimeout },
-    host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {} },
+    host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {}, setPriority: () => false },
     ...silentHookServices,
   });
   await chain.close();

@@ -17,6 +17,9 @@ export interface Config {
   v2: 'reject' | 'passthrough';
   limits: {
     maxPeers: number;
+    /** slots beyond maxPeers; a peer admitted into one must be marked paid (hook setPriority) within reservedAuthTimeout */
+    reservedPeers: number;
+    reservedAuthTimeout: number;
     maxPeersPerAddress: number;
     maxPeersPerSubnet: number;
     handshakeTimeout: number;
@@ -98,6 +101,8 @@ const schema = z.strictObject({
   limits: z
     .strictObject({
       maxPeers: count(100),
+      reservedPeers: count(0),
+      reservedAuthTimeout: duration('30s'),
       maxPeersPerAddress: count(4),
       maxPeersPerSubnet: count(16),
       handshakeTimeout: duration('60s'),

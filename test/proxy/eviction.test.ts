@@ -34,6 +34,8 @@ function peer(address: string, connectedAt: number, handshakeComplete = true): P
     messagesIn: 1,
     messagesOut: 1,
     misbehaviour: 0,
+    priority: false,
+    reserved: false,
     features: new Map(),
     state: new Map(),
   };

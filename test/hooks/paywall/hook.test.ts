@@ -12,7 +12,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHookHarness, type FakePeer, type TestHarness } from '../../../src/hooks/testing.js';
 import { X_FEATURE_ID } from '../../../src/hooks/index.js';
-import { paywallAdmins } from '../../../hooks/paywall/index.js';
 import * as P from '../../../hooks/paywall/protocol.js';
 import { lndStandIn, selfSignedCert } from './standins.js';
 import { sleep, waitFor } from '../../support/wait.js';
@@ -108,7 +107,7 @@ test('a store that cannot write refuses with internal and the peer stays connect
     const r = P.decodeRefuse(Buffer.from((await answer(h, peer, 9n)).payload!));
     assert.equal(r.code, P.REFUSE.internal);
     assert.equal(peer.disconnected, null);
-    assert.equal((await paywallAdmins().get('paywall')!.grants()).length, 0);
+    assert.equal(((await h.admin('paywall', 'GET grants')) as { grants: unknown[] }).grants.length, 0);
   } finally {
     await h.close();
   }
