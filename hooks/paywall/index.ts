@@ -581,7 +581,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       const preimage = q.bolt11 !== undefined ? dev.pay(q.bolt11) : dev.settle(q.paymentHash!, amount);
       return { paymentHash: sha256(Buffer.from(preimage, 'hex')).toString('hex'), preimage };
     } catch (e) {
-      if (e instanceof BackendError) throw new HookAdminError(/^no invoice/.test(e.message) ? 404 : 409, e.message);
+      if (e instanceof BackendError) throw new HookAdminError(/no invoice/.test(e.message) ? 404 : 409, e.message);
       throw new HookAdminError(400, `not a BOLT11 invoice of this backend: ${(e as Error).message}`);
     }
   }
