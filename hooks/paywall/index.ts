@@ -1,6 +1,6 @@
 /**
  * paywall: peers buy better service over Lightning (docs/hooks/paywall.md for operators,
- * docs/x-protocol-paywall.md for the messages).
+ * docs/x-protocol.md §4.3 for the messages).
  *
  *   - x:offers lists time passes (a tier for a duration) and metered credit (msat per unit of bytes relayed
  *     beyond a free allowance). x:invoice asks the Lightning backend for a BOLT11 invoice, bounded

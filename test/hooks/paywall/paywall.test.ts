@@ -1,7 +1,7 @@
 /**
  * hooks/paywall through the real proxy in front of a real node. Real implementation: litecoind
  * 0.21 from Debian (Bitcoin Core 0.21's P2P code, regtest magic fabfb5da) answers pings and
- * serves blocks; the buyer is a client written from docs/x-protocol-paywall.md (doc-client.ts).
+ * serves blocks; the buyer is a client written from docs/x-protocol.md §4.3 (doc-client.ts).
  * Lightning: the dev backend (real BOLT11 invoices signed with a local key, decoded here by the
  * independent bitcoinjs `bolt11`), settled through the paywall's admin interface as a payer's
  * payment would; the backend-down case uses the LND backend pointed at a closed port.
