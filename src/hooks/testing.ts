@@ -6,6 +6,8 @@
 import { encodeFrame, encodePayload, resolveNetwork, type Frame } from '../codec/index.js';
 import type { AcceptDecision } from './accept-result.js';
 import { findAdminRoute, runAdminRoute } from './admin-routes.js';
+
+export { AdminRouteError } from './admin-routes.js';
 import type { Direction, HookConnection, HookModule, HookPeer, HookResult, OutgoingMessage } from './api.js';
 import { HookChain, type ChainTarget, type LoadedHook } from './chain.js';
 import { loadHookChain, silentHookServices, type HookSpec } from './loader.js';

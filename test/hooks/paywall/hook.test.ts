@@ -86,8 +86,10 @@ test('busy: requests waiting for a slow backend are bounded per connection; a pa
     assert.equal(g.tier, 'short');
     assert.equal(peer.state.get('tier'), 'short');
     assert.equal(peer.state.get('paywall.paid'), true);
+    assert.equal(peer.priority, true, 'marked paid for the proxy (ctx.setPriority): not evicted, keeps a reserved slot');
     // the one-second pass ends: the tier key goes (the sweep runs every 5 s)
     await waitFor(() => !peer.state.has('tier'), 15_000, 'the ended pass to leave peer.state');
+    assert.equal(peer.priority, false, 'no longer paid: unmarked');
     await h.deliver(peer, 'inbound', P.CMD.balance, P.encodeNonce(4n));
     assert.equal(P.decodeBalance(Buffer.from((await answer(h, peer, 4n)).payload!)).kind, 'free');
   } finally {
