@@ -27,6 +27,9 @@ export interface Config {
   v2: 'reject' | 'passthrough';
   limits: {
     maxPeers: number;
+    /** slots beyond maxPeers; a peer admitted into one must be marked paid (hook setPriority) within reservedAuthTimeout */
+    reservedPeers: number;
+    reservedAuthTimeout: number;
     maxPeersPerAddress: number;
     maxPeersPerSubnet: number;
     handshakeTimeout: number;
@@ -143,6 +146,8 @@ const schema = z.strictObject({
   limits: z
     .strictObject({
       maxPeers: count(100),
+      reservedPeers: count(0),
+      reservedAuthTimeout: duration('30s'),
       maxPeersPerAddress: count(4),
       maxPeersPerSubnet: count(16),
       handshakeTimeout: timeout('60s'),
