@@ -1,0 +1,190 @@
+import * as crypto from 'node:crypto';
+import { elligatorSwift } from '@scure/btc-signer/p2p.js';
+
+/** BIP324: both rekeying ciphers change key every 224 messages. */
+export const REKEY_INTERVAL = 224;
+export const LENGTH_FIELD_LEN = 3;
+export const HEADER_LEN = 1;
+export const TAG_LEN = 16;
+/** the ignore bit of the header byte: a decoy packet */
+export const IGNORE_BIT = 0x80;
+export const ELLSWIFT_LEN = 64;
+export const GARBAGE_TERMINATOR_LEN = 16;
+export const MAX_GARBAGE_LEN = 4095;
+
+const ZEROS_32 = Buffer.alloc(32);
+
+/** 96-bit nonce: LE32(inner) || LE64(outer). */
+function nonce(inner: number, outer: number): Buffer {
+  const n = Buffer.alloc(12);
+  n.writeUInt32LE(inner >>> 0, 0);
+  n.writeBigUInt64LE(BigInt(outer), 4);
+  return n;
+}
+
+/**
+ * BIP324 FSChaCha20: one ChaCha20 keystream per 224 chunks (nonce LE32(0) || LE64(epoch)),
+ * consumed across chunks; after the 224th chunk the next 32 keystream bytes become the key.
+ * Node's chacha20 (16-byte iv: LE32 block counter || 12-byte nonce) keeps the partial block
+ * between update() calls, so one cipher object serves a whole epoch.
+ */
+export class FSChaCha20 {
+  #key: Buffer;
+  #chunk = 0;
+  #stream: crypto.Cipher;
+
+  constructor(key: Uint8Array) {
+    this.#key = Buffer.from(key);
+    this.#stream = this.#open();
+  }
+
+  #open(): crypto.Cipher {
+    const iv = Buffer.alloc(16);
+    nonce(0, Math.floor(this.#chunk / REKEY_INTERVAL)).copy(iv, 4);
+    return crypto.createCipheriv('chacha20', this.#key, iv);
+  }
+
+  crypt(chunk: Uint8Array): Buffer {
+    const out = this.#stream.update(chunk);
+    if ((this.#chunk + 1) % REKEY_INTERVAL === 0) {
+      this.#key = this.#stream.update(ZEROS_32);
+      this.#chunk++;
+      this.#stream = this.#open();
+    } else this.#chunk++;
+    return out;
+  }
+}
+
+/**
+ * BIP324 FSChaCha20Poly1305: RFC 8439 AEAD with nonce LE32(packet % 224) || LE64(packet / 224);
+ * after every 224th packet the key becomes the first 32 bytes of encrypting 32 zero bytes
+ * under nonce 0xffffffff || LE64(epoch).
+ */
+export class FSChaCha20Poly1305 {
+  #key: Buffer;
+  #packet = 0;
+
+  constructor(key: Uint8Array) {
+    this.#key = Buffer.from(key);
+  }
+
+  /** Ciphertext pieces (body, tag) of `plaintext` = the concatenation of `parts`. */
+  encrypt(aad: Uint8Array, parts: readonly Uint8Array[]): [Buffer, Buffer] {
+    const n = this.#nonce();
+    const c = crypto.createCipheriv('chacha20-poly1305', this.#key, n, { authTagLength: TAG_LEN });
+    let len = 0;
+    for (const p of parts) len += p.length;
+    if (aad.length > 0) c.setAAD(aad, { plaintextLength: len });
+    const body = parts.length === 1 ? c.update(parts[0]!) : Buffer.concat(parts.map((p) => c.update(p)), len);
+    c.final();
+    const tag = c.getAuthTag();
+    this.#advance(n);
+    return [body, tag];
+  }
+
+  /** The plaintext, or null when the tag does not verify (the packet counter still advances). */
+  decrypt(aad: Uint8Array, body: Uint8Array, tag: Uint8Array): Buffer | null {
+    const n = this.#nonce();
+    const d = crypto.createDecipheriv('chacha20-poly1305', this.#key, n, { authTagLength: TAG_LEN });
+    if (aad.length > 0) d.setAAD(aad, { plaintextLength: body.length });
+    d.setAuthTag(tag);
+    const plain = d.update(body);
+    let ok = true;
+    try {
+      d.final();
+    } catch {
+      ok = false;
+    }
+    this.#advance(n);
+    return ok ? plain : null;
+  }
+
+  #nonce(): Buffer {
+    return nonce(this.#packet % REKEY_INTERVAL, Math.floor(this.#packet / REKEY_INTERVAL));
+  }
+
+  #advance(n: Buffer): void {
+    if ((this.#packet + 1) % REKEY_INTERVAL === 0) {
+      n.writeUInt32LE(0xffffffff, 0);
+      const c = crypto.createCipheriv('chacha20-poly1305', this.#key, n, { authTagLength: TAG_LEN });
+      this.#key = c.update(ZEROS_32);
+      c.final();
+    }
+    this.#packet++;
+  }
+}
+
+/** The secrets of one BIP324 session, derived from the ECDH secret (HKDF-SHA256). */
+export interface SessionKeys {
+  initiatorL: Buffer;
+  initiatorP: Buffer;
+  responderL: Buffer;
+  responderP: Buffer;
+  /** what the initiator sends after its garbage, then what the responder sends */
+  initiatorTerminator: Buffer;
+  responderTerminator: Buffer;
+  sessionId: Buffer;
+}
+
+export function deriveKeys(sharedSecret: Uint8Array, magic: Uint8Array): SessionKeys {
+  const salt = Buffer.concat([Buffer.from('bitcoin_v2_shared_secret', 'latin1'), magic]);
+  const expand = (info: string) => Buffer.from(crypto.hkdfSync('sha256', sharedSecret, salt, Buffer.from(info, 'latin1'), 32));
+  const terminators = expand('garbage_terminators');
+  return {
+    initiatorL: expand('initiator_L'),
+    initiatorP: expand('initiator_P'),
+    responderL: expand('responder_L'),
+    responderP: expand('responder_P'),
+    initiatorTerminator: terminators.subarray(0, GARBAGE_TERMINATOR_LEN),
+    responderTerminator: terminators.subarray(GARBAGE_TERMINATOR_LEN),
+    sessionId: expand('session_id'),
+  };
+}
+
+/** Our ephemeral key: a random secret and its 64-byte ElligatorSwift encoding. */
+export interface EphemeralKey {
+  secret: Uint8Array;
+  ellswift: Uint8Array;
+}
+
+export function newEphemeralKey(): EphemeralKey {
+  const { privateKey, publicKey } = elligatorSwift.keygen();
+  return { secret: privateKey, ellswift: publicKey };
+}
+
+/** BIP324's x-only ECDH secret, tagged with both encodings (the initiator's first). */
+export function sharedSecret(ours: EphemeralKey, theirs: Uint8Array, initiating: boolean): Uint8Array {
+  return elligatorSwift.getSharedSecretBip324(ours.secret, theirs, ours.ellswift, initiating);
+}
+
+/** One direction's pair of ciphers: lengths (FSChaCha20) and packets (FSChaCha20Poly1305). */
+export class PacketCipher {
+  readonly #len: FSChaCha20;
+  readonly #aead: FSChaCha20Poly1305;
+
+  constructor(lKey: Uint8Array, pKey: Uint8Array) {
+    this.#len = new FSChaCha20(lKey);
+    this.#aead = new FSChaCha20Poly1305(pKey);
+  }
+
+  /** The packet for `contents` (given as pieces): encrypted length, encrypted header + contents, tag. */
+  encrypt(contents: readonly Uint8Array[], aad: Uint8Array, ignore = false): Buffer[] {
+    let len = 0;
+    for (const p of contents) len += p.length;
+    const lenField = Buffer.allocUnsafe(LENGTH_FIELD_LEN);
+    lenField.writeUIntLE(len, 0, LENGTH_FIELD_LEN);
+    const header = Buffer.of(ignore ? IGNORE_BIT : 0);
+    const [body, tag] = this.#aead.encrypt(aad, [header, ...contents]);
+    return [this.#len.crypt(lenField), body, tag];
+  }
+
+  /** The length of the contents of the next packet, from its 3 encrypted length bytes. */
+  decryptLength(field: Uint8Array): number {
+    return this.#len.crypt(field).readUIntLE(0, LENGTH_FIELD_LEN);
+  }
+
+  /** header byte + contents, or null when authentication fails. */
+  decrypt(body: Uint8Array, tag: Uint8Array, aad: Uint8Array): Buffer | null {
+    return this.#aead.decrypt(aad, body, tag);
+  }
+}
