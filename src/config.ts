@@ -14,7 +14,7 @@ export interface Config {
   backend: HostPort;
   checksum: 'always' | 'lazy';
   /** what to do with a peer that opens with BIP324 v2 bytes */
-  v2: 'reject' | 'passthrough';
+  v2: 'reject' | 'passthrough' | 'terminate';
   limits: {
     maxPeers: number;
     maxPeersPerAddress: number;
@@ -93,7 +93,7 @@ const schema = z.strictObject({
   listen: z.union([hostPort, z.array(hostPort).min(1)]).optional(),
   backend: hostPort,
   checksum: z.enum(['always', 'lazy']).default('lazy'),
-  v2: z.enum(['reject', 'passthrough']).default('reject'),
+  v2: z.enum(['reject', 'passthrough', 'terminate']).default('reject'),
   xUnknown: z.enum(['drop', 'reply']).default('reply'),
   limits: z
     .strictObject({

@@ -13,6 +13,8 @@ export const GARBAGE_TERMINATOR_LEN = 16;
 export const MAX_GARBAGE_LEN = 4095;
 
 const ZEROS_32 = Buffer.alloc(32);
+const PLAIN_HEADER = Buffer.of(0);
+const DECOY_HEADER = Buffer.of(IGNORE_BIT);
 
 /** 96-bit nonce: LE32(inner) || LE64(outer). */
 function nonce(inner: number, outer: number): Buffer {
@@ -68,35 +70,50 @@ export class FSChaCha20Poly1305 {
     this.#key = Buffer.from(key);
   }
 
-  /** Ciphertext pieces (body, tag) of `plaintext` = the concatenation of `parts`. */
-  encrypt(aad: Uint8Array, parts: readonly Uint8Array[]): [Buffer, Buffer] {
+  /** The ciphertext of `parts` (one piece per part), then the tag: ready for a vectored write. */
+  encrypt(aad: Uint8Array, parts: readonly Uint8Array[]): Buffer[] {
     const n = this.#nonce();
     const c = crypto.createCipheriv('chacha20-poly1305', this.#key, n, { authTagLength: TAG_LEN });
-    let len = 0;
-    for (const p of parts) len += p.length;
-    if (aad.length > 0) c.setAAD(aad, { plaintextLength: len });
-    const body = parts.length === 1 ? c.update(parts[0]!) : Buffer.concat(parts.map((p) => c.update(p)), len);
+    if (aad.length > 0) {
+      let len = 0;
+      for (const p of parts) len += p.length;
+      c.setAAD(aad, { plaintextLength: len });
+    }
+    const out = parts.map((p) => c.update(p));
     c.final();
-    const tag = c.getAuthTag();
+    out.push(c.getAuthTag());
     this.#advance(n);
-    return [body, tag];
+    return out;
   }
 
   /** The plaintext, or null when the tag does not verify (the packet counter still advances). */
   decrypt(aad: Uint8Array, body: Uint8Array, tag: Uint8Array): Buffer | null {
+    const open = this.open(aad, body.length);
+    const plain = open.update(body);
+    return open.finish(tag) ? plain : null;
+  }
+
+  /**
+   * Decrypt the next packet piecewise, as its bytes arrive (a 4 MB block is not gathered first).
+   * What update() returns is unauthenticated until finish(tag) says true.
+   */
+  open(aad: Uint8Array, length: number): OpenPacket {
     const n = this.#nonce();
     const d = crypto.createDecipheriv('chacha20-poly1305', this.#key, n, { authTagLength: TAG_LEN });
-    if (aad.length > 0) d.setAAD(aad, { plaintextLength: body.length });
-    d.setAuthTag(tag);
-    const plain = d.update(body);
-    let ok = true;
-    try {
-      d.final();
-    } catch {
-      ok = false;
-    }
+    if (aad.length > 0) d.setAAD(aad, { plaintextLength: length });
     this.#advance(n);
-    return ok ? plain : null;
+    return {
+      update: (piece) => d.update(piece),
+      finish: (tag) => {
+        d.setAuthTag(tag);
+        try {
+          d.final();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    };
   }
 
   #nonce(): Buffer {
@@ -112,6 +129,12 @@ export class FSChaCha20Poly1305 {
     }
     this.#packet++;
   }
+}
+
+export interface OpenPacket {
+  update(piece: Uint8Array): Buffer;
+  /** true when the tag authenticates everything given to update() */
+  finish(tag: Uint8Array): boolean;
 }
 
 /** The secrets of one BIP324 session, derived from the ECDH secret (HKDF-SHA256). */
@@ -167,15 +190,14 @@ export class PacketCipher {
     this.#aead = new FSChaCha20Poly1305(pKey);
   }
 
-  /** The packet for `contents` (given as pieces): encrypted length, encrypted header + contents, tag. */
+  /** The packet for `contents` (given as pieces): encrypted length, encrypted header + contents (a piece each), tag. */
   encrypt(contents: readonly Uint8Array[], aad: Uint8Array, ignore = false): Buffer[] {
     let len = 0;
     for (const p of contents) len += p.length;
     const lenField = Buffer.allocUnsafe(LENGTH_FIELD_LEN);
     lenField.writeUIntLE(len, 0, LENGTH_FIELD_LEN);
-    const header = Buffer.of(ignore ? IGNORE_BIT : 0);
-    const [body, tag] = this.#aead.encrypt(aad, [header, ...contents]);
-    return [this.#len.crypt(lenField), body, tag];
+    const sealed = this.#aead.encrypt(aad, [ignore ? DECOY_HEADER : PLAIN_HEADER, ...contents]);
+    return [this.#len.crypt(lenField), ...sealed];
   }
 
   /** The length of the contents of the next packet, from its 3 encrypted length bytes. */
@@ -186,5 +208,10 @@ export class PacketCipher {
   /** header byte + contents, or null when authentication fails. */
   decrypt(body: Uint8Array, tag: Uint8Array, aad: Uint8Array): Buffer | null {
     return this.#aead.decrypt(aad, body, tag);
+  }
+
+  /** Decrypt the next packet's header byte + contents (`length` bytes) piecewise. */
+  open(length: number, aad: Uint8Array): OpenPacket {
+    return this.#aead.open(aad, length);
   }
 }
