@@ -54,6 +54,7 @@ export async function dialPeer(o: DialOptions): Promise<DialResult> {
       } else resolve(r);
     };
     socket.on('data', onData);
+    socket.resume();
     socket.once('end', onClose);
     socket.once('close', onClose);
     socket.once('error', onClose);
