@@ -93,7 +93,7 @@ const schema = z.strictObject({
   listen: z.union([hostPort, z.array(hostPort).min(1)]).optional(),
   backend: hostPort,
   checksum: z.enum(['always', 'lazy']).default('lazy'),
-  v2: z.enum(['reject', 'passthrough', 'terminate']).default('reject'),
+  v2: z.enum(['reject', 'passthrough', 'terminate']).default('terminate'),
   xUnknown: z.enum(['drop', 'reply']).default('reply'),
   limits: z
     .strictObject({

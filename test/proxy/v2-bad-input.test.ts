@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import type * as net from 'node:net';
 import { test } from 'node:test';
-import { NETWORKS } from '../../src/codec/index.js';
+import { NETWORKS, buildFrame } from '../../src/codec/index.js';
 import { FSChaCha20, PacketCipher, deriveKeys, newEphemeralKey, sharedSecret } from '../../src/proxy/transport/v2/cipher.js';
+import { contentsOf } from '../../src/proxy/transport/v2/connection.js';
 import { litecoindSkipReason, startLitecoind } from '../support/litecoind.js';
 import { P2PClient } from '../support/p2p-client.js';
 import { collectUntilClosed, connectRaw, startTestProxy, type TestProxy } from '../support/proxy-harness.js';
@@ -148,6 +149,31 @@ test(`bad v2 openings and packets close that peer with its reason; others unaffe
     await bystandersOk();
   });
 
-  assert.equal(proxy.proxy.sessions().length, 2, 'only the two bystanders are left');
-  assert.equal(await proxy.metricValue('bhp_v2_sessions_total', { role: 'responder' }), 3, 'three v2 handshakes completed: the bystander, the flipped-bit and the wrong-length peers');
+  await t.test('decoy packets are ignored (the first one too, with the garbage as AAD) and an unknown short id is dropped; the peer stays', async () => {
+    const before = await proxy.metricValue('bhp_protocol_errors_total', { code: 'V2_NO_V1_FORM' });
+    const garbage = randomBytes(rand, 33);
+    const { socket, closed, k } = await openV2(proxy.port, garbage);
+    const send = new PacketCipher(k.initiatorL, k.initiatorP);
+    const addr = { services: 0n, ip: Buffer.alloc(16), port: 0 };
+    const version = buildFrame(regtest, 'version', { version: 70016, services: 0x409n, timestamp: 0n, addrRecv: addr, addrFrom: addr, nonce: 7n, userAgent: '/v2-decoys/', startHeight: 0, relay: true });
+    socket.write(
+      Buffer.concat([
+        k.initiatorTerminator,
+        ...send.encrypt([randomBytes(rand, 50)], garbage, true), // a decoy before the version packet
+        ...send.encrypt([], EMPTY), // the version packet
+        ...send.encrypt([randomBytes(rand, 10)], EMPTY, true), // a decoy
+        ...send.encrypt([Buffer.of(200), randomBytes(rand, 5)], EMPTY), // short id 200: not in the table
+        ...send.encrypt(contentsOf(version.raw), EMPTY), // the P2P version message, long form
+      ]),
+    );
+    await waitFor(() => proxy.proxy.sessions().some((s) => s.info.userAgent === '/v2-decoys/'), 10_000, 'the version after the decoys to reach the proxy');
+    await waitFor(async () => (await proxy.metricValue('bhp_protocol_errors_total', { code: 'V2_NO_V1_FORM' })) === before + 1, 10_000, 'the unknown short id to be counted');
+    assert.equal(socket.destroyed, false, 'the peer stays');
+    socket.destroy();
+    await closed;
+    await bystandersOk();
+  });
+
+  await waitFor(() => proxy.proxy.sessions().length === 2, 10_000, 'only the two bystanders to be left');
+  assert.equal(await proxy.metricValue('bhp_v2_sessions_total', { role: 'responder' }), 4, 'v2 handshakes completed: the bystander, the flipped-bit, wrong-length and decoy peers');
 });

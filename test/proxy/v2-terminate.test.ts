@@ -176,3 +176,22 @@ test('x: over v2: the features hook answers x:hello to a client whose link is v2
   assert.ok(bridge.links[0]?.ready, 'the link was v2');
   assert.equal(proxy.proxy.sessions()[0]?.info.transport, 'v2');
 });
+
+test('initiator fallback: a remote without v2 closes on our v2 opening, so the relay reconnects with v1 (as Core does)', { skip, timeout: 120_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown> | void)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  // litecoind 0.21 has no v2: it reads our key as a v1 header with a wrong magic and disconnects
+  const remote = await startLitecoind({ name: 'v2-fallback-remote', disableWallet: true });
+  cleanup.push(() => remote.stop());
+  await remote.generate(5);
+  const relay = await startOutboundRelay(remote.p2pPort, true);
+  cleanup.push(() => relay.close());
+  const ours = await startLitecoind({ name: 'v2-fallback-ours', disableWallet: true, extraArgs: [`-connect=127.0.0.1:${relay.port}`] });
+  cleanup.push(() => ours.stop());
+  await ours.waitForHeight(5, 60_000);
+  assert.equal(await ours.getBestBlockHash(), await remote.getBestBlockHash());
+  assert.deepEqual(relay.v2Sessions, [], 'no v2 session');
+  assert.equal(relay.sessions[0]?.info.transport, 'v1', 'the session runs v1 after the fallback');
+});

@@ -6,7 +6,7 @@
  */
 import * as net from 'node:net';
 import { FrameDecoder, type Network } from '../../src/codec/index.js';
-import { V2Connection, type V2FailReason } from '../../src/proxy/transport/v2/connection.js';
+import { V2Connection, wholeFrames, type V2FailReason } from '../../src/proxy/transport/v2/connection.js';
 import { dialPeer } from '../../src/proxy/transport/v2/dial.js';
 
 export interface V2Bridge {
@@ -53,15 +53,7 @@ export async function startV2Bridge(targetPort: number, network: Network): Promi
         });
         links.push(link);
         const out = link.writer(remote);
-        const reader = link.reader({
-          onFrame: (f) => void local.write(f.raw),
-          onError: () => end(),
-          wantsCut: () => false,
-          mayCutEarly: () => false,
-          onCutStart: () => {},
-          onBytes: () => {},
-          onCutEnd: () => {},
-        });
+        const reader = link.reader(wholeFrames((f) => void local.write(f.raw)));
         const decoder = new FrameDecoder({ network }, { onFrame: (f) => out.frame(f.raw), onError: () => end() });
         local.on('data', (c: Buffer) => decoder.push(c));
         remote.on('data', (c: Buffer) => reader.push(c));

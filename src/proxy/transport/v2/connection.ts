@@ -385,6 +385,19 @@ class V2Writer implements FrameWriter {
   }
 }
 
+/** A sink for a reader that only hands whole frames (a v2 reader): no cut-through, errors ignored. */
+export function wholeFrames(onFrame: (frame: Frame) => void): CutThroughSink {
+  return {
+    onFrame,
+    onError: () => {},
+    wantsCut: () => false,
+    mayCutEarly: () => false,
+    onCutStart: () => {},
+    onBytes: () => {},
+    onCutEnd: () => {},
+  };
+}
+
 /** A v1 frame's v2 contents: short id or long form, then the payload (no copy of the payload). */
 export function contentsOf(raw: Buffer): Buffer[] {
   const command = internCommand(raw, 4);
