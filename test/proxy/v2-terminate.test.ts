@@ -183,7 +183,7 @@ test('initiator fallback: a remote without v2 closes on our v2 opening, so the r
     for (const f of cleanup.reverse()) await f();
   });
   // litecoind 0.21 has no v2: it reads our key as a v1 header with a wrong magic and disconnects
-  const remote = await startLitecoind({ name: 'v2-fallback-remote', disableWallet: true });
+  const remote = await startLitecoind({ name: 'v2-fallback-remote' });
   cleanup.push(() => remote.stop());
   await remote.generate(5);
   const relay = await startOutboundRelay(remote.p2pPort, true);
