@@ -11,11 +11,13 @@ import { V2Connection, wholeFrames } from '../src/proxy/transport/v2/connection.
 import { dialPeer } from '../src/proxy/transport/v2/dial.js';
 import type { FrameWriter } from '../src/proxy/transport/types.js';
 import { median, type BenchOptions, type BenchRow } from './lib.js';
-import { BLOCK, BLOCKS_PER_RUN, SMALL, SMALL_PER_RUN, VERACK, VERSION, blockDownload, cpuMicros, smallMessages, spawnProxy, startBackend, type ProxyProc } from './proxy.bench.js';
+import { BLOCK, BLOCKS_PER_RUN, SMALL, SMALL_PER_RUN, VERACK, VERSION, blockDownload, client, cpuMicros, smallMessages, spawnProxy, startBackend, type ProxyProc } from './proxy.bench.js';
 
 const NET = NETWORKS.regtest;
 /** bytes queued on the client socket before it waits for drain */
 const HIGH_WATER = 4 * 1024 * 1024;
+/** sequential connection setups per transport */
+const SETUPS = 100;
 
 interface V2Client {
   socket: net.Socket;
@@ -71,8 +73,11 @@ async function v2SmallMessages(port: number): Promise<number> {
   const c = await v2Client(port);
   const done = new Promise<void>((r) => c.onFrame((command) => command === 'notfound' && r()));
   const t0 = process.hrtime.bigint();
-  for (let sent = 0; sent < SMALL_PER_RUN; sent++) {
-    c.out.frame(SMALL);
+  // 100 messages per write, as the v1 client sends them
+  for (let sent = 0; sent < SMALL_PER_RUN; sent += 100) {
+    c.socket.cork();
+    for (let i = 0; i < 100; i++) c.out.frame(SMALL);
+    c.socket.uncork();
     if (c.socket.writableLength > HIGH_WATER) await new Promise((r) => c.socket.once('drain', r));
   }
   await done;
@@ -106,6 +111,15 @@ function rowsFor(what: string, m: Awaited<ReturnType<typeof measure>>, gb: numbe
   ];
 }
 
+/** Connection setup (TCP, v2 handshake when v2, version/verack through the proxy), one after another. */
+async function setups(p: ProxyProc, n: number, open: (port: number) => Promise<{ destroy(): void }>): Promise<{ perSec: number; cpuMs: number }> {
+  const before = await cpuMicros(p);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) (await open(p.port)).destroy();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { perSec: n / seconds, cpuMs: ((await cpuMicros(p)) - before) / 1e3 / n };
+}
+
 export async function benchV2(opts: BenchOptions): Promise<BenchRow[]> {
   const runs = Math.max(3, Math.min(opts.runs, 7));
   const backend = await startBackend();
@@ -116,6 +130,16 @@ export async function benchV2(opts: BenchOptions): Promise<BenchRow[]> {
     rows.push(...rowsFor('1 MB block download', blocks, (runs * BLOCKS_PER_RUN * BLOCK.length) / 1e9, 'mbPerSec', 'client decrypts in this process'));
     const small = await measure(proxy, runs, smallMessages, v2SmallMessages);
     rows.push(...rowsFor('250 B messages', small, (runs * SMALL_PER_RUN * SMALL.length) / 1e9, 'perSec', 'client encrypts in this process'));
+    const v1Setup = await setups(proxy, SETUPS, async (port) => (await client(port)).s);
+    const v2Setup = await setups(proxy, SETUPS, async (port) => (await v2Client(port)).socket);
+    rows.push({ group: 'v2', name: 'bhp v1: connection setups', perSec: v1Setup.perSec, note: `proxy CPU ${v1Setup.cpuMs.toFixed(2)} ms each` });
+    rows.push({
+      group: 'v2',
+      name: 'bhp v2: connection setups',
+      perSec: v2Setup.perSec,
+      ratio: v2Setup.perSec / v1Setup.perSec,
+      note: `proxy CPU ${v2Setup.cpuMs.toFixed(2)} ms each (ElligatorSwift key + ECDH in @noble/curves bigint arithmetic)`,
+    });
   } finally {
     proxy.child.kill();
     backend.server.close();

@@ -14,13 +14,16 @@ export const MAX_GARBAGE_LEN = 4095;
 
 const ZEROS_32 = Buffer.alloc(32);
 const PLAIN_HEADER = Buffer.of(0);
+/** contents up to this size are gathered into one buffer before encryption */
+const SMALL_PACKET = 16 * 1024;
 const DECOY_HEADER = Buffer.of(IGNORE_BIT);
 
-/** 96-bit nonce: LE32(inner) || LE64(outer). */
+/** 96-bit nonce: LE32(inner) || LE64(outer) (outer stays far below 2^53: one per 224 packets). */
 function nonce(inner: number, outer: number): Buffer {
-  const n = Buffer.alloc(12);
+  const n = Buffer.allocUnsafe(12);
   n.writeUInt32LE(inner >>> 0, 0);
-  n.writeBigUInt64LE(BigInt(outer), 4);
+  n.writeUInt32LE(outer >>> 0, 4);
+  n.writeUInt32LE(Math.floor(outer / 0x1_0000_0000), 8);
   return n;
 }
 
@@ -190,14 +193,28 @@ export class PacketCipher {
     this.#aead = new FSChaCha20Poly1305(pKey);
   }
 
-  /** The packet for `contents` (given as pieces): encrypted length, encrypted header + contents (a piece each), tag. */
+  /**
+   * The packet for `contents` (given as pieces): encrypted length, encrypted header + contents,
+   * tag. A small packet comes back as one buffer (one write, one update); a large one in pieces,
+   * so its payload is encrypted where it lies.
+   */
   encrypt(contents: readonly Uint8Array[], aad: Uint8Array, ignore = false): Buffer[] {
     let len = 0;
     for (const p of contents) len += p.length;
+    const header = ignore ? DECOY_HEADER : PLAIN_HEADER;
     const lenField = Buffer.allocUnsafe(LENGTH_FIELD_LEN);
     lenField.writeUIntLE(len, 0, LENGTH_FIELD_LEN);
-    const sealed = this.#aead.encrypt(aad, [ignore ? DECOY_HEADER : PLAIN_HEADER, ...contents]);
-    return [this.#len.crypt(lenField), ...sealed];
+    const lenCt = this.#len.crypt(lenField);
+    if (len > SMALL_PACKET) return [lenCt, ...this.#aead.encrypt(aad, [header, ...contents])];
+    const plain = Buffer.allocUnsafe(HEADER_LEN + len);
+    plain[0] = header[0]!;
+    let at = HEADER_LEN;
+    for (const p of contents) {
+      plain.set(p, at);
+      at += p.length;
+    }
+    const [body, tag] = this.#aead.encrypt(aad, [plain]) as [Buffer, Buffer];
+    return [Buffer.concat([lenCt, body, tag], LENGTH_FIELD_LEN + body.length + TAG_LEN)];
   }
 
   /** The length of the contents of the next packet, from its 3 encrypted length bytes. */
