@@ -333,7 +333,13 @@ export class V2Connection implements Transport, FrameReader {
       this.#queued.push(Buffer.from(raw)); // raw may be a view into a reused read buffer
       return;
     }
-    writePacket(this.#o.socket, this.#send!.encrypt(contentsOf(raw), EMPTY));
+    writePacket(this.#o.socket, this.encryptFrame(raw));
+  }
+
+  /** The packet for a v1 frame, not written (the cipher moves on: it must then be sent in order). */
+  encryptFrame(raw: Buffer): Buffer[] {
+    if (!this.#send || this.#queued) throw new Error('the v2 handshake has not reached the packet phase');
+    return this.#send.encrypt(contentsOf(raw), EMPTY);
   }
 
   /** Called by the writer once the terminator and our version packet went out. */
