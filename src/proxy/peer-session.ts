@@ -251,11 +251,12 @@ export class PeerSession implements PipelineHost {
   #detect(chunk: Buffer): Buffer {
     const { detected, bytes } = this.#detector.feed(chunk);
     if (detected === 'v1') this.info.transport = 'v1';
-    else if (detected === 'v2' && this.settings.v2 === 'terminate') this.speakV2('responder');
+    // a peer's v2 opening is answered here; our own node opening v2 (outbound kind) speaks it end to end with the remote
+    else if (detected === 'v2' && this.settings.v2 === 'terminate' && this.kind === 'inbound') this.speakV2('responder');
     else if (detected === 'v2') {
       this.info.transport = 'v2-passthrough';
       this.host.observer.v2Passthrough();
-      this.log.info('the connection opened with BIP324 v2 bytes: piping raw, hooks bypassed (v2: passthrough)');
+      this.log.info(`the connection opened with BIP324 v2 bytes: piping raw, hooks bypassed (${this.kind === 'inbound' ? 'v2: passthrough' : 'our node speaks v2 itself'})`);
     }
     return bytes;
   }

@@ -195,3 +195,26 @@ test('initiator fallback: a remote without v2 closes on our v2 opening, so the r
   assert.deepEqual(relay.v2Sessions, [], 'no v2 session');
   assert.equal(relay.sessions[0]?.info.transport, 'v1', 'the session runs v1 after the fallback');
 });
+
+test('our node speaking v2 itself on an outbound connection: the relay pipes it end to end (no second termination)', { skip, timeout: 120_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown> | void)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const node = await startLitecoind({ name: 'v2-own', disableWallet: true });
+  cleanup.push(() => node.stop());
+  const proxy = await startTestProxy(node.p2pPort, 'v2: terminate');
+  cleanup.push(() => proxy.close());
+  // client (v1) → bridge (v2 initiator, standing for a node that speaks v2) → relay (v1 dial) → proxy (v2 responder) → litecoind
+  const relay = await startOutboundRelay(proxy.port, false);
+  cleanup.push(() => relay.close());
+  const bridge = await startV2Bridge(relay.port, regtest);
+  cleanup.push(() => bridge.close());
+  const client = await P2PClient.connect(bridge.port);
+  cleanup.push(() => client.close());
+  await client.handshake(20_000);
+  await client.ping(10_000);
+  assert.ok(bridge.links[0]?.ready, 'the v2 link reaches the proxy through the relay');
+  assert.equal(relay.sessions[0]?.info.transport, 'v2-passthrough');
+  assert.equal(proxy.proxy.sessions()[0]?.info.transport, 'v2');
+});
