@@ -2,13 +2,14 @@
  * BIP324's published test vectors (test/fixtures/bip324, copied unchanged from the BIP): every
  * row of the ElligatorSwift decoding, the xswiftec inverse and the packet encoding files, run
  * against what the proxy uses: @scure/btc-signer's elligatorSwift (over @noble/curves) and our
- * FSChaCha20 / FSChaCha20Poly1305 on node:crypto. No stand-ins: the expected values are the BIP's.
+ * FSChaCha20 / FSChaCha20Poly1305 on node:crypto; the x-only ECDH is also recomputed with
+ * OpenSSL's. No stand-ins: the expected values are the BIP's.
  */
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { schnorr } from '@noble/curves/secp256k1.js';
+import { createECDH } from 'node:crypto';
 import { elligatorSwift } from '@scure/btc-signer/p2p.js';
 import { NETWORKS } from '../../src/codec/index.js';
 import { PacketCipher, deriveKeys, sharedSecret } from '../../src/proxy/transport/v2/cipher.js';
@@ -66,7 +67,11 @@ describe('BIP324 packet_encoding_test_vectors.csv (handshake secrets, packets, r
       const priv = hex(r.in_priv_ours!);
       const ours = { secret: priv, ellswift: hex(r.in_ellswift_ours!) };
       const theirs = hex(r.in_ellswift_theirs!);
-      assert.equal(Buffer.from(schnorr.getPublicKey(priv)).toString('hex'), r.mid_x_ours);
+      // our x and the shared x, also from OpenSSL (node:crypto), independently of the library
+      const ecdh = createECDH('secp256k1');
+      ecdh.setPrivateKey(priv);
+      assert.equal(ecdh.getPublicKey(null, 'compressed').subarray(1).toString('hex'), r.mid_x_ours);
+      assert.equal(ecdh.computeSecret(Buffer.concat([Buffer.of(2), hex(r.mid_x_theirs!)])).toString('hex'), r.mid_x_shared);
       assert.equal(Buffer.from(elligatorSwift.decode(ours.ellswift)).toString('hex'), r.mid_x_ours);
       assert.equal(Buffer.from(elligatorSwift.decode(theirs)).toString('hex'), r.mid_x_theirs);
       assert.equal(Buffer.from(elligatorSwift.getSharedSecret(priv, theirs)).toString('hex'), r.mid_x_shared);
