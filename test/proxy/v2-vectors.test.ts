@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createECDH } from 'node:crypto';
 import { elligatorSwift } from '@scure/btc-signer/p2p.js';
 import { NETWORKS } from '../../src/codec/index.js';
-import { PacketCipher, deriveKeys, sharedSecret } from '../../src/proxy/transport/v2/cipher.js';
+import { PacketCipher, deriveKeys, newEphemeralKey, sharedSecret } from '../../src/proxy/transport/v2/cipher.js';
 
 const DIR = fileURLToPath(new URL('../../../test/fixtures/bip324/', import.meta.url));
 
@@ -110,4 +110,18 @@ describe('BIP324 packet_encoding_test_vectors.csv (handshake secrets, packets, r
       assert.ok(plain.subarray(1).equals(contents));
     });
   }
+});
+
+describe('our ephemeral keys', () => {
+  it('encode the x of their secret (ElligatorSwift round trip), and both sides derive one secret', () => {
+    for (let i = 0; i < 20; i++) {
+      const a = newEphemeralKey();
+      const b = newEphemeralKey();
+      const ecdh = createECDH('secp256k1');
+      ecdh.setPrivateKey(Buffer.from(a.secret));
+      assert.equal(Buffer.from(elligatorSwift.decode(a.ellswift)).toString('hex'), ecdh.getPublicKey(null, 'compressed').subarray(1).toString('hex'));
+      assert.ok(sharedSecret(a, b.ellswift, true).equals(sharedSecret(b, a.ellswift, false)));
+      assert.ok(!sharedSecret(a, b.ellswift, true).equals(sharedSecret(b, a.ellswift, true)), 'the roles are part of the secret');
+    }
+  });
 });
