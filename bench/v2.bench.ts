@@ -149,7 +149,7 @@ export async function benchV2(opts: BenchOptions): Promise<BenchRow[]> {
       name: 'bhp v2: connection setups',
       perSec: v2Setup.perSec,
       ratio: v2Setup.perSec / v1Setup.perSec,
-      note: `proxy CPU ${v2Setup.cpuMs.toFixed(2)} ms each (ElligatorSwift key + ECDH in @noble/curves bigint arithmetic)`,
+      note: `proxy CPU ${v2Setup.cpuMs.toFixed(2)} ms each (key generation and ECDH in OpenSSL, ElligatorSwift in @noble/curves bigint arithmetic)`,
     });
   } finally {
     proxy.child.kill();
