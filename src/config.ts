@@ -24,7 +24,7 @@ export interface Config {
   backend: HostPort;
   checksum: 'always' | 'lazy';
   /** what to do with a peer that opens with BIP324 v2 bytes */
-  v2: 'reject' | 'passthrough';
+  v2: 'reject' | 'passthrough' | 'terminate';
   limits: {
     maxPeers: number;
     /** slots beyond maxPeers; a peer admitted into one must be marked paid (hook setPriority) within reservedAuthTimeout */
@@ -141,7 +141,7 @@ const schema = z.strictObject({
   listen: z.union([hostPort, z.array(hostPort).min(1)]).optional(),
   backend: hostPort,
   checksum: z.enum(['always', 'lazy']).default('lazy'),
-  v2: z.enum(['reject', 'passthrough']).default('reject'),
+  v2: z.enum(['reject', 'passthrough', 'terminate']).default('terminate'),
   xUnknown: z.enum(['drop', 'reply']).default('reply'),
   limits: z
     .strictObject({

@@ -7,7 +7,7 @@ export interface PeerInfo {
   /** local port of our connection to bitcoind: what `bitcoin-cli getpeerinfo` shows as 127.0.0.1:PORT */
   backendLocalPort: number | null;
   connectedAt: number;
-  transport: 'detecting' | 'v1' | 'v2-passthrough';
+  transport: 'detecting' | 'v1' | 'v2' | 'v2-passthrough';
   /** from the peer's version message */
   version: number | null;
   services: bigint | null;

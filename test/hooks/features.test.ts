@@ -239,7 +239,8 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
   const node = await startLitecoind({ name: 'features-rules', disableWallet: true });
   t.after(() => node.stop());
   // every client comes from 127.0.0.1 and stays connected until the end
-  const proxy = await startTestProxy(node.p2pPort, `limits: { maxPeersPerAddress: 40 }\n${hooksYaml([{ module: MODULE, options: {} }, { module: GUARD, options: {} }])}`);
+  // v2: reject, so that a connection opening with `feature` is read as v1 (§2.7) rather than taken for v2
+  const proxy = await startTestProxy(node.p2pPort, `v2: reject\nlimits: { maxPeersPerAddress: 40 }\n${hooksYaml([{ module: MODULE, options: {} }, { module: GUARD, options: {} }])}`);
   t.after(() => proxy.close());
   let nonce = 100n;
   const xClient = async (o: Parameters<typeof XClient.connect>[1] = {}) => {
