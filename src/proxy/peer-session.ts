@@ -250,12 +250,9 @@ export class PeerSession implements PipelineHost {
   }
 
   #relay(pipeline: Pipeline, chunk: Buffer, src: net.Socket, dst: net.Socket, limit: number): void {
+    // pipeline.push writes what it forwards in one write (one writev when it is in pieces)
     if (this.info.transport === 'v2-passthrough') dst.write(chunk);
-    else {
-      dst.cork();
-      pipeline.push(chunk);
-      dst.uncork();
-    }
+    else pipeline.push(chunk);
     pauseWhileFull(src, dst, limit, () => this.#closed);
   }
 
@@ -273,12 +270,12 @@ export class PeerSession implements PipelineHost {
 
   // PipelineHost
 
-  countFrame(direction: Direction, command: string, bytes: number): void {
+  countFrames(direction: Direction, command: string, frames: number, bytes: number): void {
     if (direction === 'inbound') {
-      this.info.messagesIn++;
+      this.info.messagesIn += frames;
       noteInboundCommand(this.info, command);
-    } else this.info.messagesOut++;
-    this.host.observer.frame(direction, command, bytes);
+    } else this.info.messagesOut += frames;
+    this.host.observer.frames(direction, command, frames, bytes);
   }
 
   /** bitcoind's framing rules (net.cpp): a bad checksum or command field drops the frame, a bad magic or size the peer. */
@@ -356,8 +353,8 @@ export class PeerSession implements PipelineHost {
   }
 
   /** ChainTarget: ms a hook call held the event loop for this peer; over budget, throttle or disconnect. */
-  hookTime(ms: number): void {
-    if (!this.budget.charge(ms)) return;
+  hookTime(ms: number, now: number): void {
+    if (!this.budget.charge(ms, now)) return;
     const action = this.settings.hookBudgetAction;
     this.host.observer.hookBudgetExceeded(action);
     const b = this.settings.hookBudget!;
