@@ -139,6 +139,13 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.#count(command, HEADER_SIZE + payloadLength);
   }
 
+  onCutRun(command: string, frames: number, bytes: number): void {
+    // onCutStart of the same command came just before: the current run of counts
+    if (command !== this.#runCommand) this.#count(command, 0);
+    this.#runFrames += frames;
+    this.#runBytes += bytes;
+  }
+
   onBytes(buf: Buffer, start: number, end: number): void {
     // while the lane is held nothing is cut through: these are a fatal header's bytes (see onError)
     if (this.lane.busy) this.#fatalHeader = Buffer.from(buf.subarray(start, end));
@@ -175,7 +182,6 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       return this.#hold(this.host.budgetRefilled(), () => {});
     }
     this.#count(frame.command, frame.raw.length);
-    this.#reportCount(); // hooks and the stage see counts that include this frame
     if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
     const entered = this.stage.enter(frame);
     if (entered === null) return;
