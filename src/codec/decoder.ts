@@ -206,7 +206,7 @@ export class FrameDecoder {
       return stop;
     }
     if (end <= chunk.length) {
-      this.#emit(chunk.subarray(pos, end), command);
+      this.#emit(chunk, command, pos, end);
       return end;
     }
     this.#partial = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
@@ -301,16 +301,17 @@ export class FrameDecoder {
     this.#cut!.onCutEnd();
   }
 
-  #emit(raw: Buffer, command: string): void {
-    const frame = new Frame(raw, command);
+  /** A whole frame: `raw[start..end)` (all of `raw` by default). */
+  #emit(raw: Buffer, command: string, start = 0, end = raw.length): void {
+    const frame = new Frame(raw, command, undefined, start, end);
     if (this.checksumPolicy === 'always' && !frame.checksumValid()) {
-      const name = command === INVALID_COMMAND ? printable(raw, 4) : command;
-      this.sink.onError(new FrameError('BAD_CHECKSUM', `checksum mismatch on "${name}" (${raw.length - HEADER_SIZE} bytes)`, name));
+      const name = command === INVALID_COMMAND ? printable(raw, start + 4) : command;
+      this.sink.onError(new FrameError('BAD_CHECKSUM', `checksum mismatch on "${name}" (${end - start - HEADER_SIZE} bytes)`, name));
       return;
     }
     if (command !== INVALID_COMMAND) return this.sink.onFrame(frame);
     // bitcoind drops such a frame; a sink that passes bytes on gets it, for bitcoind to do so
-    this.#badCommand(raw, 4);
+    this.#badCommand(raw, start + 4);
     if (this.#passOn) this.sink.onFrame(frame);
   }
 

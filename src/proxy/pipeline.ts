@@ -181,7 +181,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       this.lane.holdFirst(frame);
       return this.#hold(this.host.budgetRefilled(), () => {});
     }
-    this.#count(frame.command, frame.raw.length);
+    this.#count(frame.command, frame.byteLength);
     if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
     const entered = this.stage.enter(frame);
     if (entered === null) return;
@@ -283,7 +283,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   #forward(frame: Frame): void {
-    this.out.frame(frame.raw);
+    if (this.out.cutThrough) {
+      // a whole frame through the piecewise path: a range of the chunk, no view made for it
+      this.out.bytes(frame.source, frame.start, frame.end);
+      this.out.frameEnd();
+    } else this.out.frame(frame.raw);
     this.stage.forwarded(frame);
   }
 }
