@@ -95,7 +95,7 @@ export class FrameDecoder {
   readonly #cut: CutThroughSink | null;
   #mode = Mode.Header;
   /** a header split across chunks */
-  readonly #header = Buffer.alloc(HEADER_SIZE);
+  #headerBuf: Buffer | null = null;
   #headerFill = 0;
   /** the bytes of the header being gathered already went to onBytes */
   #headerOut = false;
@@ -131,6 +131,11 @@ export class FrameDecoder {
   /** The fatal error that stopped this decoder, if any. */
   get failed(): FrameError | null {
     return this.#failed;
+  }
+
+  /** the scratch header, allocated the first time a header straddles two chunks (an idle peer never needs it) */
+  get #header(): Buffer {
+    return (this.#headerBuf ??= Buffer.alloc(HEADER_SIZE));
   }
 
   /** Bytes held between pushes (a partial header or frame; nothing for a cut-through frame). */
@@ -282,7 +287,7 @@ export class FrameDecoder {
       error = new FrameError('OVERSIZED', `"${command}" declares ${payloadLen} payload bytes, above the maximum of ${this.maxPayload}`, command);
     }
     if (!error) return payloadLen;
-    if (this.#passOn && !alreadyOut) this.#passOn.onBytes(buf === this.#header ? Buffer.from(buf) : buf, off, off + HEADER_SIZE);
+    if (this.#passOn && !alreadyOut) this.#passOn.onBytes(buf === this.#headerBuf ? Buffer.from(buf) : buf, off, off + HEADER_SIZE);
     this.#fail(error);
     return -1;
   }
