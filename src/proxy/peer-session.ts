@@ -96,6 +96,8 @@ export class PeerSession implements PipelineHost {
     /** the backend socket's reusable read buffer, when it was opened with onread */
     private readonly backendReads: LendingReadBuffer | null = null,
     readonly kind: SessionKind = 'inbound',
+    /** the peer socket's reusable read buffer, when it reads with onread (see adoptWithReadBuffer) */
+    private readonly peerReads: LendingReadBuffer | null = null,
   ) {
     this.#detector = new TransportDetector(settings.network, settings.v2);
     this.info = {
@@ -137,8 +139,8 @@ export class PeerSession implements PipelineHost {
       injectToPeer: (raw) => toPeerWriter.inject(raw),
       completed: () => this.#handshakeDone(),
     });
-    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), copyForHooks: false }, this, this.#peerStage());
-    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, copyForHooks: backendReads !== null }, this, this.#nodeStage());
+    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), lend: peerReads && (() => peerReads.lend()) }, this, this.#peerStage());
+    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, lend: backendReads && (() => backendReads.lend()) }, this, this.#nodeStage());
   }
 
   get closed(): boolean {
@@ -163,7 +165,7 @@ export class PeerSession implements PipelineHost {
     this.info.backendLocalPort = (this.kind === 'inbound' ? this.backend.localPort : this.backend.remotePort) ?? null;
     this.peer.setNoDelay(true);
     this.backend.setNoDelay(true);
-    this.peer.on('data', (chunk: Buffer) => this.#onPeerData(chunk));
+    if (!this.peerReads) this.peer.on('data', (chunk: Buffer) => this.onPeerRead(chunk));
     if (!this.backendReads) this.backend.on('data', (chunk: Buffer) => this.onBackendRead(chunk));
     this.peer.on('end', () => this.close('peer_closed'));
     this.backend.on('end', () => this.close('backend_closed'));
@@ -229,14 +231,14 @@ export class PeerSession implements PipelineHost {
     this.close(reason);
   }
 
-  #onPeerData(chunk: Buffer): void {
+  /** Bytes from the peer. With a reused read buffer, `chunk` is only valid during this call. */
+  onPeerRead(chunk: Buffer): void {
     if (this.#closed) return;
     this.info.bytesIn += chunk.length;
-    if (this.kind === 'inbound' && this.info.transport === 'detecting') {
-      chunk = this.#detect(chunk);
-      if (chunk.length === 0) return;
-    }
-    this.#relay(this.#toNode, chunk, this.peer, this.backend, this.settings.receiveBuffer);
+    if (this.kind === 'inbound' && this.info.transport === 'detecting') chunk = this.#detect(chunk);
+    if (chunk.length > 0) this.#relay(this.#toNode, chunk, this.peer, this.backend, this.settings.receiveBuffer);
+    // Whatever the backend socket could not write at once still points into the read buffer.
+    if (this.peerReads && this.backend.writableLength > 0) this.peerReads.lend();
   }
 
   /** Bytes from bitcoind. With a reused read buffer, `chunk` is only valid during this call. */

@@ -51,8 +51,12 @@ export interface PipelineOptions {
   out: FrameWriter;
   /** bytes that may queue behind an async hook */
   hookQueue: number;
-  /** the source is read into a reused buffer: frames handed to hooks must be copied */
-  copyForHooks: boolean;
+  /**
+   * The source is read into a reused buffer: called before a whole frame goes to the stage and
+   * the hooks (who may keep its bytes), so the next read gets a fresh buffer instead of
+   * overwriting them. null: every read is a fresh buffer.
+   */
+  lend: (() => void) | null;
 }
 
 /**
@@ -68,7 +72,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   readonly out: FrameWriter;
   readonly lane: Lane;
   readonly #magic: Buffer;
-  readonly #copyForHooks: boolean;
+  readonly #lend: (() => void) | null;
   /** a fatal header that arrived while a hook held the lane: it goes on after the queued frames */
   #fatal: { header: Buffer; err: FrameError } | null = null;
   #fatalHeader: Buffer | null = null;
@@ -100,7 +104,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.direction = options.direction;
     this.out = options.out;
     this.#magic = options.network.magic;
-    this.#copyForHooks = options.copyForHooks;
+    this.#lend = options.lend;
     this.lane = new Lane(options.src, options.hookQueue);
     this.reader = options.transport.reader(this);
   }
@@ -183,12 +187,13 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     }
     this.#count(frame.command, frame.byteLength);
     if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
+    this.#lend?.();
     const entered = this.stage.enter(frame);
     if (entered === null) return;
     if (isThenable(entered)) return this.#hold(entered, () => {});
     const chain = this.host.chain;
     if (chain.hooksFor(this.direction, entered.command).length === 0) return this.#forward(entered);
-    const out = this.#runHooks(chain, this.#copyForHooks ? entered.copy() : entered);
+    const out = this.#runHooks(chain, entered);
     if (out === undefined) return;
     if (isThenable(out)) this.#hold(out, (f) => f && this.#forward(f));
     else if (out) this.#forward(out);

@@ -14,6 +14,7 @@ import { ConnectionLimits } from './connection-limits.js';
 import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
 import { Eviction } from './eviction.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
+import { adoptWithReadBuffer } from './transport/adopt-socket.js';
 import { LendingReadBuffer } from './transport/lending-read-buffer.js';
 import type { PeerInfo } from './peer-info.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
@@ -297,7 +298,12 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
         socket.destroy();
         return;
       }
-      const session = new PeerSession(this.#nextId++, socket, backend, address, this.settings, this, readBuffer);
+      // the peer's bytes too go into one reused buffer, when its socket can be re-wrapped for it
+      const peerReads = new LendingReadBuffer();
+      let toSession: ((chunk: Buffer) => void) | null = null;
+      const peer = adoptWithReadBuffer(socket, peerReads, (chunk) => toSession?.(chunk));
+      const session = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, readBuffer, 'inbound', peer && peerReads);
+      toSession = (chunk) => session.onPeerRead(chunk);
       deliver = (chunk) => session.onBackendRead(chunk);
       this.#sessions.set(session.info.id, session);
       this.observer.connectionAccepted();
