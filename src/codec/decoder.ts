@@ -229,11 +229,16 @@ export class FrameDecoder {
   #scanRun(chunk: Buffer, first: number, from: number): number {
     const len = chunk.length;
     const max = this.maxPayload;
+    // magic and command field as four words, compared a word at a time
+    const w0 = chunk.readUInt32LE(first);
+    const w1 = chunk.readUInt32LE(first + 4);
+    const w2 = chunk.readUInt32LE(first + 8);
+    const w3 = chunk.readUInt32LE(first + 12);
     let p = from;
     let n = 0;
-    scan: while (p + HEADER_SIZE <= len) {
-      for (let k = 0; k < 16; k++) if (chunk[p + k] !== chunk[first + k]) break scan;
-      const payloadLen = (chunk[p + 16]! | (chunk[p + 17]! << 8) | (chunk[p + 18]! << 16)) + chunk[p + 19]! * 0x1000000;
+    while (p + HEADER_SIZE <= len) {
+      if (word(chunk, p) !== w0 || word(chunk, p + 4) !== w1 || word(chunk, p + 8) !== w2 || word(chunk, p + 12) !== w3) break;
+      const payloadLen = word(chunk, p + 16);
       const end = p + HEADER_SIZE + payloadLen;
       if (payloadLen > max || end > len) break;
       n++;
@@ -327,6 +332,11 @@ export class FrameDecoder {
     this.#mode = Mode.Header;
     this.sink.onError(error);
   }
+}
+
+/** The little-endian uint32 at `b[i..i+4)`; the caller checked the bounds. */
+function word(b: Buffer, i: number): number {
+  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)) + b[i + 3]! * 0x1000000;
 }
 
 /** The command field as text for messages, invalid bytes escaped. */
