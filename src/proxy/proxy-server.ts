@@ -269,7 +269,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       onread: {
         buffer: readBuffer.next,
         callback: (n, buf) => {
-          const chunk = (buf as Buffer).subarray(0, n);
+          const chunk = readBuffer.read(n, buf);
           if (deliver) deliver(chunk);
           else early.push(Buffer.from(chunk)); // before the session exists: keep a copy
           return true; // backpressure is the session's pause()/resume()

@@ -26,7 +26,7 @@ export function adoptWithReadBuffer(socket: net.Socket, reads: LendingReadBuffer
     onread: {
       buffer: reads.next,
       callback: (n: number, buf: Uint8Array) => {
-        onChunk((buf as Buffer).subarray(0, n));
+        onChunk(reads.read(n, buf));
         return true; // backpressure is the session's pause()/resume()
       },
     },
