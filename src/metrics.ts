@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { knownCommands } from './codec/index.js';
 import type { HookCounter, HookGauge, HookHistogram, HookMetrics } from './hooks/api.js';
-import type { HookRuntimeObserver } from './hooks/chain.js';
+import type { HookCallCounters, HookRuntimeObserver } from './hooks/chain.js';
 import { FastHistogram } from './fast-histogram.js';
 import { formatHostPort } from './config-values.js';
 import { readiness, type HealthSource } from './health.js';
@@ -43,6 +43,8 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #hookErrors: Counter;
   /** hook → action → count; copied into bhp_hook_actions_total at scrape time */
   readonly #hookActions = new Map<string, Map<string, number>>();
+  /** hook → the counters the chain bumps per call (calls, and passes: bhp_hook_actions_total{action="pass"}) */
+  readonly #hookCounters = new Map<string, HookCallCounters>();
   readonly #xCommands: Counter;
   readonly #hookCallSeries = new Map<string, (v: number) => void>();
   readonly #reloadSuccess: Gauge;
@@ -83,9 +85,26 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
     this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
-    this.#hookCalls = new FastHistogram(this.registry, 'bhp_hook_invocation_seconds', 'Time spent in one hook call (count = invocations), by hook', 'hook', [
-      0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 5,
-    ]);
+    const hookCounters = this.#hookCounters;
+    new Counter({
+      name: 'bhp_hook_calls_total',
+      help: 'Hook calls (onMessage, x: commands, onConnect, features, onAccept), by hook',
+      labelNames: ['hook'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        for (const [hook, c] of hookCounters) this.inc({ hook }, c.calls);
+      },
+    });
+    this.#hookCalls = new FastHistogram(
+      this.registry,
+      'bhp_hook_invocation_seconds',
+      'Time spent in one hook call, by hook: every call while calls are slow, a sample when they are fast and many (bhp_hook_calls_total counts them all)',
+      'hook',
+      [
+        0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 5,
+      ],
+    );
     this.#hookErrors = new Counter({ name: 'bhp_hook_errors_total', help: 'Hook incompatibilities (throw, malformed, timeout, invalid_message), by hook', labelNames: ['hook', 'kind'], registers });
     const actions = this.#hookActions;
     new Counter({
@@ -96,6 +115,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       collect(this: Counter) {
         this.reset();
         for (const [hook, byAction] of actions) for (const [action, n] of byAction) this.inc({ hook, action }, n);
+        for (const [hook, c] of hookCounters) if (c.passes > 0) this.inc({ hook, action: 'pass' }, c.passes);
       },
     });
     const budget = this.#hookBudget;
@@ -152,6 +172,11 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   }
 
   // HookRuntimeObserver
+  counters(hook: string): HookCallCounters {
+    let c = this.#hookCounters.get(hook);
+    if (!c) this.#hookCounters.set(hook, (c = { calls: 0, passes: 0 }));
+    return c;
+  }
   invocation(hook: string, seconds: number): void {
     let observe = this.#hookCallSeries.get(hook);
     if (!observe) {
@@ -223,7 +248,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#closedBy.inc({ reason });
     this.#duration.observe(durationSeconds);
   }
-  frame(direction: Direction, command: string, bytes: number): void {
+  frames(direction: Direction, command: string, count: number, bytes: number): void {
     const map = this.#counts[direction];
     let c = map.get(command);
     if (!c) {
@@ -232,7 +257,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       map.set(cmd, c);
       if (map.size < 1000) map.set(command, c); // unknown names share the "other" entry; bounded
     }
-    c.n++;
+    c.n += count;
     c.bytes += bytes;
   }
   protocolError(code: string): void {

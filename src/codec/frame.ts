@@ -9,29 +9,47 @@ import type { Network } from './networks.js';
  */
 export class Frame {
   #checksumOk: boolean | undefined;
+  #raw: Buffer | null;
 
+  /**
+   * `source[start..end)` are the frame's bytes (all of `source` by default). A frame the decoder
+   * hands out is a range of the socket chunk: no Buffer view is made for it until `raw` is read,
+   * so a frame that hooks only look at and pass on costs no allocation but this object.
+   */
   constructor(
-    /** header + payload, exactly as received (or as built by encodeFrame) */
-    readonly raw: Buffer,
+    readonly source: Buffer,
     readonly command: string,
     checksumOk?: boolean,
+    readonly start = 0,
+    readonly end = source.length,
   ) {
     this.#checksumOk = checksumOk;
+    this.#raw = start === 0 && end === source.length ? source : null;
+  }
+
+  /** header + payload, exactly as received (or as built by encodeFrame) */
+  get raw(): Buffer {
+    return (this.#raw ??= this.source.subarray(this.start, this.end));
+  }
+
+  /** header + payload bytes */
+  get byteLength(): number {
+    return this.end - this.start;
   }
 
   /** payload length in bytes */
   get length(): number {
-    return this.raw.length - HEADER_SIZE;
+    return this.end - this.start - HEADER_SIZE;
   }
 
   /** a view of the payload inside `raw` (no copy) */
   get payload(): Buffer {
-    return this.raw.subarray(HEADER_SIZE);
+    return this.source.subarray(this.start + HEADER_SIZE, this.end);
   }
 
   /** Checks the header checksum once and remembers the answer. */
   checksumValid(): boolean {
-    if (this.#checksumOk === undefined) this.#checksumOk = checksumMatches(this.payload, this.raw, 20);
+    if (this.#checksumOk === undefined) this.#checksumOk = checksumMatches(this.payload, this.source, this.start + 20);
     return this.#checksumOk;
   }
 

@@ -1,12 +1,26 @@
+import { performance } from 'node:perf_hooks';
 import { codecFor, decodePayload, encodeFrame, encodePayload, type Frame, type Network } from '../codec/index.js';
 import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
 import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { FrameMessage } from './message.js';
 import { HookFault, checkResult, isThenable } from './result.js';
 
+/**
+ * Plain counters of one hook, bumped by the chain on every call (no lookup, no label hashing);
+ * the metrics module publishes them when Prometheus scrapes.
+ */
+export interface HookCallCounters {
+  calls: number;
+  /** calls that returned nothing (or an empty result): the message went on unchanged */
+  passes: number;
+}
+
 /** Per-hook runtime metrics; implemented by the metrics module. */
 export interface HookRuntimeObserver {
+  /** a timed hook call (message calls are timed by sample, see Pipeline; counters have them all) */
   invocation(hook: string, seconds: number): void;
+  /** the counters of `hook` (the same object for the same name, across reloads) */
+  counters?(hook: string): HookCallCounters;
   error(hook: string, kind: HookFault['kind']): void;
   action(hook: string, action: string): void;
   xCommand(outcome: 'handled' | 'unknown' | 'refused'): void;
@@ -37,8 +51,8 @@ export interface ChainTarget {
   disconnect(hook: LoadedHook, reason: string): void;
   /** the hook broke its contract: disconnect the peer as incompatible */
   fault(fault: HookFault): void;
-  /** ms a hook call held the event loop for this peer (the synchronous part), for its hook budget */
-  hookTime?(ms: number): void;
+  /** ms hook calls held the event loop for this peer (the synchronous part), for its hook budget; `now`: performance.now() */
+  hookTime?(ms: number, now: number): void;
 }
 
 export interface ChainSettings {
@@ -49,12 +63,29 @@ export interface ChainSettings {
 }
 
 const NONE: readonly LoadedHook[] = Object.freeze([]);
+const NO_RUNNERS: readonly Runner[] = Object.freeze([]);
 const CACHE_MAX = 512;
+
+/** A message hook with its counters, as the chain runs it. */
+interface Runner {
+  readonly h: LoadedHook;
+  readonly c: HookCallCounters;
+}
+
+/** Untimed: run() reads no clock (see Pipeline's sampling). */
+export const UNTIMED = -1;
 
 /** The modules of the `hooks:` list, in order, with per-command lookups for the fast path. */
 export class HookChain {
   readonly #byCommand: Record<Direction, Map<string, readonly LoadedHook[]>> = { inbound: new Map(), outbound: new Map() };
+  readonly #runnersByCommand: Record<Direction, Map<string, readonly Runner[]>> = { inbound: new Map(), outbound: new Map() };
   readonly #messageHooks: Record<Direction, readonly LoadedHook[]>;
+  readonly #runners: Record<Direction, readonly Runner[]>;
+  /** the message object lent to the next synchronous run (see FrameMessage) */
+  #spare: FrameMessage | null = null;
+  /** performance.now() after the last hook of the last timed synchronous run() */
+  lastClock = 0;
+  readonly #counters = new Map<LoadedHook, HookCallCounters>();
   readonly #x = new Map<string, { hook: LoadedHook; handler: NonNullable<HookModule<unknown>['commands']>[string] }>();
   readonly featureProviders: readonly LoadedHook[];
   readonly connectHooks: readonly LoadedHook[];
@@ -72,10 +103,18 @@ export class HookChain {
       inbound: withMessage.filter((h) => h.wants.inbound !== null),
       outbound: withMessage.filter((h) => h.wants.outbound !== null).reverse(),
     };
+    const runner = (h: LoadedHook): Runner => ({ h, c: this.#countersOf(h) });
+    this.#runners = { inbound: this.#messageHooks.inbound.map(runner), outbound: this.#messageHooks.outbound.map(runner) };
     for (const h of hooks) for (const [cmd, handler] of Object.entries(h.module.commands ?? {})) this.#x.set(cmd, { hook: h, handler });
     this.featureProviders = hooks.filter((h) => typeof h.module.features === 'function');
     this.connectHooks = hooks.filter((h) => typeof h.module.onConnect === 'function');
     this.acceptHooks = hooks.filter((h) => typeof h.module.onAccept === 'function');
+  }
+
+  #countersOf(h: LoadedHook): HookCallCounters {
+    let c = this.#counters.get(h);
+    if (!c) this.#counters.set(h, (c = this.observer.counters?.(h.name) ?? { calls: 0, passes: 0 }));
+    return c;
   }
 
   static empty(settings: ChainSettings): HookChain {
@@ -109,13 +148,35 @@ export class HookChain {
     return [...this.#x.keys()];
   }
 
+  #runnersFor(direction: Direction, command: string): readonly Runner[] {
+    const all = this.#runners[direction];
+    if (all.length === 0) return NO_RUNNERS;
+    const cache = this.#runnersByCommand[direction];
+    let list = cache.get(command);
+    if (list === undefined) {
+      list = all.filter((r) => wantsCommand(r.h, direction, command));
+      if (cache.size < CACHE_MAX) cache.set(command, list);
+    }
+    return list;
+  }
+
   /**
    * Run the hooks of `direction` over a frame, in order. Returns the frame to forward (the
    * original, or a replacement), or null when it was dropped or the peer is gone. Returns a
-   * promise only when a hook did: synchronous hooks cost no promise and no microtask.
+   * promise only when a hook did: synchronous hooks cost no promise and no microtask, and a
+   * hook that returns nothing costs one call and two additions.
+   *
+   * `clock` is performance.now() at the start: each call is then timed (histogram, time budget,
+   * timeout) and lastClock is the time after the last one. UNTIMED reads no clock at all; the
+   * caller then accounts for the time of a stretch of frames (see Pipeline).
    */
-  run(direction: Direction, frame: Frame, target: ChainTarget, receivedAt: number): MaybePromise<Frame | null> {
-    return this.#runFrom(0, direction, frame, new FrameMessage(frame, direction, receivedAt), target);
+  run(direction: Direction, frame: Frame, target: ChainTarget, receivedAt: number, clock: number = performance.now()): MaybePromise<Frame | null> {
+    const spare = this.#spare;
+    this.#spare = null; // a hook that runs another chain synchronously gets a fresh object
+    const msg = spare ? spare.reset(frame, direction, receivedAt) : new FrameMessage(frame, direction, receivedAt);
+    const out = this.#runFrom(this.#runnersFor(direction, frame.command), 0, direction, frame, msg, target, clock);
+    if (!isThenable(out)) this.#spare = msg; // no hook kept it (async hooks keep theirs)
+    return out;
   }
 
   /** Deliver an x: frame to the module that registered its command (never forwarded). */
@@ -149,6 +210,7 @@ export class HookChain {
   features(target: ChainTarget): Frame[] {
     const frames: Frame[] = [];
     for (const h of this.featureProviders) {
+      this.#countersOf(h).calls++;
       const t0 = performance.now();
       try {
         const list: unknown = h.module.features!(target.hookPeer, h.ctx);
@@ -183,6 +245,7 @@ export class HookChain {
     const hooks = this.acceptHooks;
     for (let i = from; i < hooks.length; i++) {
       const h = hooks[i]!;
+      this.#countersOf(h).calls++;
       const t0 = performance.now();
       let r: MaybePromise<AcceptReturn>;
       try {
@@ -265,26 +328,74 @@ export class HookChain {
     }
   }
 
-  #runFrom(start: number, direction: Direction, frame: Frame, msg: FrameMessage, target: ChainTarget): MaybePromise<Frame | null> {
-    const hooks = this.#messageHooks[direction];
-    for (let i = start; i < hooks.length; i++) {
-      const h = hooks[i]!;
-      if (!wantsCommand(h, direction, frame.command)) continue;
-      const m = msg;
-      const out = this.#call(h, () => h.module.onMessage!(m, target.hookPeer, h.ctx), target, frame, direction);
-      if (isThenable(out)) {
-        return (out as Promise<Frame | null>).then((next) => {
-          if (next === null) return null;
-          return this.#runFrom(i + 1, direction, next, next === frame ? msg : new FrameMessage(next, direction, msg.receivedAt), target);
-        });
+  #runFrom(runners: readonly Runner[], start: number, direction: Direction, frame: Frame, msg: FrameMessage, target: ChainTarget, clock: number): MaybePromise<Frame | null> {
+    const peer = target.hookPeer;
+    for (let i = start; i < runners.length; i++) {
+      const { h, c } = runners[i]!;
+      c.calls++;
+      const startedAt = clock;
+      let r: MaybePromise<HookReturn>;
+      try {
+        r = h.module.onMessage!(msg, peer, h.ctx);
+      } catch (err) {
+        return this.#fault(target, new HookFault(h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
       }
+      const async = isThenable(r);
+      if (clock !== UNTIMED) {
+        clock = performance.now();
+        const ms = clock - startedAt;
+        target.hookTime?.(ms, clock);
+        if (!async) {
+          this.observer.invocation(h.name, ms / 1000);
+          if (ms > this.settings.timeoutMs) return this.#fault(target, new HookFault(h.name, 'timeout', `blocked for ${Math.round(ms)} ms, over its budget of ${this.settings.timeoutMs} ms`));
+        }
+      }
+      if (!async && target.closed) return null; // over its hook budget with action disconnect, or the hook closed it
+      if (r === undefined || r === null) {
+        c.passes++;
+        continue;
+      }
+      if (async) return this.#settle(runners, i, direction, frame, msg, target, r as Promise<HookReturn>, clock === UNTIMED ? performance.now() : startedAt);
+      const out = this.#apply(h, r as HookReturn, target, frame, direction);
       if (out === null) return null;
       if (out !== frame) {
         frame = out;
         msg = new FrameMessage(out, direction, msg.receivedAt);
+        runners = this.#after(direction, h, out.command);
+        i = -1;
       }
     }
+    if (clock !== UNTIMED) this.lastClock = clock;
     return frame;
+  }
+
+  /** A hook returned a promise: apply what it settles to, then run the rest of the chain. */
+  #settle(runners: readonly Runner[], i: number, direction: Direction, frame: Frame, msg: FrameMessage, target: ChainTarget, pending: Promise<HookReturn>, t0: number): Promise<Frame | null> {
+    const h = runners[i]!.h;
+    return withTimeout(pending, this.settings.timeoutMs).then(
+      (value) => {
+        this.observer.invocation(h.name, (performance.now() - t0) / 1000);
+        if (target.closed) return null;
+        if (value === undefined || value === null) runners[i]!.c.passes++;
+        const out = value === undefined || value === null ? frame : this.#apply(h, value, target, frame, direction);
+        if (out === null) return null;
+        if (out === frame) return this.#runFrom(runners, i + 1, direction, frame, msg, target, performance.now());
+        return this.#runFrom(this.#after(direction, h, out.command), 0, direction, out, new FrameMessage(out, direction, msg.receivedAt), target, performance.now());
+      },
+      (err: unknown) =>
+        this.#fault(
+          target,
+          err === TIMEOUT
+            ? new HookFault(h.name, 'timeout', `did not settle within its budget of ${this.settings.timeoutMs} ms`)
+            : new HookFault(h.name, 'throw', `rejected: ${(err as Error)?.message ?? String(err)}`),
+        ),
+    );
+  }
+
+  /** The hooks after `h` that want `command` (a hook replaced the message). */
+  #after(direction: Direction, h: LoadedHook, command: string): readonly Runner[] {
+    const all = this.#runners[direction];
+    return all.slice(all.findIndex((r) => r.h === h) + 1).filter((r) => wantsCommand(r.h, direction, command));
   }
 
   /**
@@ -292,6 +403,7 @@ export class HookChain {
    * replacement), null when dropped or faulted, or a promise of either.
    */
   #call(h: LoadedHook, fn: () => MaybePromise<HookReturn>, target: ChainTarget, frame: Frame | null, direction: Direction): MaybePromise<Frame | null> {
+    this.#countersOf(h).calls++;
     const t0 = performance.now();
     let r: MaybePromise<HookReturn>;
     try {
@@ -299,8 +411,9 @@ export class HookChain {
     } catch (err) {
       return this.#fault(target, new HookFault(h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
     }
-    const blockedMs = performance.now() - t0;
-    target.hookTime?.(blockedMs);
+    const now = performance.now();
+    const blockedMs = now - t0;
+    target.hookTime?.(blockedMs, now);
     if (!isThenable(r)) {
       this.observer.invocation(h.name, blockedMs / 1000);
       if (blockedMs > this.settings.timeoutMs) {

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /**
  * Per-peer fairness for hook time. Synchronous hook work blocks the event loop for every
  * peer; bitcoind gives each peer one message per turn of its round robin, and we give each
@@ -25,10 +27,9 @@ export class HookBudget {
   }
 
   /** Book `ms` of hook time. Returns true when this charge used up the budget (a new throttle). */
-  charge(ms: number): boolean {
+  charge(ms: number, now = performance.now()): boolean {
     const s = this.settings;
     if (s === null) return false;
-    const now = performance.now();
     this.#level = Math.min(s.budgetMs, this.#level + ((now - this.#at) * s.budgetMs) / s.windowMs) - ms;
     this.#at = now;
     if (this.#level > 0 || this.exhausted) return false;

@@ -42,7 +42,8 @@ export interface ProxyObserver {
   connectionRefused(reason: RefuseReason): void;
   sessionOpened(): void;
   sessionClosed(reason: CloseReason, durationSeconds: number): void;
-  frame(direction: Direction, command: string, bytes: number): void;
+  /** `count` frames of one command (reported in runs, not one call per frame), `bytes` in all */
+  frames(direction: Direction, command: string, count: number, bytes: number): void;
   protocolError(code: string): void;
   backendConnectFailed(): void;
   v2Passthrough(): void;
@@ -64,7 +65,7 @@ export const nullObserver: ProxyObserver = {
   connectionRefused() {},
   sessionOpened() {},
   sessionClosed() {},
-  frame() {},
+  frames() {},
   protocolError() {},
   backendConnectFailed() {},
   v2Passthrough() {},

@@ -100,6 +100,8 @@ export class PeerSession implements PipelineHost {
     /** the backend socket's reusable read buffer, when it was opened with onread */
     private readonly backendReads: LendingReadBuffer | null = null,
     readonly kind: SessionKind = 'inbound',
+    /** the peer socket's reusable read buffer, when it reads with onread (see adoptWithReadBuffer) */
+    private readonly peerReads: LendingReadBuffer | null = null,
   ) {
     this.#detector = new TransportDetector(settings.network, settings.v2);
     this.info = {
@@ -143,8 +145,8 @@ export class PeerSession implements PipelineHost {
       injectToPeer: (raw) => this.#toPeer.inject(raw),
       completed: () => this.#handshakeDone(),
     });
-    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), copyForHooks: false }, this, this.#peerStage());
-    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, copyForHooks: backendReads !== null }, this, this.#nodeStage());
+    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), lend: peerReads && (() => peerReads.lend()) }, this, this.#peerStage());
+    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, lend: backendReads && (() => backendReads.lend()) }, this, this.#nodeStage());
   }
 
   get closed(): boolean {
@@ -169,7 +171,7 @@ export class PeerSession implements PipelineHost {
     this.info.backendLocalPort = (this.kind === 'inbound' ? this.backend.localPort : this.backend.remotePort) ?? null;
     this.peer.setNoDelay(true);
     this.backend.setNoDelay(true);
-    this.peer.on('data', (chunk: Buffer) => this.#onPeerData(chunk));
+    if (!this.peerReads) this.peer.on('data', (chunk: Buffer) => this.onPeerRead(chunk));
     if (!this.backendReads) this.backend.on('data', (chunk: Buffer) => this.onBackendRead(chunk));
     this.peer.on('end', () => this.close('peer_closed'));
     this.backend.on('end', () => this.close('backend_closed'));
@@ -236,14 +238,14 @@ export class PeerSession implements PipelineHost {
     this.close(reason);
   }
 
-  #onPeerData(chunk: Buffer): void {
+  /** Bytes from the peer. With a reused read buffer, `chunk` is only valid during this call. */
+  onPeerRead(chunk: Buffer): void {
     if (this.#closed) return;
     this.info.bytesIn += chunk.length;
-    if (this.kind === 'inbound' && this.info.transport === 'detecting') {
-      chunk = this.#detect(chunk);
-      if (chunk.length === 0) return;
-    }
-    this.#relay(this.#toNode, chunk, this.peer, this.backend, this.settings.receiveBuffer);
+    if (this.kind === 'inbound' && this.info.transport === 'detecting') chunk = this.#detect(chunk);
+    if (chunk.length > 0) this.#relay(this.#toNode, chunk, this.peer, this.backend, this.settings.receiveBuffer);
+    // Whatever the backend socket could not write at once still points into the read buffer.
+    if (this.peerReads && this.backend.writableLength > 0) this.peerReads.lend();
   }
 
   /** Bytes from bitcoind. With a reused read buffer, `chunk` is only valid during this call. */
@@ -257,12 +259,9 @@ export class PeerSession implements PipelineHost {
   }
 
   #relay(pipeline: Pipeline, chunk: Buffer, src: net.Socket, dst: net.Socket, limit: number): void {
+    // pipeline.push writes what it forwards in one write (one writev when it is in pieces)
     if (this.info.transport === 'v2-passthrough') dst.write(chunk);
-    else {
-      dst.cork();
-      pipeline.push(chunk);
-      dst.uncork();
-    }
+    else pipeline.push(chunk);
     pauseWhileFull(src, dst, limit, () => this.#closed);
   }
 
@@ -321,12 +320,12 @@ export class PeerSession implements PipelineHost {
 
   // PipelineHost
 
-  countFrame(direction: Direction, command: string, bytes: number): void {
+  countFrames(direction: Direction, command: string, frames: number, bytes: number): void {
     if (direction === 'inbound') {
-      this.info.messagesIn++;
+      this.info.messagesIn += frames;
       noteInboundCommand(this.info, command);
-    } else this.info.messagesOut++;
-    this.host.observer.frame(direction, command, bytes);
+    } else this.info.messagesOut += frames;
+    this.host.observer.frames(direction, command, frames, bytes);
   }
 
   /** bitcoind's framing rules (net.cpp): a bad checksum or command field drops the frame, a bad magic or size the peer. */
@@ -404,8 +403,8 @@ export class PeerSession implements PipelineHost {
   }
 
   /** ChainTarget: ms a hook call held the event loop for this peer; over budget, throttle or disconnect. */
-  hookTime(ms: number): void {
-    if (!this.budget.charge(ms)) return;
+  hookTime(ms: number, now: number): void {
+    if (!this.budget.charge(ms, now)) return;
     const action = this.settings.hookBudgetAction;
     this.host.observer.hookBudgetExceeded(action);
     const b = this.settings.hookBudget!;

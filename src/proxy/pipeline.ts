@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, type CutThroughSink, type Frame, type FrameError, type Network } from '../codec/index.js';
-import type { ChainTarget, HookChain } from '../hooks/chain.js';
+import { UNTIMED, type ChainTarget, type HookChain } from '../hooks/chain.js';
 import { HookFault, isThenable } from '../hooks/result.js';
 import { Lane, type LaneDriver } from './lanes.js';
 import type { Direction } from './observer.js';
@@ -10,8 +11,8 @@ import type { FrameReader, FrameWriter, Transport } from './transport/types.js';
 export interface PipelineHost extends ChainTarget {
   /** the chain for new frames (swapped on reload) */
   readonly chain: HookChain;
-  /** one frame of `direction` (command INVALID_COMMAND when its field is invalid) */
-  countFrame(direction: Direction, command: string, bytes: number): void;
+  /** `frames` frames of one command in `direction` (INVALID_COMMAND when the field is invalid), `bytes` in all */
+  countFrames(direction: Direction, command: string, frames: number, bytes: number): void;
   frameError(direction: Direction, err: FrameError): void;
   /** the peer used up its hook time: its frames wait (in order) until budgetRefilled() */
   overBudget(): boolean;
@@ -30,6 +31,17 @@ export interface FrameStage {
   forwarded(frame: Frame): void;
 }
 
+/**
+ * Hook calls are timed by sample: a clock read costs as much as a few pass-through hooks, so
+ * while the sampled frames show the chain is cheap (under CHEAP_MS a frame), up to
+ * SAMPLE_EVERY frames in a row run untimed and the time of that whole stretch is measured at
+ * its end (the next sample, the end of the read) and charged to the peer's hook budget; a
+ * stretch over the hook timeout is a fault like a single call over it. A chain that is not
+ * cheap is timed on every frame, hook by hook.
+ */
+const SAMPLE_EVERY = 64;
+const CHEAP_MS = 0.05;
+
 export interface PipelineOptions {
   direction: Direction;
   network: Network;
@@ -39,8 +51,12 @@ export interface PipelineOptions {
   out: FrameWriter;
   /** bytes that may queue behind an async hook */
   hookQueue: number;
-  /** the source is read into a reused buffer: frames handed to hooks must be copied */
-  copyForHooks: boolean;
+  /**
+   * The source is read into a reused buffer: called before a whole frame goes to the stage and
+   * the hooks (who may keep its bytes), so the next read gets a fresh buffer instead of
+   * overwriting them. null: every read is a fresh buffer.
+   */
+  lend: (() => void) | null;
 }
 
 /**
@@ -56,10 +72,29 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   out: FrameWriter;
   readonly lane: Lane;
   readonly #magic: Buffer;
-  readonly #copyForHooks: boolean;
+  readonly #lend: (() => void) | null;
   /** a fatal header that arrived while a hook held the lane: it goes on after the queued frames */
   #fatal: { header: Buffer; err: FrameError } | null = null;
   #fatalHeader: Buffer | null = null;
+  /**
+   * Frames are counted in runs of one command, reported to the host when the command changes,
+   * before a whole frame goes to the stage and hooks, and at the end of every read: a frame
+   * costs a comparison and two additions, not a lookup.
+   */
+  #runCommand = '';
+  #runFrames = 0;
+  #runBytes = 0;
+  /** the last cut-through answer and what it depends on (the command and the chain) */
+  #cutCommand = '';
+  #cutChain: HookChain | null = null;
+  #cutAnswer = false;
+  /** performance.now() where the current untimed stretch of hooked frames began; -1: none open */
+  #stretchAt = -1;
+  #untimed = 0;
+  /** the last timed frame's chain took under CHEAP_MS */
+  #cheap = false;
+  /** Date.now() for the frames of this read (hooks' msg.receivedAt); 0: not read yet */
+  #receivedAt = 0;
 
   constructor(
     options: PipelineOptions,
@@ -69,7 +104,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.direction = options.direction;
     this.out = options.out;
     this.#magic = options.network.magic;
-    this.#copyForHooks = options.copyForHooks;
+    this.#lend = options.lend;
     this.lane = new Lane(options.src, options.hookQueue);
     this.reader = options.transport.reader(this);
   }
@@ -87,6 +122,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   /** Bytes read from the source socket. */
   push(chunk: Buffer): void {
     this.reader.push(chunk);
+    this.#endOfBatch();
     this.out.flush();
   }
 
@@ -99,7 +135,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   wantsCut(command: string, _payloadLength: number): boolean {
     if (!this.out.cutThrough || this.lane.busy || this.host.overBudget()) return false;
-    return command === INVALID_COMMAND || (!this.stage.intercepts(command) && this.host.chain.hooksFor(this.direction, command).length === 0);
+    const chain = this.host.chain;
+    if (command === this.#cutCommand && chain === this.#cutChain) return this.#cutAnswer;
+    this.#cutCommand = command;
+    this.#cutChain = chain;
+    return (this.#cutAnswer = command === INVALID_COMMAND || (!this.stage.intercepts(command) && chain.hooksFor(this.direction, command).length === 0));
   }
 
   mayCutEarly(header: Buffer, n: number): boolean {
@@ -110,7 +150,14 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   onCutStart(command: string, payloadLength: number): void {
-    this.host.countFrame(this.direction, command, HEADER_SIZE + payloadLength);
+    this.#count(command, HEADER_SIZE + payloadLength);
+  }
+
+  onCutRun(command: string, frames: number, bytes: number): void {
+    // onCutStart of the same command came just before: the current run of counts
+    if (command !== this.#runCommand) this.#count(command, 0);
+    this.#runFrames += frames;
+    this.#runBytes += bytes;
   }
 
   onBytes(buf: Buffer, start: number, end: number): void {
@@ -148,19 +195,22 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       this.lane.holdFirst(frame);
       return this.#hold(this.host.budgetRefilled(), () => {});
     }
-    this.host.countFrame(this.direction, frame.command, frame.raw.length);
+    this.#count(frame.command, frame.byteLength);
     if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
+    this.#lend?.();
     const entered = this.stage.enter(frame);
     if (entered === null) return;
     if (isThenable(entered)) return this.#hold(entered, () => {});
     const chain = this.host.chain;
     if (chain.hooksFor(this.direction, entered.command).length === 0) return this.#forward(entered);
-    const out = chain.run(this.direction, this.#copyForHooks ? entered.copy() : entered, this.host, Date.now());
+    const out = this.#runHooks(chain, entered);
+    if (out === undefined) return;
     if (isThenable(out)) this.#hold(out, (f) => f && this.#forward(f));
     else if (out) this.#forward(out);
   }
 
   drained(): void {
+    this.#endOfBatch();
     if (this.#fatal && !this.lane.busy) {
       const { header, err } = this.#fatal;
       this.#fatal = null;
@@ -177,6 +227,63 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   readonly failed = (err: unknown): void => this.host.fault(new HookFault('(chain)', 'throw', `the hook chain failed: ${String(err)}`));
 
+  /** The chain over one frame, timed or in an untimed stretch (see SAMPLE_EVERY); undefined when the session closed first. */
+  #runHooks(chain: HookChain, frame: Frame): ReturnType<HookChain['run']> | undefined {
+    if (this.#receivedAt === 0) this.#receivedAt = Date.now();
+    if (this.#cheap && this.#stretchAt >= 0 && this.#untimed < SAMPLE_EVERY) {
+      this.#untimed++;
+      return chain.run(this.direction, frame, this.host, this.#receivedAt, UNTIMED);
+    }
+    const t0 = this.#endStretch(chain);
+    if (this.host.closed) return undefined;
+    const out = chain.run(this.direction, frame, this.host, this.#receivedAt, t0);
+    if (isThenable(out)) return out;
+    this.#cheap = chain.lastClock - t0 < CHEAP_MS;
+    this.#stretchAt = chain.lastClock;
+    return out;
+  }
+
+  /** Read the clock; charge an open untimed stretch to the peer's hook budget (a fault over the timeout). */
+  #endStretch(chain: HookChain): number {
+    const now = performance.now();
+    if (this.#stretchAt >= 0 && this.#untimed > 0) {
+      const ms = now - this.#stretchAt;
+      const frames = this.#untimed;
+      this.host.hookTime?.(ms, now);
+      const limit = chain.settings.timeoutMs;
+      if (ms > limit && !this.host.closed) {
+        this.host.fault(new HookFault('(chain)', 'timeout', `hooks held the event loop for ${Math.round(ms)} ms over ${frames} messages, over the budget of ${limit} ms a call`));
+      }
+    }
+    this.#stretchAt = -1;
+    this.#untimed = 0;
+    return now;
+  }
+
+  /** The end of a read (or of what a lane released): report counts, close the hooks' stretch. */
+  #endOfBatch(): void {
+    this.#reportCount();
+    if (this.#untimed > 0) this.#endStretch(this.host.chain);
+    this.#stretchAt = -1;
+    this.#receivedAt = 0;
+  }
+
+  #count(command: string, bytes: number): void {
+    if (command !== this.#runCommand) {
+      this.#reportCount();
+      this.#runCommand = command;
+    }
+    this.#runFrames++;
+    this.#runBytes += bytes;
+  }
+
+  #reportCount(): void {
+    if (this.#runFrames === 0) return;
+    this.host.countFrames(this.direction, this.#runCommand, this.#runFrames, this.#runBytes);
+    this.#runFrames = 0;
+    this.#runBytes = 0;
+  }
+
   #hold<T>(pending: Promise<T>, settled: (value: T) => void): void {
     this.out.flush();
     // what the lane releases leaves in one write (drained() uncorks), as it would have come in
@@ -191,7 +298,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   #forward(frame: Frame): void {
-    this.out.frame(frame.raw);
+    if (this.out.cutThrough) {
+      // a whole frame through the piecewise path: a range of the chunk, no view made for it
+      this.out.bytes(frame.source, frame.start, frame.end);
+      this.out.frameEnd();
+    } else this.out.frame(frame.raw);
     this.stage.forwarded(frame);
   }
 }

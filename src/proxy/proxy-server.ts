@@ -14,6 +14,7 @@ import { ConnectionLimits, type Slot } from './connection-limits.js';
 import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
 import { Eviction } from './eviction.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
+import { adoptWithReadBuffer } from './transport/adopt-socket.js';
 import { LendingReadBuffer } from './transport/lending-read-buffer.js';
 import type { PeerInfo } from './peer-info.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
@@ -277,7 +278,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       onread: {
         buffer: readBuffer.next,
         callback: (n, buf) => {
-          const chunk = (buf as Buffer).subarray(0, n);
+          const chunk = readBuffer.read(n, buf);
           if (deliver) deliver(chunk);
           else early.push(Buffer.from(chunk)); // before the session exists: keep a copy
           return true; // backpressure is the session's pause()/resume()
@@ -306,7 +307,12 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
         socket.destroy();
         return;
       }
-      const session = new PeerSession(this.#nextId++, socket, backend, address, this.settings, this, readBuffer);
+      // the peer's bytes too go into one reused buffer, when its socket can be re-wrapped for it
+      const peerReads = new LendingReadBuffer();
+      let toSession: ((chunk: Buffer) => void) | null = null;
+      const peer = adoptWithReadBuffer(socket, peerReads, (chunk) => toSession?.(chunk));
+      const session = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, readBuffer, 'inbound', peer && peerReads);
+      toSession = (chunk) => session.onPeerRead(chunk);
       deliver = (chunk) => session.onBackendRead(chunk);
       this.#sessions.set(session.info.id, session);
       this.observer.connectionAccepted();

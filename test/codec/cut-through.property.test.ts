@@ -112,3 +112,48 @@ test('a bad command field, a bad magic and an oversized length: the bytes bitcoi
     { numRuns: NUM_RUNS },
   );
 });
+
+test('runs (onCutRun): frames of a command the sink cuts through come in runs; every byte once, in order, every frame counted once', () => {
+  // small payloads and few commands, so that runs of one command are common
+  const runSpecArb = fc.array(fc.tuple(fc.constantFrom('tx', 'inv', 'ping', ''), fc.uint8Array({ maxLength: 40 })), { maxLength: 60 });
+  fc.assert(
+    fc.property(runSpecArb, cutsArb, fc.nat(), (specs, cuts, seed) => {
+      const frames = specs.map(([c, p]) => encodeFrame(regtest, c, p));
+      const stream = Buffer.concat(frames.map((f) => f.raw));
+      const bytes: Buffer[] = [];
+      const counted = new Map<string, number>();
+      const count = (c: string, n: number) => counted.set(c, (counted.get(c) ?? 0) + n);
+      let push = 0;
+      let runs = 0;
+      const sink: CutThroughSink = {
+        onFrame: (f) => {
+          bytes.push(Buffer.from(f.raw));
+          count(f.command, 1);
+        },
+        onError: (e) => assert.fail(`unexpected ${e.code}`),
+        // the same answer for a command within one push, as the contract of onCutRun asks
+        wantsCut: (command) => ((seed >> ((command.length * 7 + push) % 30)) & 1) === 1,
+        mayCutEarly: () => false,
+        onCutStart: (command) => count(command, 1),
+        onCutRun: (command, n, b) => {
+          assert.ok(n > 0 && b >= n * HEADER_SIZE, 'a run has frames and their bytes');
+          count(command, n);
+          runs++;
+        },
+        onBytes: (buf, start, end) => bytes.push(Buffer.from(buf.subarray(start, end))),
+        onCutEnd: () => {},
+      };
+      const d = new FrameDecoder({ network: regtest }, sink);
+      for (const c of chunk(stream, cuts)) {
+        d.push(c);
+        push++;
+      }
+      assert.ok(Buffer.concat(bytes).equals(stream), 'byte-exact, in order');
+      const expected = new Map<string, number>();
+      for (const f of frames) expected.set(f.command, (expected.get(f.command) ?? 0) + 1);
+      assert.deepEqual(counted, expected, 'every frame counted once');
+      return runs >= 0;
+    }),
+    { numRuns: NUM_RUNS },
+  );
+});

@@ -72,9 +72,8 @@ export function pingHex(nonce: bigint): string {
   return encodeMessage('ping', { nonce }).toString('hex');
 }
 
-/** Invocation count of a hook: the _count sample of bhp_hook_invocation_seconds{hook}. */
+/** Invocation count of a hook: bhp_hook_calls_total{hook} (the latency histogram is sampled). */
 export async function invocations(proxy: TestProxy, hook: string): Promise<number> {
-  const m = await proxy.metrics.registry.getSingleMetric('bhp_hook_invocation_seconds')?.get();
-  const v = m?.values.find((x) => (x as { metricName?: string }).metricName === 'bhp_hook_invocation_seconds_count' && x.labels.hook === hook);
-  return v?.value ?? 0;
+  const m = await proxy.metrics.registry.getSingleMetric('bhp_hook_calls_total')?.get();
+  return m?.values.find((x) => x.labels.hook === hook)?.value ?? 0;
 }

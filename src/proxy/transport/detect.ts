@@ -1,5 +1,7 @@
 import { guessTransport, v1Prefix, type Network } from '../../codec/index.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** `terminate`: speak BIP324 v2 with the peer at the proxy (hooks and limits as for v1), v1 to bitcoind. */
 export type V2Policy = 'reject' | 'passthrough' | 'terminate';
 export type Detected = 'v1' | 'v2' | 'undecided';
@@ -14,22 +16,20 @@ export type Detected = 'v1' | 'v2' | 'undecided';
  * header rules); with `passthrough` and `terminate` it holds up to 16 bytes to decide.
  */
 export class TransportDetector {
-  #head: Buffer = Buffer.alloc(0);
-  readonly #prefix: Buffer;
+  #head: Buffer = EMPTY;
+  #prefix: Buffer | null = null;
 
   constructor(
-    network: Network,
+    readonly network: Network,
     readonly policy: V2Policy,
-  ) {
-    this.#prefix = v1Prefix(network);
-  }
+  ) {}
 
   /** Feed the first chunks; `bytes` are the held bytes plus the chunk once decided. */
   feed(chunk: Buffer): { detected: Detected; bytes: Buffer } {
     if (this.policy === 'reject') return { detected: 'v1', bytes: chunk };
     const head = this.#head.length ? Buffer.concat([this.#head, chunk]) : chunk;
-    const detected = guessTransport(head, this.#prefix);
-    this.#head = detected === 'undecided' ? Buffer.from(head) : Buffer.alloc(0);
-    return { detected, bytes: detected === 'undecided' ? Buffer.alloc(0) : head };
+    const detected = guessTransport(head, (this.#prefix ??= v1Prefix(this.network)));
+    this.#head = detected === 'undecided' ? Buffer.from(head) : EMPTY;
+    return { detected, bytes: detected === 'undecided' ? EMPTY : head };
   }
 }
