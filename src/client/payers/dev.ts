@@ -1,0 +1,46 @@
+/**
+ * dev: pays invoices of a seller whose paywall runs the dev backend (no Lightning anywhere):
+ * "paying" is asking that backend to settle the invoice, which returns the preimage as a real
+ * payment would. In-process (`settle`, e.g. the seller's PaywallAdmin.settle in a test or demo),
+ * or over the seller's admin HTTP API: POST {url}/paywall/settle {paymentHash} with the admin
+ * bearer token, answered {preimage}. For demos and tests only.
+ */
+import bolt11 from '@atomiqlabs/bolt11';
+import { requestJson } from '../../../hooks/paywall/backends/http.js';
+import { PayerError, preimageFrom, type Payer } from './types.js';
+
+export type DevPayerOptions = { settle: (paymentHash: string) => string } | { url: string; token: string; timeoutMs?: number };
+
+export function createDevPayer(o: DevPayerOptions): Payer {
+  const kind = 'dev';
+  return {
+    kind,
+    async pay(paymentRequest) {
+      const hash = String(bolt11.decode(paymentRequest, networkOf(paymentRequest)).tagsObject.payment_hash ?? '');
+      if ('settle' in o) {
+        try {
+          return { preimage: preimageFrom(kind, o.settle(hash), 'hex'), feeMsat: 0n };
+        } catch (e) {
+          throw e instanceof PayerError ? e : new PayerError(kind, (e as Error).message, true);
+        }
+      }
+      const url = new URL(o.url);
+      url.pathname = `${url.pathname.replace(/\/+$/, '')}/paywall/settle`;
+      let a;
+      try {
+        a = await requestJson({ backend: kind, url, method: 'POST', json: { paymentHash: hash }, headers: { authorization: `Bearer ${o.token}` }, timeoutMs: o.timeoutMs ?? 10_000 });
+      } catch (e) {
+        throw new PayerError(kind, (e as Error).message, /ECONNREFUSED/.test((e as Error).message));
+      }
+      if (a.status !== 200) throw new PayerError(kind, `settle: HTTP ${a.status}: ${a.text.slice(0, 200)}`, true);
+      return { preimage: preimageFrom(kind, (a.body as { preimage?: unknown } | null)?.preimage, 'hex'), feeMsat: 0n };
+    },
+  };
+}
+
+/** The bolt11 library's network record for an invoice's prefix (lnbcrt, lntbs, lntb, lnbc). */
+export function networkOf(paymentRequest: string): { bech32: string; pubKeyHash: number; scriptHash: number; validWitnessVersions: number[] } {
+  const m = /^ln(bcrt|tbs|tb|bc)/i.exec(paymentRequest);
+  const bech32 = (m?.[1] ?? 'bc').toLowerCase();
+  return bech32 === 'bc' ? { bech32, pubKeyHash: 0x00, scriptHash: 0x05, validWitnessVersions: [0, 1] } : { bech32, pubKeyHash: 0x6f, scriptHash: 0xc4, validWitnessVersions: [0, 1] };
+}
