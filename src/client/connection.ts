@@ -179,7 +179,8 @@ export class XConnection {
   }
 
   #fail(err: BuyerError): void {
-    this.#handshakeWaiter?.(err);
+    // closed before the handshake finished: the remote did not take us for a peer of its network
+    this.#handshakeWaiter?.(err.code === 'closed' ? new BuyerError('handshake_failed', `${this.host}:${this.port} closed the connection during the handshake (another network, or not a Bitcoin node?)`) : err);
     this.requests.fail(err);
     if (!this.socket.destroyed) this.socket.destroy();
   }

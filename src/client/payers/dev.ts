@@ -39,8 +39,9 @@ export function createDevPayer(o: DevPayerOptions): Payer {
 }
 
 /** The bolt11 library's network record for an invoice's prefix (lnbcrt, lntbs, lntb, lnbc). */
-export function networkOf(paymentRequest: string): { bech32: string; pubKeyHash: number; scriptHash: number; validWitnessVersions: number[] } {
+export function networkOf(paymentRequest: string): { bech32: string; pubKeyHash: number; scriptHash: number; validWitnessVersions: number[]; wif: number } {
   const m = /^ln(bcrt|tbs|tb|bc)/i.exec(paymentRequest);
   const bech32 = (m?.[1] ?? 'bc').toLowerCase();
-  return bech32 === 'bc' ? { bech32, pubKeyHash: 0x00, scriptHash: 0x05, validWitnessVersions: [0, 1] } : { bech32, pubKeyHash: 0x6f, scriptHash: 0xc4, validWitnessVersions: [0, 1] };
+  const mainnet = bech32 === 'bc';
+  return { bech32, pubKeyHash: mainnet ? 0x00 : 0x6f, scriptHash: mainnet ? 0x05 : 0xc4, validWitnessVersions: [0, 1], wif: mainnet ? 0x80 : 0xef };
 }

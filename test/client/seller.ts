@@ -1,0 +1,72 @@
+/**
+ * A seller for the buyer's tests: a real regtest litecoind (Bitcoin Core 0.21's P2P code) behind
+ * the real proxy, whose chain is features + paywall on the dev backend (real BOLT11 invoices
+ * signed with a local key; "paid" through the paywall's admin settle, as a payer's payment would
+ * be). Each test file starts its own, with its own key.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { paywallAdmins, type PaywallAdmin } from '../../hooks/paywall/index.js';
+import { startLitecoind, type Litecoind } from '../support/litecoind.js';
+import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const mod = (p: string) => path.resolve(here, '../../hooks', p);
+
+export interface Seller {
+  node: Litecoind;
+  proxy: TestProxy;
+  tmp: string;
+  /** the paywall's admin interface (dev settle), by its hook name */
+  admin(): PaywallAdmin;
+  stop(): Promise<void>;
+}
+
+export interface SellerOptions {
+  /** extra paywall options over the defaults (pro: 2,000 sat for 24 h) */
+  paywall?: Record<string, unknown>;
+  /** blocks to mine on the node */
+  blocks?: number;
+  /** extra YAML for the proxy */
+  yaml?: string;
+  litecoindArgs?: string[];
+}
+
+export async function startSeller(name: string, o: SellerOptions = {}): Promise<Seller> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), `bhp-seller-${name}-`));
+  const keysFile = path.join(tmp, 'keys');
+  writeFileSync(keysFile, `1 ${createHash('sha256').update(`${name} seller key`).digest('hex')}\n`, { mode: 0o600 });
+  const node = await startLitecoind({ name: `seller-${name}`, extraArgs: o.litecoindArgs ?? [] });
+  if (o.blocks) await node.generate(o.blocks);
+  const paywall = {
+    backend: { kind: 'dev' },
+    store: { file: path.join(tmp, 'paywall.json') },
+    keys: { file: keysFile },
+    passes: { pro: { priceSats: 2000, duration: '24h' } },
+    credit: { tier: 'metered', minSats: 100, maxSats: 100_000, msatPerUnit: 1000 },
+    invoices: { rate: 100, burst: 100, perAddress: 100, perPeer: 10 },
+    ...o.paywall,
+  };
+  const hooks = [
+    { module: mod('features.js'), options: {} },
+    { module: mod('paywall/index.js'), options: paywall },
+  ];
+  const proxy = await startTestProxy(node.p2pPort, [`hooks:\n${hooks.map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`, o.yaml ?? ''].join('\n'));
+  return {
+    node,
+    proxy,
+    tmp,
+    admin() {
+      const a = paywallAdmins().get('paywall');
+      if (!a) throw new Error('the paywall registered no admin interface');
+      return a;
+    },
+    async stop() {
+      await proxy.close();
+      await node.stop();
+    },
+  };
+}
