@@ -55,45 +55,44 @@ const empty = (): WalletData => ({ version: 1, credentials: {}, purchases: [] })
 export const sellerId = (host: string, port: number): string => `${host.toLowerCase().replace(/^\[|\]$/g, '')}:${port}`;
 
 export class Wallet {
-  #data: WalletData;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(
-    readonly file: string,
-    data: WalletData,
-  ) {
-    this.#data = data;
-  }
+  private constructor(readonly file: string) {}
 
   /** Open (or start) a wallet file; a file that is not a wallet is an error, never overwritten. */
   static open(file: string): Wallet {
-    return new Wallet(file, read(file));
+    read(file);
+    return new Wallet(file);
+  }
+
+  /** The file as it is now: another process (the CLI, the proxy) may have written it. */
+  #now(): WalletData {
+    return read(this.file);
   }
 
   credentials(): Record<string, readonly StoredCredential[]> {
-    this.#data = read(this.file);
-    return this.#data.credentials;
+    return this.#now().credentials;
   }
 
   /** A credential for `seller` that may still work: a pass not yet ended, or credit. Newest first. */
   usableCredential(seller: string, nowS = Math.floor(Date.now() / 1000)): StoredCredential | undefined {
-    const list = this.#data.credentials[seller] ?? [];
+    const list = this.#now().credentials[seller] ?? [];
     return [...list].reverse().find((c) => c.kind === 'credit' || c.expiresAt > nowS);
   }
 
   purchases(): readonly Purchase[] {
-    return this.#data.purchases;
+    return this.#now().purchases;
   }
 
   /** A purchase paid (or whose payment's outcome is unknown) but not granted yet. */
   unclaimed(seller: string): Purchase | undefined {
-    return this.#data.purchases.find((p) => p.seller === seller && (p.state === 'paid' || p.state === 'paying'));
+    return this.#now().purchases.find((p) => p.seller === seller && (p.state === 'paid' || p.state === 'paying'));
   }
 
   /** msat spent (amount and fees) since `sinceMs`, counting every purchase that may have been paid. */
   spentMsat(sinceMs = 0): bigint {
     let sum = 0n;
-    for (const p of this.#data.purchases) if (p.state !== 'failed' && p.at >= sinceMs) sum += BigInt(p.amountMsat) + BigInt(p.feeMsat);
+    for (const p of this.#now().purchases) if (p.state !== 'failed' && p.at >= sinceMs) sum += BigInt(p.amountMsat) + BigInt(p.feeMsat);
     return sum;
   }
 
@@ -103,7 +102,6 @@ export class Wallet {
       const d = read(this.file);
       change(d);
       await writeFileAtomic(this.file, `${JSON.stringify(d, null, 2)}\n`, 0o600);
-      this.#data = d;
     };
     const p = this.#queue.then(run, run);
     this.#queue = p.catch(() => {});

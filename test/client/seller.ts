@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { paywallAdmins, type PaywallAdmin } from '../../hooks/paywall/index.js';
 import { startLitecoind, type Litecoind } from '../support/litecoind.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
+import { TcpRecorder } from '../support/tcp-recorder.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const mod = (p: string) => path.resolve(here, '../../hooks', p);
@@ -20,6 +21,8 @@ export interface Seller {
   node: Litecoind;
   proxy: TestProxy;
   tmp: string;
+  /** with `record`: connection i's clientToTarget is what the node received */
+  recorder: TcpRecorder | null;
   /** the paywall's admin interface (dev settle), by its hook name */
   admin(): PaywallAdmin;
   stop(): Promise<void>;
@@ -33,6 +36,8 @@ export interface SellerOptions {
   /** extra YAML for the proxy */
   yaml?: string;
   litecoindArgs?: string[];
+  /** put a byte recorder between the proxy and the node (to see what the node received) */
+  record?: boolean;
 }
 
 export async function startSeller(name: string, o: SellerOptions = {}): Promise<Seller> {
@@ -54,11 +59,13 @@ export async function startSeller(name: string, o: SellerOptions = {}): Promise<
     { module: mod('features.js'), options: {} },
     { module: mod('paywall/index.js'), options: paywall },
   ];
-  const proxy = await startTestProxy(node.p2pPort, [`hooks:\n${hooks.map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`, o.yaml ?? ''].join('\n'));
+  const recorder = o.record ? await TcpRecorder.start('127.0.0.1', node.p2pPort) : null;
+  const proxy = await startTestProxy(recorder?.port ?? node.p2pPort, [`hooks:\n${hooks.map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`, o.yaml ?? ''].join('\n'));
   return {
     node,
     proxy,
     tmp,
+    recorder,
     admin() {
       const a = paywallAdmins().get('paywall');
       if (!a) throw new Error('the paywall registered no admin interface');
@@ -66,6 +73,7 @@ export async function startSeller(name: string, o: SellerOptions = {}): Promise<
     },
     async stop() {
       await proxy.close();
+      await recorder?.close();
       await node.stop();
     },
   };
