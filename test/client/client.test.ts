@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { statSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NETWORKS } from '../../src/codec/index.js';
-import { BuyerError, PayerError, Wallet, XConnection, buy, createDevPayer, presentCredential, type Payer } from '../../src/client/index.js';
+import { BuyerError, PayerError, SellerClient, Wallet, XConnection, buy, checkInvoice, createDevPayer, presentCredential, type InvoiceAnswer, type Payer, type XRequests } from '../../src/client/index.js';
+import { decodeInvoiceAnswer, encodeInvoiceAnswer } from '../../src/client/protocol.js';
+import { createDevBackend } from '../../hooks/paywall/backends/dev.js';
 import { litecoindSkipReason } from '../support/litecoind.js';
 import { startSeller, type Seller } from './seller.js';
 
@@ -192,4 +194,42 @@ test('unreachable and not a proxy: documented errors', { skip, timeout: 60_000 }
   await rejects(XConnection.connect({ host: '127.0.0.1', port: seller.node.p2pPort, network: NETWORKS.regtest }), 'no_x_feature');
   // the wrong network's magic
   await rejects(XConnection.connect({ host: '127.0.0.1', port: seller.proxy.port, network: NETWORKS.mainnet, timeoutMs: 5000 }), 'handshake_failed');
+});
+
+test('an invoice that differs from the offer (amount, hash, network, signature, expiry) is never paid', { skip, timeout: 60_000 }, async () => {
+  // real invoices from dev backends of our own (another signing key), swapped into the real seller's answers
+  const other = createDevBackend({ network: 'regtest' });
+  const mainnet = createDevBackend({ network: 'bitcoin' });
+  const tamperings: [string, RegExp, (a: InvoiceAnswer) => Promise<InvoiceAnswer>][] = [
+    ['amount', /amount: the invoice asks 2000001000 msat|amount: the invoice asks/, async (a) => { const i = await other.createInvoice(a.amountMsat + 1000n, 'x', 600); return { ...a, bolt11: i.bolt11, paymentHash: Buffer.from(i.paymentHash, 'hex') }; }],
+    ['hash', /payment hash/, async (a) => ({ ...a, paymentHash: Buffer.alloc(32, 7) })],
+    ['network', /network: the invoice is lnbc/, async (a) => { const i = await mainnet.createInvoice(a.amountMsat, 'x', 600); return { ...a, bolt11: i.bolt11, paymentHash: Buffer.from(i.paymentHash, 'hex') }; }],
+    ['signature', /does not decode or its signature/, async (a) => ({ ...a, bolt11: a.bolt11.slice(0, 40) + (a.bolt11[40] === 'q' ? 'p' : 'q') + a.bolt11.slice(41) })],
+    ['answer amount', /the x:invoice answer says/, async (a) => ({ ...a, amountMsat: a.amountMsat - 1n })],
+    ['expiry', /expiry: the answer says/, async (a) => ({ ...a, expiresAt: a.expiresAt + 86_400n })],
+  ];
+  const wallet = Wallet.open(walletFile());
+  const payer = counting(devPayer());
+  const c = await connect();
+  try {
+    for (const [what, message, tamper] of tamperings) {
+      const requests = { request: async (cmd: string, build: (n: bigint) => Buffer) => {
+        const a = await c.requests.request(cmd, build);
+        if (a.command !== 'x:invoice') return a;
+        const t = await tamper(decodeInvoiceAnswer(a.payload));
+        return { command: a.command, payload: encodeInvoiceAnswer(t) };
+      } } as unknown as XRequests;
+      const e = await rejects(buy(new SellerClient(c.seller.seller, requests), { offerId: 'pro', maxMsat: 2_000_000n, payer, wallet }), 'invoice_mismatch');
+      assert.match(e.message, message, what);
+    }
+  } finally {
+    c.close();
+  }
+  assert.equal(payer.calls, 0, 'nothing was paid');
+  assert.equal(wallet.purchases().length, 0);
+  // and an expired invoice, checked at a later time
+  const i = await other.createInvoice(1000n, 'x', 60);
+  const answer = { nonce: 1n, paymentHash: Buffer.from(i.paymentHash, 'hex'), claimToken: Buffer.alloc(16), amountMsat: 1000n, expiresAt: BigInt(i.expiresAt), bolt11: i.bolt11 };
+  assert.throws(() => checkInvoice(answer, { amountMsat: 1000n, lightningNetwork: 'regtest', nowS: i.expiresAt + 1 }), /expired at/);
+  assert.equal(checkInvoice(answer, { amountMsat: 1000n, lightningNetwork: 'regtest' }).paymentHash, i.paymentHash);
 });
