@@ -106,7 +106,8 @@ export class XConnection {
 
   /** Does the proxy sell anything (a paywall module with x:offers)? */
   sells(): boolean {
-    return this.offered?.commands.includes(CMD.offers) ?? false;
+    // a cut list (flag bit 0) may have lost x:offers: x:hello has them all
+    return (this.offered?.commands.includes(CMD.offers) || this.offered?.truncated) ?? false;
   }
 
   close(): void {

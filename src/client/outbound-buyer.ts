@@ -50,7 +50,9 @@ export function createOutboundBuyer(o: OutboundBuyerOptions): HookModule {
     if (!feature) return 'no_x';
     let sells = false;
     try {
-      sells = parseFeatureData(feature)?.commands.includes(CMD.offers) ?? false;
+      const f = parseFeatureData(feature);
+      // a cut list (flag bit 0) may have lost x:offers: then ask
+      sells = (f?.commands.includes(CMD.offers) || f?.truncated) ?? false;
     } catch {
       /* unreadable data: treated as selling nothing */
     }
