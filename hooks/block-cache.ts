@@ -25,7 +25,7 @@ import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { codec, defineHook, HOOK_API_VERSION, type HookContext, type HookCounter, type HookGauge, type HookMessage, type HookPeer, type HookResult, type OutgoingMessage } from '../src/hooks/index.js';
 import { ChainCheck, chainCheckOptions, type CheckOutcome } from './lib/chain-check.js';
-import { seconds } from './lib/common.js';
+import { byteSize, durationSeconds } from './lib/common.js';
 
 const { InvType } = codec;
 
@@ -40,31 +40,15 @@ const GETBLOCKS_LIMIT = 500;
 /** Per-entry bookkeeping counted on top of the payload bytes. */
 const ENTRY_OVERHEAD = 160;
 
-const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
-
-/** A byte count: a number, or a string like "256MiB", "64 MB", "100kB". */
-const byteSize = z.union([
-  z.number().int().nonnegative(),
-  z.string().transform((s, ctx) => {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(s);
-    const unit = UNITS[(m?.[2] ?? '').toLowerCase()];
-    if (!m || unit === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a byte size like 256MiB, 64MB or 1000000, got "${s}"` });
-      return z.NEVER;
-    }
-    return Math.floor(Number(m[1]) * unit);
-  }),
-]);
-
 export const blockCacheOptions = z.strictObject({
   /** bytes of blocks kept (0: no block caching) */
   maxBytes: byteSize.default(256 * 1024 * 1024),
   /** bytes of transactions kept (0: no transaction caching) */
   txMaxBytes: byteSize.default(32 * 1024 * 1024),
   /** a transaction is served for this long after bitcoind first served it, and only to peers it announced it to within this time */
-  txTtl: seconds.default(DEFAULT_TX_TTL),
+  txTtl: durationSeconds.default(DEFAULT_TX_TTL),
   /** blocks expire this long after bitcoind first served them (0: never; size alone bounds them) */
-  blockTtl: seconds.default(0),
+  blockTtl: durationSeconds.default(0),
   /** transaction announcements remembered per peer */
   announcedPerPeer: z.number().int().positive().default(DEFAULT_ANNOUNCED_PER_PEER),
   /** optional read-only RPC to bitcoind: serve a block only if getblockheader says it is in the active chain */

@@ -20,26 +20,12 @@ import { z } from 'zod';
 import { defineHook, HOOK_API_VERSION, type HookCounter, type HookPeer } from '../src/hooks/index.js';
 import { AddressList, parseEntry } from './lib/address-list.js';
 import { CaptureStore, captureFolderName } from './lib/capture-store.js';
-import { commandName } from './lib/common.js';
+import { byteSize, commandName } from './lib/common.js';
 
 const NAME = 'capture';
 
-const UNITS: Record<string, number> = { '': 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-
-/** A size in bytes: a number, or a string with a binary unit ("16MiB", "512k", "1 GB" = 2^30). */
-const byteSize = (min: number) =>
-  z
-    .union([
-      z.number().int(),
-      z
-        .string()
-        .regex(/^\s*\d+(\.\d+)?\s*(k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i, 'a size like 16777216, "16MiB", "512k" or "1GB" (binary units)')
-        .transform((s) => {
-          const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(s)!;
-          return Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
-        }),
-    ])
-    .pipe(z.number().int().min(min, `at least ${min} bytes`).max(2 ** 50));
+/** A size in bytes, at least `min` (the proxy's size units: "16MiB" IEC, "64MB" SI). */
+const sizeAtLeast = (min: number) => byteSize.pipe(z.number().min(min, `at least ${min} bytes`).max(2 ** 50));
 
 const address = z.string().superRefine((s, ctx) => {
   try {
@@ -60,10 +46,10 @@ const Options = z.strictObject({
     .array(z.enum(['inbound', 'outbound']))
     .min(1)
     .default(['inbound', 'outbound']),
-  maxFileBytes: byteSize(1024).default(16 * 1024 ** 2),
+  maxFileBytes: sizeAtLeast(1024).default(16 * 1024 ** 2),
   keep: z.number().int().min(0).max(1000).default(4),
-  maxTotalBytes: byteSize(1024).default(1024 ** 3),
-  maxBufferBytes: byteSize(1024).default(8 * 1024 ** 2),
+  maxTotalBytes: sizeAtLeast(1024).default(1024 ** 3),
+  maxBufferBytes: sizeAtLeast(1024).default(8 * 1024 ** 2),
 });
 export type CaptureOptions = z.input<typeof Options>;
 

@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { defineHook, HOOK_API_VERSION, type AcceptResult, type HookCounter, type HookGauge, type HookPeer, type HookResult } from '../src/hooks/index.js';
 import { AddressList, loadListFile, parseEntry } from './lib/address-list.js';
-import { duration } from './lib/common.js';
+import { positiveDurationSeconds } from './lib/common.js';
 
 /** Service bit names (Bitcoin Core's ServiceFlags) accepted in `services.required/forbidden`. */
 export const SERVICE_BITS: Readonly<Record<string, bigint>> = {
@@ -56,6 +56,8 @@ const regex = z.string().transform((v, ctx) => {
   }
 });
 
+/** a ban duration in seconds, more than 0 */
+const duration = positiveDurationSeconds;
 
 const schema = z
   .strictObject({

@@ -1,12 +1,12 @@
 import type * as http from 'node:http';
-import { loadConfig, type Config } from './config.js';
+import { adminExposure, loadConfig, type Config } from './config.js';
 import { serveAdmin } from './admin.js';
 import type { HookLogger } from './hooks/api.js';
 import type { HookChain } from './hooks/chain.js';
-import { loadHookChain } from './hooks/loader.js';
+import { loadHookChain, type LoadOptions } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
-import { BanList } from './proxy/ban-list.js';
+import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
 import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
 
 export interface RunningProxy {
@@ -39,25 +39,36 @@ export function proxySettings(c: Config): ProxySettings {
   };
 }
 
+/** How a config's hook chain loads (`run`, reload and `check` alike). */
+export function chainLoadOptions(c: Config): Pick<LoadOptions, 'baseDir' | 'settings' | 'loadTimeoutMs'> {
+  return { baseDir: c.baseDir, settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout }, loadTimeoutMs: c.limits.hookLoadTimeout };
+}
+
 export interface StartOptions {
   log?: Logger;
   defaultMetrics?: boolean;
   /** where reload() reads the config from */
   configFile?: string;
+  /** connect to the backend once at start (and again while it is down) so /ready does not wait for a peer; default true */
+  probeBackend?: boolean;
 }
 
 /** Start everything a config describes: bans, hook chain, proxy listeners, metrics and admin HTTP. */
 export async function startProxy(config: Config, options: StartOptions = {}): Promise<RunningProxy> {
   const log = options.log ?? createLogger(config.log.level);
-  const bans = new BanList(config.bans.file);
-  await bans.load();
   const metrics = new ProxyMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+  if (config.bans.file) {
+    // refuse to start rather than find out at the first ban (EROFS under ProtectSystem=strict)
+    const problem = await checkBanFileWritable(config.bans.file);
+    if (problem) throw new BanFileError(problem);
+  }
+  const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
+  await bans.load();
   const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics });
   metrics.watch(proxy);
   const loadChain = (c: Config): Promise<HookChain> =>
     loadHookChain(c.hooks, {
-      baseDir: c.baseDir,
-      settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout },
+      ...chainLoadOptions(c),
       host: proxy,
       logger: (hook) => hookLogger(log.child({ hook })),
       metrics: () => metrics.hookMetrics(),
@@ -99,19 +110,22 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   const servers: http.Server[] = [];
   try {
     await proxy.listen();
+    if (options.probeBackend ?? true) proxy.probeBackend();
     const metricsServer = config.metrics ? await metrics.serve(config.metrics.listen.host, config.metrics.listen.port) : null;
     if (metricsServer) servers.push(metricsServer);
     if (config.metrics) log.info({ listen: `${config.metrics.listen.host}:${config.metrics.listen.port}` }, 'metrics on /metrics');
     const adminServer = config.admin
       ? await serveAdmin(
           config.admin.token,
-          { proxy, reload: () => reload(), hooks: () => proxy.chain.hooks.map((h) => ({ name: h.name, module: h.source, xCommands: Object.keys(h.module.commands ?? {}) })) },
+          { proxy, log: log.child({ component: 'admin' }), reload: () => reload(), hooks: () => proxy.chain.hooks.map((h) => ({ name: h.name, module: h.source, xCommands: Object.keys(h.module.commands ?? {}) })) },
           config.admin.listen.host,
           config.admin.listen.port,
         )
       : null;
     if (adminServer) servers.push(adminServer);
     if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
+    const exposed = adminExposure(config);
+    if (exposed) log.warn({ listen: `${config.admin!.listen.host}:${config.admin!.listen.port}` }, `WARNING: ${exposed}`);
     return {
       config,
       proxy,
@@ -123,15 +137,22 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
       async close() {
         for (const s of servers) s.closeAllConnections?.();
         await Promise.all([proxy.close(), ...servers.map((s) => new Promise<void>((r) => s.close(() => r())))]);
+        bans.close();
         await proxy.chain.close();
       },
     };
   } catch (err) {
     await proxy.close();
+    bans.close();
     await proxy.chain.close();
     for (const s of servers) s.close();
     throw err;
   }
+}
+
+/** The ban file cannot be written: the one line says which file and why. */
+export class BanFileError extends Error {
+  override readonly name = 'BanFileError';
 }
 
 function hookLogger(l: Logger): HookLogger {

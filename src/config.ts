@@ -1,9 +1,19 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, visit, type Document, type Scalar } from 'yaml';
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
-import { parseDuration, parseHostPort, parseSize, type HostPort } from './config-values.js';
+import { formatHostPort, isLoopbackHost, parseDuration, parseHostPort, parseSize, type HostPort } from './config-values.js';
+import { DURATION_HINT, SIZE_HINT } from './hooks/units.js';
+
+/** Larger files are refused before parsing: YAML parsing costs far more memory and time than the text. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Alias references a document may expand (the yaml package's default): an alias bomb stops here. */
+const MAX_ALIAS_COUNT = 100;
+/** The longest delay a Node timer can take; longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Issues printed at most; a broken file can otherwise produce thousands. */
+const MAX_ISSUES = 20;
 
 /** The validated, typed configuration the proxy runs with. Durations are in ms, sizes in bytes. */
 export interface Config {
@@ -29,10 +39,18 @@ export interface Config {
     backendConnectTimeout: number;
     /** time budget of one hook call */
     hookTimeout: number;
+    /** time budget of importing a hook module, and of its init() */
+    hookLoadTimeout: number;
     /** bytes of frames that may wait behind an async hook, per direction */
     hookQueue: number;
     /** token buckets on new connections per address and per /24 (/64); refused as rate_limited before bitcoind is contacted */
     connectionRate: { perAddress: { burst: number; perMinute: number }; perSubnet: { burst: number; perMinute: number } };
+    /** per-peer hook time (ms of synchronous hook work) allowed per window; null: no budget */
+    hookBudget: HookBudgetSetting | null;
+    /** a peer over its hook budget: throttle (stop reading it until it is back in budget) or disconnect */
+    hookBudgetAction: 'throttle' | 'disconnect';
+    /** log lines per peer and reason per minute; then one "suppressed K similar lines" line */
+    logLinesPerMinute: number;
   };
   /** an x: command no module registered: drop it silently, or answer `x:unknown` */
   xUnknown: 'drop' | 'reply';
@@ -49,6 +67,11 @@ export interface Config {
   hooks: HookEntry[];
 }
 
+export interface HookBudgetSetting {
+  budgetMs: number;
+  windowMs: number;
+}
+
 export interface HookEntry {
   /** as written: a path relative to the config file, or a package name */
   module: string;
@@ -56,24 +79,30 @@ export interface HookEntry {
   enabled: boolean;
 }
 
-const duration = (def: string) =>
+/** A duration or size setting: parsed by the one parser (src/hooks/units.ts), bounded above. */
+const measure = (parse: (v: unknown) => number | null, hint: string) => (def: number | string, max?: { value: number; text: string }) =>
   z.union([z.number(), z.string()]).default(def).transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === null) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like 60s, 10m, 24h or a number of seconds, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const size = (def: number | string, max = Number.MAX_SAFE_INTEGER) =>
-  z.union([z.number(), z.string()]).default(def).transform((v, ctx) => {
-    const n = parseSize(v);
-    if (n === null || n > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a size like 5MB, 512KiB or a number of bytes${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got ${JSON.stringify(v)}` });
+    const n = parse(v);
+    if (n === null || (max && n > max.value)) {
+      ctx.addIssue({ code: 'custom', message: `expected ${hint}${max ? ` up to ${max.text}` : ''}, got ${JSON.stringify(v)}` });
       return z.NEVER;
     }
     return n;
+  });
+const duration = measure(parseDuration, DURATION_HINT);
+const size = measure(parseSize, SIZE_HINT);
+/** a duration that becomes a timer */
+const timeout = (def: string) => duration(def, { value: MAX_TIMER_MS, text: '24d (the longest Node timer)' });
+
+const ADMIN_TOKEN_HINT = 'set it or ${BHP_ADMIN_TOKEN}';
+const adminToken = z
+  .string({ error: (i) => (i.input === undefined ? `missing: ${ADMIN_TOKEN_HINT}` : 'expected a string of at least 16 characters') })
+  .superRefine((t, ctx) => {
+    const issue = (message: string) => ctx.addIssue({ code: 'custom', message });
+    // an empty ${VAR} substitutes to "": as good as missing
+    if (t.trim() === '') issue(`${t === '' ? 'empty' : 'only whitespace'}: ${ADMIN_TOKEN_HINT}`);
+    else if (/\s/.test(t)) issue('contains whitespace, which a Bearer token cannot carry');
+    else if (t.length < 16) issue('the admin token must be at least 16 characters');
   });
 
 const hostPort = z.string().transform((v, ctx) => {
@@ -135,6 +164,22 @@ export const outboundSchema = z.strictObject({
 });
 export type OutboundConfig = z.output<typeof outboundSchema>;
 
+/** "50ms per 250ms": hook time a peer may use per window (also its largest burst); false or "off" disables the budget. */
+const hookBudget = z
+  .unknown()
+  .default('50ms per 250ms')
+  .transform((v, ctx): HookBudgetSetting | null => {
+    if (v === false || v === 'off') return null;
+    const m = typeof v === 'string' ? /^\s*(\S+)\s+per\s+(\S+)\s*$/.exec(v) : null;
+    const budgetMs = m ? parseDuration(m[1]) : null;
+    const windowMs = m ? parseDuration(m[2]) : null;
+    if (budgetMs === null || windowMs === null || budgetMs <= 0 || windowMs < budgetMs || windowMs > 3_600_000) {
+      ctx.addIssue({ code: 'custom', message: `expected "<time> per <window>" like "200ms per 1s" (time > 0, window from time to 1h), or false, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return { budgetMs, windowMs };
+  });
+
 const schema = z.strictObject({
   network: z.string().default('mainnet'),
   port: z.number().int().min(1).max(65535).optional(),
@@ -148,13 +193,14 @@ const schema = z.strictObject({
       maxPeers: count(100),
       maxPeersPerAddress: count(4),
       maxPeersPerSubnet: count(16),
-      handshakeTimeout: duration('60s'),
-      idleTimeout: duration('20m'),
-      maxMessageSize: size(MAX_PROTOCOL_MESSAGE_LENGTH, MAX_PROTOCOL_MESSAGE_LENGTH),
+      handshakeTimeout: timeout('60s'),
+      idleTimeout: timeout('20m'),
+      maxMessageSize: size(MAX_PROTOCOL_MESSAGE_LENGTH, { value: MAX_PROTOCOL_MESSAGE_LENGTH, text: String(MAX_PROTOCOL_MESSAGE_LENGTH) }),
       sendBuffer: size('1MB'),
       receiveBuffer: size('5MB'),
-      backendConnectTimeout: duration('5s'),
-      hookTimeout: duration('5s'),
+      backendConnectTimeout: timeout('5s'),
+      hookTimeout: timeout('5s'),
+      hookLoadTimeout: timeout('30s'),
       hookQueue: size('1MB'),
       connectionRate: z
         .strictObject({
@@ -162,6 +208,9 @@ const schema = z.strictObject({
           perSubnet: z.strictObject({ burst: count(200), perMinute: z.number().min(0).default(1200) }).prefault({}),
         })
         .prefault({}),
+      hookBudget,
+      hookBudgetAction: z.enum(['throttle', 'disconnect']).default('throttle'),
+      logLinesPerMinute: z.number().int().min(1).max(100_000).default(10),
     })
     .prefault({}),
   bans: z
@@ -176,7 +225,7 @@ const schema = z.strictObject({
     .prefault({}),
   metrics: z.union([z.literal(false), z.strictObject({ listen: hostPort.prefault('127.0.0.1:9333') })]).prefault({}),
   admin: z
-    .union([z.literal(false), z.strictObject({ listen: hostPort.prefault('127.0.0.1:9334'), token: z.string().min(16, 'the admin token must be at least 16 characters') })])
+    .union([z.literal(false), z.strictObject({ listen: hostPort.prefault('127.0.0.1:9334'), token: adminToken })])
     .default(false),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
   outbound: outboundSchema.optional(),
@@ -198,48 +247,72 @@ export class ConfigError extends Error {
     readonly file: string,
     readonly issues: string[],
   ) {
-    super(`invalid config ${file}:\n  ${issues.join('\n  ')}`);
+    // one self-contained line per issue, like a compiler's
+    super(issues.map((i) => `${file}: ${i}`).join('\n'));
+  }
+
+  /** The first MAX_ISSUES of `items`, rendered (finding a line is not free: a hostile file has 100,000 issues), then a count. */
+  static of<T>(file: string, items: readonly T[], render: (item: T) => string): ConfigError {
+    const shown = items.slice(0, MAX_ISSUES).map(render);
+    if (items.length > MAX_ISSUES) shown.push(`... and ${items.length - MAX_ISSUES} more`);
+    return new ConfigError(file, shown);
   }
 }
 
-/** Read, substitute ${ENV} references, validate. Throws ConfigError. */
+/** Read (at most MAX_CONFIG_BYTES), substitute ${ENV} references, validate. Throws ConfigError. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readAtMost(file, MAX_CONFIG_BYTES + 1);
   } catch (err) {
     throw new ConfigError(file, [`cannot read: ${(err as Error).message}`]);
   }
-  return parseConfig(text, file, env);
+  if (bytes.length > MAX_CONFIG_BYTES) throw tooLarge(file);
+  return parseConfig(bytes.toString('utf8'), file, env);
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line}: YAML syntax: ${e.message.split('\n')[0]}`),
-    );
+/** Reads no more than `max` bytes, whatever the file is (a FIFO or /dev/zero has no size to check first). */
+function readAtMost(file: string, max: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(max);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < max; n += got) got = readSync(fd, buf, n, max - n, null);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
   }
-  const raw: unknown = doc.toJS() ?? {};
-  const envIssues: string[] = [];
-  const substituted = substituteEnv(raw, env, [], (key, name) =>
-    envIssues.push(`${where(doc, lineCounter, key)}: environment variable ${name} is not set`),
-  );
-  if (envIssues.length > 0) throw new ConfigError(file, envIssues);
+}
+
+const tooLarge = (file: string) => new ConfigError(file, [`larger than ${MAX_CONFIG_BYTES} bytes (1 MiB): refused before parsing; a proxy config is a few KB`]);
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  if (text.length > MAX_CONFIG_BYTES || Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw tooLarge(file);
+  const lineCounter = new LineCounter();
+  // uniqueKeys is checked below in linear time: the yaml package's check is quadratic in the keys of a map
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+  const lineOf = (pos: number) => lineCounter.linePos(pos).line;
+  const syntax = [...new Map(doc.errors.map((e) => [`${e.code} ${e.message}`, e])).values()]; // a deep nest repeats one error per level
+  if (syntax.length > 0) throw ConfigError.of(file, syntax, (e) => `line ${lineOf(e.pos[0])}: YAML syntax: ${e.message.split('\n')[0]}`);
+  const duplicates = duplicateKeys(doc);
+  if (duplicates.length > 0) {
+    throw ConfigError.of(file, duplicates, ({ key, first, chain }) => `${[...keyPathOf(chain), key.value].join('.')} (line ${lineOf(key.range![0])}): duplicate key "${String(key.value)}" (first on line ${lineOf(first)})`);
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    // the yaml package throws a ReferenceError for an alias bomb
+    throw new ConfigError(file, [`YAML aliases expand too far (${(err as Error).message}): refused; a config needs at most a few *aliases`]);
+  }
+  const unset: [(string | number)[], string][] = [];
+  const substituted = substituteEnv(raw, env, [], (key, name) => unset.push([key, name]));
+  if (unset.length > 0) throw ConfigError.of(file, unset, ([key, name]) => `${where(doc, lineCounter, key)}: environment variable ${name} is not set`);
 
   const result = schema.safeParse(substituted);
   if (!result.success) {
-    throw new ConfigError(
-      file,
-      result.error.issues.flatMap((i) =>
-        // an unknown key is reported at its own line, not at the line of the mapping around it
-        i.code === 'unrecognized_keys'
-          ? i.keys.map((k) => `${where(doc, lineCounter, [...(i.path as (string | number)[]), k])}: unknown key`)
-          : [`${where(doc, lineCounter, i.path as (string | number)[])}: ${i.message}`],
-      ),
-    );
+    const explained = result.error.issues.flatMap((i) => explain(i, substituted));
+    throw ConfigError.of(file, explained, ({ path: p, message }) => `${where(doc, lineCounter, p)}: ${message}`);
   }
   const c = result.data;
   const issues: string[] = [];
@@ -252,6 +325,15 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     network = resolveNetwork('mainnet');
   }
   const listen = c.listen === undefined ? [{ host: '0.0.0.0', port: network.defaultPort }] : Array.isArray(c.listen) ? c.listen : [c.listen];
+  const listeners: [(string | number)[], HostPort][] = [
+    ...listen.map((hp, i): [(string | number)[], HostPort] => [Array.isArray(c.listen) ? ['listen', i] : ['listen'], hp]),
+    ...(c.metrics ? [[['metrics', 'listen'], c.metrics.listen] as [string[], HostPort]] : []),
+    ...(c.admin ? [[['admin', 'listen'], c.admin.listen] as [string[], HostPort]] : []),
+  ];
+  for (const [i, [keyPath, hp]] of listeners.entries()) {
+    const clash = listeners.slice(0, i).find(([other, o]) => other[0] !== keyPath[0] && sameSocket(o, hp));
+    if (clash) issues.push(`${where(doc, lineCounter, keyPath)}: ${formatHostPort(hp)} is also ${clash[0].join('.')} ${formatHostPort(clash[1])}`);
+  }
   if (issues.length > 0) throw new ConfigError(file, issues);
 
   const baseDir = path.dirname(path.resolve(file));
@@ -270,6 +352,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     log: c.log,
     hooks: c.hooks,
   };
+}
+
+/** The warning to print loudly when the admin API can be reached from other machines, or null. */
+export function adminExposure(c: Config): string | null {
+  if (!c.admin || isLoopbackHost(c.admin.listen.host)) return null;
+  return `admin.listen ${formatHostPort(c.admin.listen)} is not a loopback address: anyone who reaches it can try the token, and it speaks plain HTTP; prefer 127.0.0.1 (or a TLS proxy in front)`;
 }
 
 /** "key.path (line N)" for a path into the document; walks up to the nearest node that exists. */
@@ -301,6 +389,73 @@ function substituteEnv(v: unknown, env: NodeJS.ProcessEnv, keyPath: (string | nu
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substituteEnv(x, env, [...keyPath, k], missing)]));
   }
   return v;
+}
+
+type Explained = { path: (string | number)[]; message: string };
+
+/** A zod issue in the operator's terms: unknown keys one by one, "missing", and the union branch the value was meant for. */
+function explain(i: z.core.$ZodIssue, input: unknown, prefix: PropertyKey[] = []): Explained[] {
+  const p = [...prefix, ...i.path] as (string | number)[];
+  const missing = valueAt(input, p) === undefined;
+  if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path: [...p, k], message: 'unknown key' }));
+  if (i.code === 'invalid_union') {
+    // the branch that failed below its root is the one the operator meant (false | { listen, token })
+    const meant = i.errors.filter((errs) => errs.some((e) => e.path.length > 0 || (e.code !== 'invalid_type' && e.code !== 'invalid_value')));
+    if (meant.length === 1) return meant[0]!.flatMap((e) => explain(e, input, p));
+    if (missing) return [{ path: p, message: 'missing (required)' }];
+    return [{ path: p, message: [...new Set(i.errors.flatMap((errs) => errs.map((e) => e.message.replace(/^Invalid input: /, ''))))].join(', or ') }];
+  }
+  if (i.code === 'invalid_type' && missing && i.message.startsWith('Invalid input')) return [{ path: p, message: 'missing (required)' }];
+  return [{ path: p, message: i.message }];
+}
+
+function valueAt(v: unknown, keyPath: readonly (string | number)[]): unknown {
+  for (const k of keyPath) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[k] : undefined;
+  return v;
+}
+
+interface DuplicateKey {
+  key: Scalar;
+  /** where the key was first written */
+  first: number;
+  /** the mapping's ancestors and the mapping itself */
+  chain: readonly unknown[];
+}
+
+/** Every key written twice in one mapping (linear in the keys; named and located only when reported). */
+function duplicateKeys(doc: Document): DuplicateKey[] {
+  const out: DuplicateKey[] = [];
+  visit(doc, {
+    Map(_, map, ancestors) {
+      const seen = new Map<string, number>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key) || !pair.key.range) continue;
+        const key = String(pair.key.value);
+        const first = seen.get(key);
+        if (first === undefined) seen.set(key, pair.key.range[0]);
+        else out.push({ key: pair.key, first, chain: [...ancestors, map] });
+      }
+    },
+  });
+  return out;
+}
+
+/** The key path of a node, from its ancestors as yaml's visit() gives them. */
+function keyPathOf(chain: readonly unknown[]): (string | number)[] {
+  const out: (string | number)[] = [];
+  chain.forEach((a, i) => {
+    if (isPair(a) && isScalar(a.key)) out.push(String(a.key.value));
+    else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
+  });
+  return out;
+}
+
+/** Two listeners that cannot both bind: same port, and the same host or a wildcard of its family. */
+function sameSocket(a: HostPort, b: HostPort): boolean {
+  if (a.port !== b.port) return false;
+  const [x, y] = [a.host.toLowerCase(), b.host.toLowerCase()];
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  return x === y || ((wildcard(x) || wildcard(y)) && x.includes(':') === y.includes(':'));
 }
 
 /** The zod schema of the YAML config (scripts/gen-config-schema.ts turns it into schema/config.schema.json). */

@@ -49,9 +49,11 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
   const metricsPort = (await bindable(DEMO_PORTS.metrics)) ?? 0;
   const adminPort = (await bindable(DEMO_PORTS.admin)) ?? 0;
   const backendPort = (await bindable(0))!;
+  // bcoin's own HTTP API would take its fixed regtest port (48332): two demos could not run at once
+  const httpPort = (await bindable(0))!;
 
   bcoin.set('regtest');
-  const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, logLevel: 'none', workers: false });
+  const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, httpHost: '127.0.0.1', httpPort, logLevel: 'none', workers: false });
   await node.open();
   await node.connect();
   const address = bcoin.KeyRing.generate().getAddress();

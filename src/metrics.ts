@@ -35,6 +35,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #v2Passthrough: Counter;
   readonly #bansAdded: Counter;
   readonly #bans: Gauge;
+  readonly #banWriteFailures: Counter;
   readonly #misbehaviour: Counter;
   readonly #hookCalls: FastHistogram;
   readonly #hookErrors: Counter;
@@ -46,6 +47,9 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   /** metric names hooks created (the rest of the registry is the proxy's own) */
   readonly #hookOwned = new Set<string>();
   #health: HealthSource | null = null;
+  readonly #hookBudget = { throttle: 0, disconnect: 0 };
+  /** "reason outcome" → count of rate-limited log lines; copied into bhp_log_lines_total at scrape time */
+  readonly #logLines = new Map<string, { reason: string; outcome: string; n: number }>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -73,6 +77,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#v2Passthrough = new Counter({ name: 'bhp_v2_passthrough_total', help: 'Sessions piped raw because the peer opened with BIP324 v2', registers });
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
     this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
+    this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
     this.#hookCalls = new FastHistogram(this.registry, 'bhp_hook_invocation_seconds', 'Time spent in one hook call (count = invocations), by hook', 'hook', [
       0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 5,
@@ -87,6 +92,28 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       collect(this: Counter) {
         this.reset();
         for (const [hook, byAction] of actions) for (const [action, n] of byAction) this.inc({ hook, action }, n);
+      },
+    });
+    const budget = this.#hookBudget;
+    new Counter({
+      name: 'bhp_hook_budget_exceeded_total',
+      help: 'Peers that used up their hook time budget (limits.hookBudget), by what was done: throttle or disconnect',
+      labelNames: ['action'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        for (const action of ['throttle', 'disconnect'] as const) this.inc({ action }, budget[action]);
+      },
+    });
+    const logLines = this.#logLines;
+    new Counter({
+      name: 'bhp_log_lines_total',
+      help: 'Log lines peers can trigger frame by frame, by reason and outcome (written, or suppressed by limits.logLinesPerMinute)',
+      labelNames: ['reason', 'outcome'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        for (const c of logLines.values()) this.inc({ reason: c.reason, outcome: c.outcome }, c.n);
       },
     });
     this.#xCommands = new Counter({ name: 'bhp_x_commands_total', help: 'x: commands from peers, by outcome (handled, unknown, refused)', labelNames: ['outcome'], registers });
@@ -219,8 +246,21 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   bansCurrent(count: number): void {
     this.#bans.set(count);
   }
+  banWriteFailed(): void {
+    this.#banWriteFailures.inc();
+  }
   misbehaviour(reason: string): void {
     this.#misbehaviour.inc({ reason: reason.split(':')[0]!.slice(0, 40) });
+  }
+
+  hookBudgetExceeded(action: 'throttle' | 'disconnect'): void {
+    this.#hookBudget[action]++;
+  }
+  logLine(reason: string, outcome: 'written' | 'suppressed'): void {
+    const key = `${reason} ${outcome}`;
+    const c = this.#logLines.get(key);
+    if (c) c.n++;
+    else this.#logLines.set(key, { reason, outcome, n: 1 });
   }
 
   /**

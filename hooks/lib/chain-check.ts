@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { z } from 'zod';
-import { seconds } from './common.js';
+import { durationSeconds } from './common.js';
 
 export const chainCheckOptions = z
   .strictObject({
@@ -20,9 +20,9 @@ export const chainCheckOptions = z
     /** bitcoind's .cookie file (re-read when bitcoind answers 401 after a restart) */
     cookieFile: z.string().min(1).optional(),
     /** how long an answer is kept */
-    cacheTtl: seconds.default(1),
+    cacheTtl: durationSeconds.default(1),
     /** how long to wait for bitcoind; keep it well below limits.hookTimeout */
-    timeout: seconds.default(1),
+    timeout: durationSeconds.default(1),
   })
   .refine((o) => (o.cookieFile === undefined) !== (o.user === undefined && o.password === undefined) && (o.user === undefined) === (o.password === undefined), {
     message: 'give either user and password, or cookieFile',

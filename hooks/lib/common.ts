@@ -1,10 +1,11 @@
 /**
- * Helpers shared by the shipped hooks (message-filter, rate-limit, peer-filter): the action
- * an operator chooses for a rule, command names, metric labels, and options-dependent `wants`.
+ * Helpers shared by the shipped hooks: the action an operator chooses for a rule, command names,
+ * metric labels, options-dependent `wants`, and size and duration options read with the
+ * proxy's one parser (as the config reads them).
  * Like the hooks themselves this imports only the public hook API and npm packages.
  */
 import { z } from 'zod';
-import { codec, type HookResult } from '../../src/hooks/index.js';
+import { codec, DURATION_HINT, parseDuration, parseSize, SIZE_HINT, type HookResult } from '../../src/hooks/index.js';
 
 /** A P2P command as it can appear in the 12-byte command field. */
 export const commandName = z
@@ -12,6 +13,20 @@ export const commandName = z
   .min(1)
   .max(12)
   .regex(/^[\x21-\x7e]+$/, 'a P2P command is 1 to 12 printable ASCII characters without spaces');
+
+const parsedBy = (parse: (v: unknown) => number | null, hint: string) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const n = parse(v);
+    if (n !== null) return n;
+    ctx.addIssue({ code: 'custom', message: `expected ${hint}, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  });
+
+/** A size option in bytes: "5MB" (SI), "512KiB" (IEC) or a number of bytes. */
+export const byteSize = parsedBy(parseSize, SIZE_HINT);
+
+/** A duration option in seconds (what HookResult.ban.duration takes as a number): "30m", "7d" or a number of seconds. */
+export const durationSeconds = parsedBy(parseDuration, DURATION_HINT).transform((ms) => ms / 1000);
 
 /**
  * What to do with a message a rule catches. Every action drops the message; `disconnect` also
@@ -46,27 +61,5 @@ export function commandLabel(command: string, listed: ReadonlySet<string>): stri
   return listed.has(command) || known.has(command) ? command : 'other';
 }
 
-/** Seconds: a number, or a string like "15m", "90s", "2h". */
-export const seconds = z.union([
-  z.number().nonnegative(),
-  z.string().transform((s, ctx) => {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(s);
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like 15m, 90s or 900, got "${s}"` });
-      return z.NEVER;
-    }
-    const scale = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
-    return Number(m[1]) * scale;
-  }),
-]);
-
-const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
-
-/** "30m", "24h", "7d" or a number of seconds → seconds (what HookResult.ban.duration takes as a number). */
-export const duration = z.union([z.string(), z.number().positive()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(v);
-  if (m && Number(m[1]) > 0) return Number(m[1]) * UNIT_SECONDS[(m[2] ?? 's').toLowerCase()]!;
-  ctx.addIssue({ code: 'custom', message: `expected a duration like 30m, 24h, 7d or a number of seconds, got ${JSON.stringify(v)}` });
-  return z.NEVER;
-});
+/** A duration that must be more than 0 (a pass, an expiry), in seconds. */
+export const positiveDurationSeconds = durationSeconds.refine((s) => s > 0, 'a duration must be more than 0');

@@ -36,7 +36,7 @@ import {
   type HookResult,
   type OutgoingMessage,
 } from '../../src/hooks/index.js';
-import { actionSchema, applyAction, commandName, duration } from '../lib/common.js';
+import { actionSchema, applyAction, commandName, positiveDurationSeconds as duration } from '../lib/common.js';
 import { BackendError, createBackend, type BackendConfig, type DevBackend, type LightningBackend } from './backends/index.js';
 import { loadKeyring, signCredential, verifyCredential, type CredentialProblem, type Keyring } from './credentials.js';
 import * as P from './protocol.js';

@@ -6,7 +6,7 @@
  * once it is on disk. Writes coalesce: mutations made while a write runs go out in the next one.
  */
 import { promises as fs } from 'node:fs';
-import { removeStaleTemporaries, writeFileAtomic } from '../lib/atomic-write.js';
+import { removeStaleTemporaries, writeAtomic } from '../../src/hooks/index.js';
 
 export type GrantKind = 'pass' | 'credit';
 
@@ -104,7 +104,7 @@ export class FileStore implements PaywallStore {
       .catch(() => {})
       .then(() => {
         this.#pending = null; // changes from here on need the next write
-        const run = writeFileAtomic(this.file, this.#serialize());
+        const run = writeAtomic(this.file, this.#serialize());
         this.#running = run;
         return run;
       }));

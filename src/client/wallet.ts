@@ -9,7 +9,7 @@
  * x: protocol gives a seller no key of its own.
  */
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../../hooks/lib/atomic-write.js';
+import { writeAtomic } from '../hooks/atomic-file.js';
 
 export interface StoredCredential {
   kind: 'pass' | 'credit';
@@ -101,7 +101,7 @@ export class Wallet {
     const run = async () => {
       const d = read(this.file);
       change(d);
-      await writeFileAtomic(this.file, `${JSON.stringify(d, null, 2)}\n`, 0o600);
+      await writeAtomic(this.file, `${JSON.stringify(d, null, 2)}\n`, 0o600);
     };
     const p = this.#queue.then(run, run);
     this.#queue = p.catch(() => {});

@@ -37,6 +37,8 @@ export interface ChainTarget {
   disconnect(hook: LoadedHook, reason: string): void;
   /** the hook broke its contract: disconnect the peer as incompatible */
   fault(fault: HookFault): void;
+  /** ms a hook call held the event loop for this peer (the synchronous part), for its hook budget */
+  hookTime?(ms: number): void;
 }
 
 export interface ChainSettings {
@@ -297,12 +299,14 @@ export class HookChain {
     } catch (err) {
       return this.#fault(target, new HookFault(h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
     }
+    const blockedMs = performance.now() - t0;
+    target.hookTime?.(blockedMs);
     if (!isThenable(r)) {
-      const seconds = (performance.now() - t0) / 1000;
-      this.observer.invocation(h.name, seconds);
-      if (seconds * 1000 > this.settings.timeoutMs) {
-        return this.#fault(target, new HookFault(h.name, 'timeout', `blocked for ${Math.round(seconds * 1000)} ms, over its budget of ${this.settings.timeoutMs} ms`));
+      this.observer.invocation(h.name, blockedMs / 1000);
+      if (blockedMs > this.settings.timeoutMs) {
+        return this.#fault(target, new HookFault(h.name, 'timeout', `blocked for ${Math.round(blockedMs)} ms, over its budget of ${this.settings.timeoutMs} ms`));
       }
+      if (target.closed) return null; // over its hook budget with action disconnect
       return this.#apply(h, r, target, frame, direction);
     }
     return withTimeout(r as Promise<HookReturn>, this.settings.timeoutMs).then(

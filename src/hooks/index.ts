@@ -5,4 +5,8 @@
 export * from './api.js';
 export { HookFault } from './result.js';
 export { HookLoadError } from './loader.js';
+/** the proxy's one parser for sizes (5MB SI, 512KiB IEC) and durations (500ms ... 2w): hooks parse their options with it */
+export { parseSize, parseDuration, SIZE_HINT, DURATION_HINT } from './units.js';
 export * as codec from '../codec/index.js';
+/** Durable file writes for hooks that keep state on disk (temp file, fsync, rename, fsync dir). */
+export { writeAtomic, appendAtomic, removeStaleTemporaries, checkWritable } from './atomic-file.js';

@@ -42,9 +42,11 @@ export interface LoadOptions {
   /** metrics registry for hook authors (prefix bhp_hook_) */
   metrics(hook: string): HookMetrics;
   observer?: HookRuntimeObserver;
-  /** per-call time budget also applies to init() */
-  initTimeoutMs?: number;
+  /** time budget of importing each module, and then of its init() (default 30 s) */
+  loadTimeoutMs?: number;
 }
+
+const DEFAULT_LOAD_TIMEOUT_MS = 30_000;
 
 /** Logger and metrics that discard everything: for `check` and the test helper. */
 export const silentHookServices = {
@@ -56,6 +58,35 @@ export const silentHookServices = {
 };
 
 let instanceCounter = 0;
+
+/** The keys of a HookModule: a module's default export may have no others. */
+const MODULE_KEY_LIST = ['apiVersion', 'name', 'wants', 'options', 'init', 'onAccept', 'onConnect', 'onMessage', 'onDisconnect', 'commands', 'features', 'close'] as const;
+// compile-time: the list and the HookModule interface name the same keys (add a new hook point to both)
+type Unlisted = Exclude<keyof HookModule<unknown>, (typeof MODULE_KEY_LIST)[number]>;
+const everyKeyListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyKeyListed;
+const MODULE_KEYS: ReadonlySet<string> = new Set(MODULE_KEY_LIST);
+
+/** The candidate nearest to `word` (case-insensitive edit distance at most 2), for "did you mean". */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: { c: string; d: number } | undefined;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d <= 2 && (!best || d < best.d)) best = { c, d };
+  }
+  return best?.c;
+}
+
+/** Levenshtein distance, two rows. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
 
 /**
  * Load the chain of the `hooks:` list with dynamic import() (our dlopen). Every load gets
@@ -72,7 +103,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
   try {
     for (const spec of specs) {
       if (spec.enabled === false) continue;
-      const mod = spec.instance !== undefined ? checkModule(spec.module, spec.instance) : await importModule(spec.module, opts.baseDir);
+      const mod = spec.instance !== undefined ? checkModule(spec.module, spec.instance) : await importModule(spec.module, opts.baseDir, opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS);
       const count = (names.get(mod.name) ?? 0) + 1;
       names.set(mod.name, count);
       const name = count === 1 ? mod.name : `${mod.name}#${count}`;
@@ -103,7 +134,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
       };
       if (mod.init) {
         try {
-          await withDeadline(Promise.resolve(mod.init(options, ctx)), opts.initTimeoutMs ?? 30_000, `${name}.init()`);
+          await withDeadline(Promise.resolve(mod.init(options, ctx)), opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS, `${name}.init()`);
         } catch (err) {
           throw new HookLoadError(spec.module, `init() failed: ${(err as Error).message}`);
         }
@@ -118,12 +149,18 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
   return new HookChain(loaded, opts.settings, opts.observer);
 }
 
-async function importModule(specifier: string, baseDir: string): Promise<HookModule<unknown>> {
+/**
+ * import() with a deadline like init()'s: a module whose top-level await never settles would
+ * otherwise leave nothing for the event loop to wait on, and node would exit 0 without a word.
+ */
+async function importModule(specifier: string, baseDir: string, timeoutMs: number): Promise<HookModule<unknown>> {
   const url = resolveModule(specifier, baseDir);
+  const loading = import(`${url}${url.includes('?') ? '&' : '?'}bhp-instance=${++instanceCounter}`) as Promise<{ default?: unknown }>;
   let ns: { default?: unknown };
   try {
-    ns = (await import(`${url}${url.includes('?') ? '&' : '?'}bhp-instance=${++instanceCounter}`)) as { default?: unknown };
+    ns = await withDeadline(loading, timeoutMs, 'import');
   } catch (err) {
+    if (err instanceof DeadlineError) throw new HookLoadError(specifier, `${err.message} (a top-level await that never settles?)`);
     throw new HookLoadError(specifier, `cannot import ${url}: ${(err as Error).message}`);
   }
   return checkModule(specifier, ns.default);
@@ -158,6 +195,12 @@ export function checkModule(source: string, m: unknown): HookModule<unknown> {
   const name = typeof mod.name === 'string' && mod.name ? mod.name : fail('default export has no name');
   if (majorOf(String(mod.apiVersion)) !== majorOf(HOOK_API_VERSION)) {
     fail(`hook "${name}" was built for hook API ${String(mod.apiVersion)}, this proxy provides ${HOOK_API_VERSION} (major versions differ)`);
+  }
+  // a misspelt onMesage would otherwise load and never be called
+  for (const key of Object.keys(mod)) {
+    if (MODULE_KEYS.has(key)) continue;
+    const near = closest(key, [...MODULE_KEYS]);
+    fail(`hook "${name}": the default export has unknown key ${key} ${near ? `(did you mean ${near}?)` : `(known: ${MODULE_KEY_LIST.join(', ')})`}`);
   }
   for (const fn of ['init', 'onAccept', 'onConnect', 'onMessage', 'onDisconnect', 'features', 'close'] as const) {
     if (mod[fn] !== undefined && typeof mod[fn] !== 'function') fail(`hook "${name}": ${fn} must be a function`);
@@ -215,9 +258,12 @@ function wantsSet(w: Wants | undefined): ReadonlySet<string> | '*' | null {
   return w.length ? new Set(w) : null;
 }
 
+class DeadlineError extends Error {}
+
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    // a ref'd timer: it is what keeps the process alive while `p` waits on nothing
+    const t = setTimeout(() => reject(new DeadlineError(`${what} did not finish within ${ms} ms`)), ms);
     p.then(
       (v) => (clearTimeout(t), resolve(v)),
       (e: unknown) => (clearTimeout(t), reject(e)),

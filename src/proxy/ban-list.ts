@@ -1,5 +1,7 @@
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
+import ipaddr from 'ipaddr.js';
+import type { Logger } from 'pino';
+import { appendAtomic, checkWritable, removeStaleTemporaries, writeAtomic } from '../hooks/atomic-file.js';
 import { parseSubnet, subnetContains, type Subnet } from './address.js';
 
 export interface Ban {
@@ -15,24 +17,85 @@ interface BanEntry extends Ban {
   parsed: Subnet;
 }
 
+export interface BanListOptions {
+  now?: () => number;
+  log?: Logger;
+  /** called on every failed write of the ban file (bhp_ban_write_failures_total) */
+  onWriteFailure?: () => void;
+  /** first retry delay after a failed write; doubles up to maxRetryMs */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+interface FlushWaiter {
+  /** the change count this caller needs on disk */
+  version: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 const FILE_VERSION = 1;
+/** the largest time a Date can hold; an `until` beyond it could not be printed as ISO */
+const MAX_TIME_MS = 8.64e15;
+
+/** A ban file entry that load() could not read, with why. */
+export interface RejectedEntry {
+  entry: unknown;
+  problem: string;
+}
 
 /**
- * Banned addresses and subnets with expiry, persisted as JSON with atomic writes
- * (temporary file, fsync, rename, fsync of the directory) so a crash or kill -9 in the
- * middle of a save leaves either the old file or the new one, never a torn one.
+ * Banned addresses and subnets with expiry, persisted as JSON through writeAtomic.
+ *
+ * Durability: every change bumps a version; `flush()` resolves once a write holding that
+ * version is fsynced (concurrent callers share one write) and rejects if that write failed.
+ * A failed write never throws out of the proxy: it is logged once per outage, counted,
+ * retried with backoff, and the bans stay enforced in memory meanwhile.
  */
 export class BanList {
   readonly #bans = new Map<string, BanEntry>();
-  #saving: Promise<void> | null = null;
-  #dirty = false;
+  readonly #now: () => number;
+  readonly #log: Logger | undefined;
+  readonly #onWriteFailure: () => void;
+  readonly #retryMs: number;
+  readonly #maxRetryMs: number;
+  /** bumped by every change; the file holds #savedVersion */
+  #version = 0;
+  #savedVersion = 0;
+  #writing: Promise<void> | null = null;
+  #waiters: FlushWaiter[] = [];
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryDelay: number;
+  /** consecutive failed writes; > 0 means an outage is going on */
+  #failures = 0;
+  #closed = false;
 
   constructor(
     readonly file: string | null,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: BanListOptions = {},
+  ) {
+    this.#now = options.now ?? Date.now;
+    this.#log = options.log;
+    this.#onWriteFailure = options.onWriteFailure ?? (() => {});
+    this.#retryMs = this.#retryDelay = options.retryMs ?? 1000;
+    this.#maxRetryMs = options.maxRetryMs ?? 60_000;
+  }
 
-  /** Load the ban file; a missing file is an empty list. Throws on a corrupt file (never silently drops bans). */
+  get rejectedFile(): string | null {
+    return this.file ? `${this.file}.rejected` : null;
+  }
+
+  /** true while writes of the ban file keep failing */
+  get writeFailing(): boolean {
+    return this.#failures > 0;
+  }
+
+  /**
+   * Load the ban file; a missing file is an empty list. It reads what the proxy writes and
+   * what GET /bans prints. An entry it cannot read is logged and appended to FILE.rejected
+   * before anything else can rewrite FILE, so it is never lost. Throws on a file that is not
+   * JSON or has an unknown format (never silently drops bans).
+   */
   async load(): Promise<void> {
     if (!this.file) return;
     await removeStaleTemporaries(this.file);
@@ -43,44 +106,79 @@ export class BanList {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    let data: { version?: number; bans?: Ban[] };
+    let data: unknown;
     try {
-      data = JSON.parse(text) as typeof data;
+      data = JSON.parse(text);
     } catch (err) {
       throw new Error(`ban file ${this.file} is not valid JSON: ${(err as Error).message}`);
     }
-    if (data.version !== FILE_VERSION || !Array.isArray(data.bans)) throw new Error(`ban file ${this.file} has an unknown format`);
-    for (const b of data.bans) {
-      const parsed = parseSubnet(String(b.subnet));
-      if (parsed && typeof b.until === 'number' && b.until > this.now()) {
-        this.#bans.set(parsed.text, { subnet: parsed.text, until: b.until, reason: String(b.reason ?? ''), created: Number(b.created ?? 0), parsed });
+    const entries = banArray(data);
+    if (!entries) throw new Error(`ban file ${this.file} has an unknown format (expected {"version": ${FILE_VERSION}, "bans": [...]} or the output of GET /bans)`);
+    const now = this.#now();
+    const rejected: RejectedEntry[] = [];
+    let expired = 0;
+    for (const raw of entries) {
+      const read = readEntry(raw);
+      if (typeof read === 'string') {
+        rejected.push({ entry: raw, problem: read });
+        continue;
       }
+      if (read.until <= now) {
+        expired++; // the normal end of a ban
+        continue;
+      }
+      const prev = this.#bans.get(read.subnet);
+      if (!prev || prev.until < read.until) this.#bans.set(read.subnet, read);
     }
+    if (expired) this.#log?.info({ file: this.file, expired }, 'expired bans not loaded');
+    if (rejected.length) await this.#keepRejected(rejected);
   }
 
-  /** Add or extend a ban. Returns the normalised entry, or null when `subnet` does not parse. */
+  async #keepRejected(rejected: RejectedEntry[]): Promise<void> {
+    const side = this.rejectedFile!;
+    let existing = '';
+    try {
+      existing = await fs.readFile(side, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const known = new Set(existing.split('\n').filter(Boolean).map((l) => sideKey(l)));
+    let lines = '';
+    for (const r of rejected) {
+      this.#log?.warn({ file: this.file, entry: preview(r.entry), problem: r.problem, keptIn: side }, 'ban file entry not loaded; kept in the side file');
+      const line = JSON.stringify({ rejectedAt: new Date(this.#now()).toISOString(), problem: r.problem, entry: r.entry ?? null });
+      if (!known.has(sideKey(line))) lines += line + '\n';
+    }
+    // durable before any save rewrites the main file without these entries
+    if (lines) await appendAtomic(side, lines);
+  }
+
+  /**
+   * Add or extend a ban. Returns the normalised entry, or null when `subnet` does not parse
+   * or `durationMs` is not positive. The ban holds at once; flush() tells when it is on disk.
+   */
   add(subnet: string, durationMs: number, reason: string): Ban | null {
-    const parsed = parseSubnet(subnet);
-    if (!parsed) return null;
-    const now = this.now();
+    const parsed = parseBanSubnet(subnet);
+    if (!parsed || !(durationMs > 0)) return null;
+    const now = this.#now();
     const prev = this.#bans.get(parsed.text);
-    const until = Math.max(prev?.until ?? 0, now + durationMs);
+    const until = Math.min(MAX_TIME_MS, Math.max(prev?.until ?? 0, now + durationMs));
     const entry: BanEntry = { subnet: parsed.text, until, reason, created: prev?.created ?? now, parsed };
     this.#bans.set(parsed.text, entry);
-    void this.save();
+    this.#changed();
     return publicBan(entry);
   }
 
   remove(subnet: string): boolean {
-    const parsed = parseSubnet(subnet);
+    const parsed = parseBanSubnet(subnet);
     const removed = parsed ? this.#bans.delete(parsed.text) : false;
-    if (removed) void this.save();
+    if (removed) this.#changed();
     return removed;
   }
 
   /** The ban that covers `address`, if any (expired bans are pruned on the way). */
   find(address: string): Ban | null {
-    const now = this.now();
+    const now = this.#now();
     for (const [key, b] of this.#bans) {
       if (b.until <= now) {
         this.#bans.delete(key);
@@ -92,7 +190,7 @@ export class BanList {
   }
 
   list(): Ban[] {
-    const now = this.now();
+    const now = this.#now();
     return [...this.#bans.values()].filter((b) => b.until > now).map(publicBan);
   }
 
@@ -100,22 +198,94 @@ export class BanList {
     return this.list().length;
   }
 
-  /** Write the list to disk. Concurrent calls coalesce into at most one more write. */
+  /** Resolves once every change made so far is fsynced; rejects with the error of the write that held them. */
+  flush(): Promise<void> {
+    if (!this.file || this.#savedVersion >= this.#version) return Promise.resolve();
+    const version = this.#version;
+    const done = new Promise<void>((resolve, reject) => this.#waiters.push({ version, resolve, reject }));
+    // a caller that waits (the admin API) tries now even during an outage's backoff
+    this.#startWriting();
+    return done;
+  }
+
+  /**
+   * Write the list now, changed or not (at shutdown: a ban file removed or edited meanwhile is
+   * put back). Never rejects: failures are already logged, counted and retried.
+   */
   async save(): Promise<void> {
-    if (!this.file) return;
-    this.#dirty = true;
-    if (this.#saving) return this.#saving;
-    this.#saving = (async () => {
+    this.#version++;
+    await this.flush().catch(() => {});
+  }
+
+  /** Stop retrying (the proxy is shutting down); the last save is still attempted by save(). */
+  close(): void {
+    this.#closed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+  }
+
+  #changed(): void {
+    this.#version++;
+    // during an outage the retry timer writes; hammering a broken disk per ban would not help
+    if (!this.#retryTimer) this.#startWriting();
+  }
+
+  #startWriting(): void {
+    if (!this.file || this.#writing) return;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#writing = this.#writeLoop().finally(() => {
+      this.#writing = null;
+      // a flush() that arrived during a failed write tries at once rather than waiting out the backoff
+      if (this.#waiters.length > 0) this.#startWriting();
+    });
+  }
+
+  async #writeLoop(): Promise<void> {
+    while (this.#savedVersion < this.#version) {
+      const version = this.#version;
+      const content = JSON.stringify({ version: FILE_VERSION, bans: this.list() }, null, 2) + '\n';
       try {
-        while (this.#dirty) {
-          this.#dirty = false;
-          await writeAtomic(this.file!, JSON.stringify({ version: FILE_VERSION, bans: this.list() }, null, 2) + '\n');
-        }
-      } finally {
-        this.#saving = null;
+        await writeAtomic(this.file!, content);
+      } catch (err) {
+        this.#failed(version, err as NodeJS.ErrnoException);
+        return;
       }
-    })();
-    return this.#saving;
+      this.#savedVersion = version;
+      this.#settle(version, null);
+      if (this.#failures > 0) {
+        this.#log?.warn({ file: this.file, failedWrites: this.#failures }, 'ban file written again');
+        this.#failures = 0;
+        this.#retryDelay = this.#retryMs;
+      }
+    }
+  }
+
+  #failed(version: number, err: NodeJS.ErrnoException): void {
+    this.#onWriteFailure();
+    if (this.#failures++ === 0) {
+      this.#log?.error({ file: this.file, code: err.code, err: err.message }, 'cannot write the ban file; bans stay enforced in memory, retrying with backoff');
+    }
+    this.#settle(version, err);
+    if (this.#closed) return;
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(this.#maxRetryMs, this.#retryDelay * 2);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#startWriting();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  /** Settle the flush() callers whose changes this write held. */
+  #settle(version: number, err: Error | null): void {
+    const still: FlushWaiter[] = [];
+    for (const w of this.#waiters) {
+      if (w.version > version) still.push(w);
+      else if (err) w.reject(err);
+      else w.resolve();
+    }
+    this.#waiters = still;
   }
 }
 
@@ -124,51 +294,77 @@ function publicBan(b: BanEntry): Ban {
 }
 
 /**
- * A save killed between open and rename leaves `FILE.PID.tmp` behind; each crash would add
- * one more (a full copy of the list). Remove those whose writer process is gone.
+ * parseSubnet, minus the legacy IPv4 forms ipaddr.js accepts: "12345" would be 0.0.48.57 and
+ * "10.1" 10.0.0.1. An operator who writes those means something else; refuse them.
  */
-async function removeStaleTemporaries(file: string): Promise<void> {
-  const dir = path.dirname(file);
-  const prefix = `${path.basename(file)}.`;
-  let names: string[];
+export function parseBanSubnet(text: string): Subnet | null {
+  const t = text.trim();
+  const slash = t.indexOf('/');
+  const address = slash < 0 ? t : t.slice(0, slash);
+  if (slash >= 0 && !/^\d{1,3}$/.test(t.slice(slash + 1))) return null;
+  if (!address.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(address)) return null;
+  return parseSubnet(t);
+}
+
+/** The list of entries in what the proxy writes ({version: 1, bans}) or GET /bans prints ({bans}). */
+function banArray(data: unknown): unknown[] | null {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return null;
+  const d = data as { version?: unknown; bans?: unknown };
+  if (d.version !== undefined && d.version !== FILE_VERSION) return null;
+  return Array.isArray(d.bans) ? d.bans : null;
+}
+
+/** One entry, or what is wrong with it. */
+function readEntry(raw: unknown): BanEntry | string {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return 'not an object';
+  const e = raw as Record<string, unknown>;
+  const text = e.subnet ?? e.address;
+  if (typeof text !== 'string') return 'no "subnet" string';
+  const parsed = parseBanSubnet(text);
+  if (!parsed) return `"subnet" is not an address or CIDR: ${JSON.stringify(text).slice(0, 80)}`;
+  const until = readTime(e.until);
+  if (until === null) return `"until" is not a time (ms since the epoch or an ISO date): ${preview(e.until)}`;
+  const created = e.created === undefined || e.created === null ? 0 : readTime(e.created);
+  if (created === null) return `"created" is not a time: ${preview(e.created)}`;
+  if (e.reason !== undefined && e.reason !== null && typeof e.reason !== 'string') return '"reason" is not a string';
+  return { subnet: parsed.text, until, reason: typeof e.reason === 'string' ? e.reason : '', created, parsed };
+}
+
+/** ms since the epoch from a number, a numeric string or an ISO date; null unless within Date's range. */
+export function readTime(v: unknown): number | null {
+  let ms: number;
+  if (typeof v === 'number') ms = v;
+  else if (typeof v === 'string' && /^\s*\d+(\.\d+)?(e\+?\d+)?\s*$/i.test(v)) ms = Number(v);
+  else if (typeof v === 'string' && /^([+-]\d{6}|\d{4})-\d{2}-\d{2}T/.test(v)) ms = Date.parse(v);
+  else return null;
+  return Number.isFinite(ms) && ms >= 0 && ms <= MAX_TIME_MS ? Math.round(ms) : null;
+}
+
+/** ISO text of a ban time; the reader above guarantees the range, this guards anyway. */
+export function isoTime(ms: number): string | null {
+  return Number.isFinite(ms) && Math.abs(ms) <= MAX_TIME_MS ? new Date(ms).toISOString() : null;
+}
+
+function preview(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
+}
+
+/** A side-file line without its timestamp, to skip entries already kept by an earlier start. */
+function sideKey(line: string): string {
   try {
-    names = await fs.readdir(dir);
+    const { problem, entry } = JSON.parse(line) as { problem?: unknown; entry?: unknown };
+    return JSON.stringify([problem, entry]);
   } catch {
-    return;
-  }
-  for (const name of names) {
-    const m = name.startsWith(prefix) ? /^(\d+)\.tmp$/.exec(name.slice(prefix.length)) : null;
-    if (m && !processAlive(Number(m[1]))) await fs.rm(path.join(dir, name), { force: true });
+    return line;
   }
 }
 
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export async function writeAtomic(file: string, content: string): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fh = await fs.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  // fsync the directory so the rename itself survives a power cut
-  const dh = await fs.open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+/**
+ * Can the proxy save bans to `file`? null when it can, else one line naming the file and the
+ * reason. For the start-up check and the CLI `check` command.
+ */
+export async function checkBanFileWritable(file: string): Promise<string | null> {
+  const problem = await checkWritable(file);
+  return problem === null ? null : `bans.file ${file} is not writable: ${problem}`;
 }

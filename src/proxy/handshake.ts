@@ -5,6 +5,7 @@ import type { ChainTarget, HookChain } from '../hooks/chain.js';
 import { addressTo16Bytes } from './address.js';
 import type { PeerInfo } from './peer-info.js';
 import type { V2Policy } from './transport/detect.js';
+import type { LogLimiter } from './log-limiter.js';
 
 /** BIP324 NODE_P2P_V2 service bit. */
 export const NODE_P2P_V2 = 1n << 11n;
@@ -24,6 +25,8 @@ export interface HandshakeOptions {
   kind: SessionKind;
   info: PeerInfo;
   log: Logger;
+  /** the session's per-peer, per-reason rate-limited lines (what a peer can cause frame by frame) */
+  logs: LogLimiter;
   chain: () => HookChain;
   target: ChainTarget;
   /** send a frame to the peer outside the stream order (feature announcements) */
@@ -111,7 +114,7 @@ export class Handshake {
       this.o.log.info({ version: v.version, services: `0x${v.services.toString(16)}`, userAgent: v.userAgent, startHeight: v.startHeight }, 'peer version');
     } catch (err) {
       // bitcoind judges the message; we only failed to learn from it
-      this.o.log.info({ err: (err as Error).message }, 'could not decode the peer version message');
+      this.o.logs.line('version_undecodable', 'info', { err: (err as Error).message }, 'could not decode the peer version message');
       return;
     }
     this.#announce();
@@ -125,7 +128,7 @@ export class Handshake {
       // ids are printable ASCII in the x: protocol (docs/x-protocol.md §1.5, §2.9): others are ignored
       if (this.o.info.features.size < 64 && /^[\x20-\x7e]+$/.test(f.featureId)) this.o.info.features.set(f.featureId, Buffer.from(f.data));
     } catch (err) {
-      this.o.log.info({ err: (err as Error).message }, 'unparseable feature message from peer');
+      this.o.logs.line('feature_malformed', 'info', { err: (err as Error).message }, 'unparseable feature message from peer');
     }
   }
 

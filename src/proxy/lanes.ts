@@ -32,6 +32,14 @@ export class Lane {
     if (this.#bytes >= this.limit && !this.src.isPaused()) this.src.pause();
   }
 
+  /** Put `frame` back at the head of the queue (it came before everything queued) and stop reading. */
+  holdFirst(frame: Frame): void {
+    const copy = frame.copy();
+    this.#queue.unshift(copy);
+    this.#bytes += copy.raw.length;
+    if (!this.src.isPaused()) this.src.pause();
+  }
+
   /**
    * Hold the lane until `pending` settles: then `settled(value)`, then the queued frames go to
    * `driver.next` in order until one of them holds the lane again.

@@ -31,6 +31,7 @@ export type CloseReason =
   | 'evicted'
   | 'hook'
   | 'hook_error'
+  | 'hook_budget'
   | 'admin'
   | 'shutdown';
 
@@ -46,6 +47,10 @@ export interface ProxyObserver {
   banAdded(reason: string): void;
   bansCurrent(count: number): void;
   misbehaviour(reason: string): void;
+  /** a peer used up its hook time budget: throttled or disconnected */
+  hookBudgetExceeded(action: 'throttle' | 'disconnect'): void;
+  /** a rate-limited log line was written or suppressed (see LogLimiter) */
+  logLine(reason: string, outcome: 'written' | 'suppressed'): void;
 }
 
 export const nullObserver: ProxyObserver = {
@@ -60,4 +65,6 @@ export const nullObserver: ProxyObserver = {
   banAdded() {},
   bansCurrent() {},
   misbehaviour() {},
+  hookBudgetExceeded() {},
+  logLine() {},
 };

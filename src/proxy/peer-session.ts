@@ -3,9 +3,11 @@ import type { Logger } from 'pino';
 import { PayloadWriter, commandFieldStartsWith, encodeFrame, type Frame, type FrameError, type Network } from '../codec/index.js';
 import { X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } from '../hooks/api.js';
 import type { HookChain, LoadedHook } from '../hooks/chain.js';
-import { parseDurationMs } from '../hooks/duration.js';
+import { parseDuration } from '../hooks/units.js';
 import { HookFault, isThenable } from '../hooks/result.js';
 import { Handshake, type SessionKind } from './handshake.js';
+import { HookBudget, type HookBudgetSettings } from './hook-budget.js';
+import { LogLimiter } from './log-limiter.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import { noteInboundCommand, notePing, notePong } from './peer-activity.js';
 import type { PeerInfo } from './peer-info.js';
@@ -31,6 +33,11 @@ export interface SessionSettings {
   hookQueue: number;
   /** an x: command no module registered: drop it, or answer x:unknown */
   xUnknown: 'drop' | 'reply';
+  /** hook time this peer may use per window; null: unlimited */
+  hookBudget: HookBudgetSettings | null;
+  hookBudgetAction: 'throttle' | 'disconnect';
+  /** log lines per reason this peer can cause per minute */
+  logLinesPerMinute: number;
 }
 
 export interface SessionHost {
@@ -72,6 +79,12 @@ export class PeerSession implements PipelineHost {
   readonly #toNode: Pipeline;
   /** node → peer */
   readonly #toPeer: Pipeline;
+  /** this peer's share of synchronous hook time (bitcoind's per-peer fairness) */
+  readonly budget: HookBudget;
+  /** log lines this peer can cause frame by frame go through here */
+  readonly logs: LogLimiter;
+  /** x: frames from this peer although it did not announce our feature */
+  #xWithoutFeature = 0;
 
   constructor(
     id: number,
@@ -107,6 +120,8 @@ export class PeerSession implements PipelineHost {
       state: new Map(),
     };
     this.log = host.log.child({ peer: `${address}:${this.info.port}`, session: id, ...(kind === 'outbound' ? { kind } : {}) });
+    this.budget = new HookBudget(settings.hookBudget);
+    this.logs = new LogLimiter(this.log, settings.logLinesPerMinute, host.observer);
     const transport = v1Transport({ network: settings.network, maxPayload: settings.maxMessageSize, checksum: settings.checksum });
     const common = { network: settings.network, transport, hookQueue: settings.hookQueue };
     const toPeerWriter = transport.writer(peer);
@@ -116,6 +131,7 @@ export class PeerSession implements PipelineHost {
       kind,
       info: this.info,
       log: this.log,
+      logs: this.logs,
       chain: () => this.host.chain,
       target: this,
       injectToPeer: (raw) => toPeerWriter.inject(raw),
@@ -183,6 +199,7 @@ export class PeerSession implements PipelineHost {
       }
     }
     this.host.chain.disconnect(this.info, reason);
+    this.logs.flush();
     this.host.sessionEnded(this, reason);
   }
 
@@ -199,7 +216,7 @@ export class PeerSession implements PipelineHost {
   sendMessage(m: OutgoingMessage): boolean {
     if (this.#closed || this.info.transport === 'v2-passthrough') return false;
     if (m.command.startsWith('x:') && !this.info.features.has(X_FEATURE_ID)) {
-      this.log.info({ command: m.command }, 'not sending an x: message to a peer that did not announce our feature');
+      this.logs.line('x_refused', 'info', { command: m.command }, 'not sending an x: message to a peer that did not announce our feature');
       this.host.chain.observer.xCommand('refused');
       return false;
     }
@@ -269,7 +286,7 @@ export class PeerSession implements PipelineHost {
     this.host.observer.protocolError(err.code);
     if (err.code === 'BAD_CHECKSUM' || err.code === 'BAD_COMMAND') {
       // BAD_COMMAND frames went on for bitcoind to drop and count; `always` dropped BAD_CHECKSUM ones here
-      this.log.info({ direction, code: err.code, command: err.command }, err.message);
+      this.logs.line(err.code === 'BAD_CHECKSUM' ? 'bad_checksum' : 'bad_command', 'info', { direction, code: err.code, command: err.command }, err.message);
       return;
     }
     // the offending header went on first, so bitcoind logs and accounts for it as if direct
@@ -292,6 +309,7 @@ export class PeerSession implements PipelineHost {
         }
         hs.fromPeer(frame);
         if (!frame.command.startsWith('x:')) return frame;
+        if (!this.info.features.has(X_FEATURE_ID) && this.#xFromPeerWithoutFeature(frame.command)) return null;
         const handled = this.host.chain.runX(frame, this, Date.now());
         if (isThenable(handled)) return Promise.resolve(handled);
         if (!handled) this.#unknownX(frame.command);
@@ -317,9 +335,9 @@ export class PeerSession implements PipelineHost {
   }
 
   #unknownX(command: string): void {
-    this.log.debug({ command }, 'x: command no module registered');
-    // like x:hello, nothing is answered before the handshake (docs/x-protocol.md §3.1)
-    if (this.settings.xUnknown !== 'reply' || !this.info.handshakeComplete) return;
+    this.logs.line('x_unknown', 'debug', { command }, 'x: command no module registered');
+    // like x:hello, nothing is answered before the handshake (docs/x-protocol.md §3.1), nor to a peer without the feature
+    if (this.settings.xUnknown !== 'reply' || !this.info.handshakeComplete || !this.info.features.has(X_FEATURE_ID)) return;
     this.sendMessage({ command: 'x:unknown', payload: new PayloadWriter(16).varString(command).finish() });
   }
 
@@ -334,7 +352,40 @@ export class PeerSession implements PipelineHost {
   hookLog(hook: LoadedHook, entry: NonNullable<HookResult['log']>): void {
     const e = typeof entry === 'string' ? { msg: entry } : entry;
     const { level = 'info', msg, ...fields } = e;
-    this.log[level]({ hook: hook.name, ...fields }, msg);
+    this.logs.line(`hook:${hook.name}`, level, { hook: hook.name, ...fields }, msg);
+  }
+
+  /** ChainTarget: ms a hook call held the event loop for this peer; over budget, throttle or disconnect. */
+  hookTime(ms: number): void {
+    if (!this.budget.charge(ms)) return;
+    const action = this.settings.hookBudgetAction;
+    this.host.observer.hookBudgetExceeded(action);
+    const b = this.settings.hookBudget!;
+    this.logs.line('hook_budget', 'warn', { action, budgetMs: b.budgetMs, windowMs: b.windowMs }, `peer used up its hook time budget: ${action === 'throttle' ? 'throttling' : 'disconnecting'}`);
+    if (action === 'disconnect') this.close('hook_budget');
+  }
+
+  /** PipelineHost: while over its hook budget the peer's frames wait (both directions), in order. */
+  overBudget(): boolean {
+    return this.budget.exhausted;
+  }
+
+  budgetRefilled(): Promise<unknown> {
+    return this.budget.refilled();
+  }
+
+  /**
+   * BIP 434: a feature's messages are for peers that negotiated it. The first x: frame from a
+   * peer that did not is ignored quietly; each later one is misbehaviour. Returns true when the
+   * session closed over it.
+   */
+  #xFromPeerWithoutFeature(command: string): boolean {
+    if (++this.#xWithoutFeature === 1) {
+      this.logs.line('x_without_feature', 'info', { command }, 'x: message from a peer that did not announce our feature');
+      return false;
+    }
+    this.addMisbehaviour(1, 'x: messages without announcing the feature');
+    return this.#closed;
   }
 
   push(_hook: LoadedHook, message: OutgoingMessage): void {
@@ -352,7 +403,7 @@ export class PeerSession implements PipelineHost {
   }
 
   ban(hook: LoadedHook, reason: string, duration: string | number | undefined): void {
-    const ms = duration === undefined ? undefined : typeof duration === 'number' ? duration * 1000 : parseDurationMs(duration);
+    const ms = duration === undefined ? undefined : (parseDuration(duration) ?? undefined);
     this.host.banSession(this, `hook ${hook.name}: ${reason}`, ms);
   }
 

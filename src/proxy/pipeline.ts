@@ -13,6 +13,9 @@ export interface PipelineHost extends ChainTarget {
   /** one frame of `direction` (command INVALID_COMMAND when its field is invalid) */
   countFrame(direction: Direction, command: string, bytes: number): void;
   frameError(direction: Direction, err: FrameError): void;
+  /** the peer used up its hook time: its frames wait (in order) until budgetRefilled() */
+  overBudget(): boolean;
+  budgetRefilled(): Promise<unknown>;
 }
 
 /** The proxy's own business with the frames of one direction, ahead of the hooks. */
@@ -85,12 +88,12 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   // CutThroughSink: the decoder asks and hands on
 
   wantsCut(command: string, _payloadLength: number): boolean {
-    if (!this.out.cutThrough || this.lane.busy) return false;
+    if (!this.out.cutThrough || this.lane.busy || this.host.overBudget()) return false;
     return command === INVALID_COMMAND || (!this.stage.intercepts(command) && this.host.chain.hooksFor(this.direction, command).length === 0);
   }
 
   mayCutEarly(header: Buffer, n: number): boolean {
-    if (!this.out.cutThrough || this.lane.busy) return false;
+    if (!this.out.cutThrough || this.lane.busy || this.host.overBudget()) return false;
     for (let i = 0; i < 4 && i < n; i++) if (header[i] !== this.#magic[i]) return true; // bitcoind closes on it: no hook sees it
     if (n <= 4) return false;
     return !this.stage.mayIntercept(header, 4, n - 4) && !anyHookMayWant(this.host.chain, this.direction, header, 4, n - 4);
@@ -130,6 +133,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   // LaneDriver
 
   next(frame: Frame): void {
+    if (this.host.overBudget()) {
+      // throttled: this frame goes first in the lane and nothing is read until the budget refills
+      this.lane.holdFirst(frame);
+      return this.#hold(this.host.budgetRefilled(), () => {});
+    }
     this.host.countFrame(this.direction, frame.command, frame.raw.length);
     if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
     const entered = this.stage.enter(frame);

@@ -4,7 +4,7 @@ import type { Network } from '../codec/index.js';
 import type { AcceptDecision } from '../hooks/accept-result.js';
 import type { HookConnection, HookPeer, OutgoingMessage } from '../hooks/api.js';
 import { HookChain } from '../hooks/chain.js';
-import { parseDurationMs } from '../hooks/duration.js';
+import { parseDuration } from '../hooks/units.js';
 import type { HookRuntimeHost } from '../hooks/loader.js';
 import { isThenable } from '../hooks/result.js';
 import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
@@ -38,6 +38,7 @@ export interface ProxySettings extends SessionSettings {
 
 /** How often eviction samples which peers are idle. */
 const IDLE_SAMPLE_MS = 15_000;
+const BACKEND_PROBE_MS = 5_000;
 
 export interface ProxyServerOptions {
   settings: ProxySettings;
@@ -75,6 +76,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   #nextId = 1;
   #closing = false;
   #backendUp: boolean | null = null;
+  #probing = false;
+  #probeTimer: NodeJS.Timeout | null = null;
 
   constructor(options: ProxyServerOptions) {
     this.settings = options.settings;
@@ -117,9 +120,51 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     return [...this.#sessions.values()];
   }
 
-  /** null until the first backend connection attempt. */
+  /** null until the first backend connection attempt (the probe at listen() makes one at once). */
   get backendUp(): boolean | null {
     return this.#backendUp;
+  }
+
+  /**
+   * One TCP connect to bitcoind, closed at once: readiness must not wait for the first peer,
+   * and while bitcoind is down the probe repeats so /ready turns true when it is back.
+   */
+  probeBackend(): void {
+    if (this.#closing || this.#probing) return;
+    this.#probing = true;
+    const { host, port } = this.settings.backend;
+    const probe = net.connect({ host, port });
+    const timer = setTimeout(() => probe.destroy(new Error(`connect timeout after ${this.settings.backendConnectTimeout} ms`)), this.settings.backendConnectTimeout);
+    const done = (err: Error | null) => {
+      clearTimeout(timer);
+      probe.destroy();
+      this.#probing = false;
+      if (err) {
+        this.observer.backendConnectFailed();
+        this.#backendDisconnects.backendConnectFailed();
+      }
+      this.#backendReachable(err);
+    };
+    probe.once('connect', () => done(null));
+    probe.once('error', (err) => done(err));
+  }
+
+  /** Record what the last backend connect showed; while it is down, probe again soon. */
+  #backendReachable(err: Error | null): void {
+    const { host, port } = this.settings.backend;
+    if (err) {
+      if (this.#backendUp !== false) this.log.error({ backend: `${host}:${port}`, err: err.message }, 'backend unreachable: refusing peers until it is back');
+      this.#backendUp = false;
+      if (!this.#closing && !this.#probeTimer) {
+        this.#probeTimer = setTimeout(() => {
+          this.#probeTimer = null;
+          if (this.#backendUp === false) this.probeBackend();
+        }, BACKEND_PROBE_MS).unref();
+      }
+      return;
+    }
+    if (this.#backendUp === false) this.log.info({ backend: `${host}:${port}` }, 'backend reachable again');
+    this.#backendUp = true;
   }
 
   async listen(): Promise<void> {
@@ -192,7 +237,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       case 'refuse':
         return this.#refuse(socket, address, 'hook', { hook: d.hook, why: d.reason });
       case 'ban': {
-        const ms = d.duration === undefined ? undefined : typeof d.duration === 'number' ? d.duration * 1000 : parseDurationMs(d.duration);
+        const ms = d.duration === undefined ? undefined : (parseDuration(d.duration) ?? undefined);
         this.ban(address, ms ?? this.settings.banDuration, `hook ${d.hook}: ${d.reason}`, 'hook');
         return this.#refuse(socket, address, 'banned', { hook: d.hook });
       }
@@ -237,8 +282,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       this.#limits.release(address);
       this.observer.backendConnectFailed();
       this.#backendDisconnects.backendConnectFailed();
-      if (this.#backendUp !== false) this.log.error({ backend: `${host}:${port}`, err: err.message }, 'backend unreachable: refusing peers until it is back');
-      this.#backendUp = false;
+      this.#backendReachable(err);
       this.#refuse(socket, address, 'backend_down', { err: err.message });
     };
     backend.once('error', fail);
@@ -246,8 +290,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       clearTimeout(timer);
       backend.off('error', fail);
       this.#pending.delete(socket);
-      if (this.#backendUp === false) this.log.info({ backend: `${host}:${port}` }, 'backend reachable again');
-      this.#backendUp = true;
+      this.#backendReachable(null);
       if (socket.destroyed || this.#closing) {
         this.#limits.release(address);
         backend.destroy();
@@ -301,7 +344,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   misbehaving(session: PeerSession, points: number, reason: string): void {
     this.observer.misbehaviour(reason);
-    session.log.info({ points, score: session.info.misbehaviour, reason }, 'misbehaviour');
+    session.logs.line('misbehaviour', 'info', { points, score: session.info.misbehaviour, reason }, 'misbehaviour');
     if (session.info.misbehaviour >= this.settings.banThreshold) {
       this.ban(session.address, this.settings.banDuration, `misbehaviour: ${reason}`, 'misbehaviour');
     }
@@ -355,6 +398,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     if (this.#closing) return;
     this.#closing = true;
     this.#backendDisconnects.close();
+    if (this.#probeTimer) clearTimeout(this.#probeTimer);
     if (this.#idleSampler) clearInterval(this.#idleSampler);
     for (const s of this.#accepting) s.destroy();
     this.#accepting.clear();

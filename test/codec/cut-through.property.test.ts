@@ -7,7 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fileSeed } from '../support/seed.js';
 import { FrameDecoder, HEADER_SIZE, NETWORKS, encodeFrame, type CutThroughSink, type Frame, type FrameError } from '../../src/codec/index.js';
+
+// this file's own seed: other files' draws (or skips) never change what it tests
+fc.configureGlobal({ seed: fileSeed(import.meta.url) });
 
 const NUM_RUNS = 300;
 const regtest = NETWORKS.regtest;

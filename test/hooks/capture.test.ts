@@ -144,13 +144,13 @@ test('the hook: chosen peers (addresses, subnets) and commands, both directions,
 
 test('the hook: options are validated; one direction only', async (t) => {
   const dir = tmpDir(t);
-  for (const options of [{}, { dir, peers: ['10.0.0.300'] }, { dir, maxFileBytes: '1 TB' }, { dir, maxFileBytes: 10 }, { dir, commands: [] }, { dir, nope: 1 }]) {
+  for (const options of [{}, { dir, peers: ['10.0.0.300'] }, { dir, maxFileBytes: '1 PB' }, { dir, maxFileBytes: '2048TiB' }, { dir, maxFileBytes: '512k' }, { dir, maxFileBytes: 10 }, { dir, commands: [] }, { dir, nope: 1 }]) {
     await assert.rejects(createHookHarness([{ module: MODULE, options }]), HookLoadError, JSON.stringify(options));
   }
   const file = path.join(dir, 'not-a-dir');
   writeFileSync(file, '');
   await assert.rejects(createHookHarness([{ module: MODULE, options: { dir: file } }]), HookLoadError);
-  const h = await createHookHarness([{ module: MODULE, options: { dir, directions: ['outbound'], maxFileBytes: '64k' } }]);
+  const h = await createHookHarness([{ module: MODULE, options: { dir, directions: ['outbound'], maxFileBytes: '64KiB' } }]);
   assert.equal(h.chain.hooksFor('inbound', 'ping').length, 0);
   assert.equal(h.chain.hooksFor('outbound', 'ping').length, 1);
   await h.close();

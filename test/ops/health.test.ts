@@ -15,6 +15,7 @@ import { bcoinAvailable, startBcoin, type BcoinNode } from '../support/bcoin-nod
 import { P2PClient, httpRequest } from '../support/p2p-client.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { waitFor } from '../support/wait.js';
+import { freePort } from '../support/ports.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -53,6 +54,17 @@ test('the metrics listener answers /health and /ready without a token; ready onl
     assert.equal(scraped(text, 'bhp_config_reload_success'), 1, 'the config loaded at start counts as a success');
     assert.equal((await httpRequest(port, 'GET', '/nothing')).status, 404);
     assert.equal((await httpRequest(port, 'POST', '/ready')).status, 404);
+  });
+
+  await t.test('with the start-up probe (the CLI default) the proxy is ready before any peer; a dead backend is found without one', async () => {
+    const probing = await startTestProxy(node!.port, '', { metrics: true, probeBackend: true });
+    t.after(() => probing.close());
+    await waitFor(async () => (await httpRequest(probing.metricsPort!, 'GET', '/ready')).status === 200, 20_000, 'the probe to find bcoin');
+    assert.equal(probing.proxy.sessions().length, 0, 'no peer was needed');
+    const dead = await startTestProxy(await freePort(), '', { metrics: true, probeBackend: true });
+    t.after(() => dead.close());
+    await waitFor(async () => (await httpRequest(dead.metricsPort!, 'GET', '/ready')).json.backendUp === false, 20_000, 'the probe to find no backend');
+    assert.equal((await httpRequest(dead.metricsPort!, 'GET', '/ready')).status, 503);
   });
 
   await t.test('a peer reached bcoin through the proxy: ready, bhp_backend_up 1', async () => {

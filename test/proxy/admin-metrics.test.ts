@@ -44,15 +44,17 @@ test('admin API (bearer token, /peers matched against litecoind getpeerinfo, /he
     await ltc?.stop();
   });
   ltc = await startLitecoind({ name: 'admin', disableWallet: true });
-  proxy = await startTestProxy(ltc.p2pPort, '', { admin: true, metrics: true });
+  proxy = await startTestProxy(ltc.p2pPort, '', { admin: true, metrics: true, probeBackend: true });
   const adminPort = proxy.adminPort!;
   const metricsPort = proxy.metricsPort!;
 
   await t.test('bearer token required except for /health and /ready', async () => {
     assert.equal((await httpRequest(adminPort, 'GET', '/health')).status, 200);
+    // ready once the start-up probe reached litecoind (the same readiness as the metrics listener's)
+    await waitFor(async () => (await httpRequest(adminPort, 'GET', '/ready')).status === 200, 20_000, 'the admin /ready');
     const ready = await httpRequest(adminPort, 'GET', '/ready');
-    assert.equal(ready.status, 200);
     assert.equal(ready.json.ready, true);
+    assert.equal(ready.json.backendUp, true);
     for (const route of [['GET', '/peers'], ['GET', '/bans'], ['POST', '/bans'], ['DELETE', '/bans/1.2.3.4']] as const) {
       const none = await httpRequest(adminPort, route[0], route[1]);
       assert.equal(none.status, 401, `${route.join(' ')} without a token`);
@@ -111,7 +113,7 @@ test('admin API (bearer token, /peers matched against litecoind getpeerinfo, /he
     assert.equal(sample(all, 'bhp_messages_total', { command: 'other', direction: 'inbound' }), 1);
     assert.ok((sample(all, 'bhp_message_bytes_total', { command: 'version', direction: 'inbound' }) ?? 0) > 24);
     assert.doesNotMatch(res.text, /bogus0cmd77/);
-    const allowed = new Set(['command', 'direction', 'reason', 'code', 'le', 'version', 'node', 'backend']); // build_info and backend_up: one series per process
+    const allowed = new Set(['command', 'direction', 'reason', 'code', 'le', 'version', 'node', 'backend', 'action', 'outcome']); // bounded enums, never peer data; build_info and backend_up: one series per process
     for (const s of all) {
       for (const [k, v] of Object.entries(s.labels)) {
         assert.ok(allowed.has(k), `label ${k} on ${s.name} is not per-peer`);

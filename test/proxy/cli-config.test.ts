@@ -1,7 +1,8 @@
 /**
  * The operator surface of the built CLI, run as a child process exactly as an operator runs it:
  * `node dist/src/cli.js check|run --config FILE`, --help, --version, graceful shutdown on
- * SIGTERM, and a backend that is not there.
+ * SIGTERM, a backend that is not there, hostile configs (alias bombs, 1 MiB of keys, /dev/zero),
+ * hook modules that hang or are misspelt, a port already taken, and an exposed admin API.
  *
  * Real implementations: the built CLI (dist/src/cli.js) and its YAML loader. The backend for
  * the shutdown test is a plain net server that accepts and holds connections (the test is
@@ -18,6 +19,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { P2PClient, httpRequest } from '../support/p2p-client.js';
 import { freePort } from '../support/ports.js';
+import { HOOK_API_VERSION } from '../../src/hooks/index.js';
 import { ADMIN_TOKEN } from '../support/proxy-harness.js';
 import { waitFor } from '../support/wait.js';
 
@@ -70,22 +72,36 @@ test('check: a valid file exits 0', (t) => {
   assert.match(r.stdout, /valid \(network regtest, 2 listener\(s\), backend 127\.0\.0\.1:18444/);
 });
 
-test('check: invalid files exit 1 with a message naming the key and the line', async (t) => {
+test('check and run: invalid files exit 1 with one line per problem naming the key and the line, the same for both', async (t) => {
   const dir = tempDir(t);
+  const base = ['network: regtest', 'backend: 127.0.0.1:18444'];
+  // 9 levels of 9 aliases: 9^6 nodes if expanded
+  const aliasBomb = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]', ...'bcdef'.split('').map((x, i) => `${x}: &${x} [${Array(9).fill(`*${'abcdef'[i]}`).join(',')}]`)];
   const cases: { name: string; yaml: string[]; expect: RegExp }[] = [
-    { name: 'unknown key', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits:', '  maxPeerz: 3'], expect: /limits\.maxPeerz \(line 4\): unknown key/ },
-    { name: 'unknown key with a block value', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits:', '  maxPeers: 3', '  foo:', '    bar: 1'], expect: /limits\.foo \(line 5\): unknown key/ },
-    { name: 'unknown top-level key', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'bakcend: 127.0.0.1:1'], expect: /bakcend \(line 3\): unknown key/ },
-    { name: 'bad duration', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits:', '  maxPeers: 8', '  handshakeTimeout: 5 parsecs'], expect: /limits\.handshakeTimeout \(line 5\): expected a duration.*5 parsecs/ },
+    { name: 'unknown key', yaml: [...base, 'limits:', '  maxPeerz: 3'], expect: /limits\.maxPeerz \(line 4\): unknown key/ },
+    { name: 'unknown key with a block value', yaml: [...base, 'limits:', '  maxPeers: 3', '  foo:', '    bar: 1'], expect: /limits\.foo \(line 5\): unknown key/ },
+    { name: 'unknown top-level key', yaml: [...base, 'bakcend: 127.0.0.1:1'], expect: /bakcend \(line 3\): unknown key/ },
+    { name: 'bad duration', yaml: [...base, 'limits:', '  maxPeers: 8', '  handshakeTimeout: 5 parsecs'], expect: /limits\.handshakeTimeout \(line 5\): expected a duration.*5 parsecs/ },
+    { name: 'a timeout longer than a Node timer', yaml: [...base, 'limits: { idleTimeout: 30d }'], expect: /limits\.idleTimeout \(line 3\): expected a duration.* up to 24d.*"30d"/ },
+    { name: 'a size of 1e300', yaml: [...base, 'limits: { sendBuffer: 1e300 }'], expect: /limits\.sendBuffer \(line 3\): expected a size like 5MB/ },
     { name: 'bad host:port', yaml: ['network: regtest', 'backend: localhost'], expect: /backend \(line 2\): expected host:port.*"localhost"/ },
     { name: 'port out of range', yaml: ['network: regtest', 'backend: 127.0.0.1:70000'], expect: /backend \(line 2\): expected host:port/ },
-    { name: 'missing env var', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'admin:', '  listen: 127.0.0.1:9334', '  token: "${BHP_SURELY_NOT_SET}"'], expect: /admin\.token \(line 5\): environment variable BHP_SURELY_NOT_SET is not set/ },
-    { name: 'YAML syntax error', yaml: ['network: regtest', 'backend: 127.0.0.1:18444', 'limits: {maxPeers: 3', 'bans:', '  file: x'], expect: /line [3-4]: YAML syntax/ },
-    { name: 'duplicate key', yaml: ['network: regtest', 'backend: 127.0.0.1:1', 'backend: 127.0.0.1:2'], expect: /line 3: YAML syntax: Map keys must be unique/ },
+    { name: 'missing env var', yaml: [...base, 'admin:', '  listen: 127.0.0.1:9334', '  token: "${BHP_SURELY_NOT_SET}"'], expect: /admin\.token \(line 5\): environment variable BHP_SURELY_NOT_SET is not set/ },
+    { name: 'missing admin token', yaml: [...base, 'admin:', '  listen: 127.0.0.1:9334'], expect: /admin\.token \(line 3\): missing: set it or \$\{BHP_ADMIN_TOKEN\}/ },
+    { name: 'admin token of whitespace', yaml: [...base, 'admin:', `  token: "${' '.repeat(24)}"`], expect: /admin\.token \(line 4\): only whitespace/ },
+    { name: 'admin token from an env var of whitespace', yaml: [...base, 'admin: { token: "${BHP_TEST_BLANK}" }'], expect: /admin\.token \(line 3\): only whitespace/ },
+    { name: 'admin token with a space inside', yaml: [...base, 'admin: { token: "abcdefghij klmnopqrstu" }'], expect: /admin\.token \(line 3\): contains whitespace/ },
+    { name: 'admin: true', yaml: [...base, 'admin: true'], expect: /admin \(line 3\): expected false, or expected object/ },
+    { name: 'two settings on one port', yaml: [...base, 'metrics: { listen: "127.0.0.1:9444" }', 'admin: { listen: "0.0.0.0:9444", token: "aaaaaaaaaaaaaaaaaaaa" }'], expect: /admin\.listen \(line 4\): 0\.0\.0\.0:9444 is also metrics\.listen 127\.0\.0\.1:9444/ },
+    { name: 'YAML syntax error', yaml: [...base, 'limits: {maxPeers: 3', 'bans:', '  file: x'], expect: /line [3-4]: YAML syntax/ },
+    { name: 'duplicate key', yaml: ['network: regtest', 'backend: 127.0.0.1:1', 'backend: 127.0.0.1:2'], expect: /backend \(line 3\): duplicate key "backend" \(first on line 2\)/ },
+    { name: 'duplicate nested key', yaml: [...base, 'hooks:', '  - module: ./a.js', '    options:', '      deny: [ping]', '      deny: [pong]'], expect: /hooks\.0\.options\.deny \(line 7\): duplicate key "deny" \(first on line 6\)/ },
+    { name: 'alias bomb', yaml: aliasBomb, expect: /YAML aliases expand too far/ },
+    { name: 'nesting 100,000 deep', yaml: [`a: ${'['.repeat(100_000)}${']'.repeat(100_000)}`], expect: /line 1: YAML syntax: .*call stack/ },
     { name: 'unknown network', yaml: ['network: moonnet', 'backend: 127.0.0.1:18444'], expect: /network \(line 1\): unknown network "moonnet"/ },
-    { name: 'missing backend', yaml: ['network: regtest'], expect: /^  backend \(line 1\): .*expected string/m },
+    { name: 'missing backend', yaml: ['network: regtest'], expect: /backend \(line 1\): missing \(required\)/ },
   ];
-  const env = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, BHP_TEST_BLANK: '   \t ' };
   delete env.BHP_SURELY_NOT_SET;
   for (const c of cases) {
     await t.test(c.name, () => {
@@ -94,13 +110,41 @@ test('check: invalid files exit 1 with a message naming the key and the line', a
       const r = cli(['check', '--config', file], env);
       assert.equal(r.status, 1, `exit 1 (stdout: ${r.stdout}, stderr: ${r.stderr})`);
       assert.match(r.stderr, c.expect);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+      assert.ok(r.stderr.startsWith(`${file}: `), 'the line names the file');
       assert.doesNotMatch(r.stderr, /line \?/, 'every message has its line');
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      const run = cli(['run', '--config', file], env);
+      assert.deepEqual([run.status, run.stdout, run.stderr], [1, '', r.stderr], '`run` says exactly what `check` says');
     });
   }
   const missing = cli(['check', '--config', path.join(dir, 'does-not-exist.yaml')]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /cannot read/);
+});
+
+test('check: configs above 1 MiB are refused before parsing; 1 MiB of keys is parsed in linear time', { timeout: 120_000 }, (t) => {
+  const dir = tempDir(t);
+  // an endless file: only a bounded read can answer at all
+  const endless = cli(['check', '--config', '/dev/zero']);
+  assert.equal(endless.status, 1, endless.stderr);
+  assert.match(endless.stderr, /^\/dev\/zero: larger than 1048576 bytes \(1 MiB\): refused before parsing/);
+  const big = path.join(dir, 'big.yaml');
+  writeFileSync(big, ['network: regtest', 'backend: 127.0.0.1:1', ...Array.from({ length: 120_000 }, (_, i) => `# comment ${i}`)].join('\n'));
+  const r = cli(['check', '--config', big]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /big\.yaml: larger than 1048576 bytes/);
+  // 100,000 distinct keys just under the cap: the yaml package's own duplicate check is
+  // quadratic (147 s here); ours is linear, so this answers within the spawn's 100 s timeout
+  const lines = ['network: regtest', 'backend: 127.0.0.1:1'];
+  let size = 40;
+  for (let i = 0; size < 1024 * 1024 - 64; i++) size += (lines[lines.push(`k${i}: 1`) - 1]!.length + 1);
+  const keys = path.join(dir, 'keys.yaml');
+  writeFileSync(keys, lines.join('\n'));
+  const many = spawnSync(process.execPath, [CLI, 'check', '--config', keys], { encoding: 'utf8', timeout: 100_000 });
+  assert.equal(many.status, 1, `exit 1, not killed by the timeout (signal ${many.signal})`);
+  assert.match(many.stderr, /keys\.yaml: k0 \(line 3\): unknown key\n/);
+  assert.match(many.stderr, new RegExp(`keys\\.yaml: \\.\\.\\. and ${lines.length - 2 - 20} more\\n$`), 'at most 20 issues, then a count');
 });
 
 test('--help, --version, and usage errors', () => {
@@ -153,8 +197,10 @@ test('run, then SIGTERM: stops accepting, closes sessions, saves bans, exits 0',
   });
   await run.waitForLog((l) => l.msg === 'listening for peers', '"listening for peers"');
   peer = await P2PClient.connect(port);
-  await waitFor(() => backendSockets.length === 1, 5000, 'the session to reach the backend');
-  const backendClosed = new Promise<void>((r) => backendSockets[0]!.once('close', () => r()));
+  // the start-up probe connects (and closes) first; the session's backend connection is the last one
+  await run.waitForLog((l) => l.msg === 'peer connected', '"peer connected"');
+  await waitFor(() => backendSockets.some((s) => !s.destroyed && s.readyState === 'open'), 5000, 'the session to reach the backend');
+  const backendClosed = new Promise<void>((r) => backendSockets[backendSockets.length - 1]!.once('close', () => r()));
 
   const added = await httpRequest(adminPort, 'POST', '/bans', { token: ADMIN_TOKEN, body: { address: '10.1.2.3', duration: '1h' } });
   assert.equal(added.status, 201);
@@ -209,4 +255,118 @@ test('run with an unreachable backend: starts, refuses peers with a clear log li
   run.child.kill('SIGTERM');
   const exit = await Promise.race([run.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
   assert.deepEqual(exit, { code: 0, signal: null }, `exit 0 on SIGTERM (stderr: ${run.stderr})`);
+});
+
+/** A hook module file in `dir` (plain ESM, loaded by path like any third-party module). */
+function hookFile(dir: string, name: string, body: string): string {
+  writeFileSync(path.join(dir, `${name}.mjs`), body.replaceAll('API', JSON.stringify(HOOK_API_VERSION)));
+  return `./${name}.mjs`;
+}
+
+test('hook modules that hang or are misspelt: check and run exit 1 with one line naming the module, never 0', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const cases: { name: string; module: string; expect: RegExp }[] = [
+    {
+      name: 'a top-level await that never settles',
+      module: hookFile(dir, 'tla', 'await new Promise(() => {});\nexport default { apiVersion: API, name: "tla" };\n'),
+      expect: /^hook module \.\/tla\.mjs: import did not finish within 1000 ms/,
+    },
+    {
+      name: 'a top-level await on a long timer',
+      module: hookFile(dir, 'timer', 'await new Promise((r) => setTimeout(r, 1e9));\nexport default { apiVersion: API, name: "timer" };\n'),
+      expect: /^hook module \.\/timer\.mjs: import did not finish within 1000 ms/,
+    },
+    {
+      name: 'an init() that never settles',
+      module: hookFile(dir, 'init', 'export default { apiVersion: API, name: "init", init: () => new Promise(() => {}) };\n'),
+      expect: /^hook module \.\/init\.mjs: init\(\) failed: init\.init\(\) did not finish within 1000 ms/,
+    },
+    {
+      name: 'a misspelt onMessage',
+      module: hookFile(dir, 'typo', 'export default { apiVersion: API, name: "typo", wants: { inbound: ["ping"] }, onMesage() {} };\n'),
+      expect: /^hook module \.\/typo\.mjs: hook "typo": the default export has unknown key onMesage \(did you mean onMessage\?\)/,
+    },
+  ];
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      const file = path.join(dir, `${c.module.slice(2, -4)}.yaml`);
+      writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', 'listen: 127.0.0.1:0', 'metrics: false', 'limits: { hookLoadTimeout: 1s }', 'hooks:', `  - module: ${c.module}`].join('\n'));
+      for (const command of ['check', 'run']) {
+        const r = cli([command, '--config', file]);
+        assert.equal(r.status, 1, `${command}: exit 1 (stdout: ${r.stdout}, stderr: ${r.stderr})`);
+        assert.match(r.stderr, c.expect, command);
+        assert.equal(r.stderr.trim().split('\n').length, 1, `${command}: one line: ${r.stderr}`);
+      }
+    });
+  }
+  await t.test('a close() that never settles: check notices the empty event loop and exits 1', () => {
+    const file = path.join(dir, 'close.yaml');
+    const module = hookFile(dir, 'close', 'export default { apiVersion: API, name: "close", close: () => new Promise(() => {}) };\n');
+    writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', 'hooks:', `  - module: ${module}`].join('\n'));
+    const r = cli(['check', '--config', file]);
+    assert.equal(r.status, 1, `exit 1, not 0 (stdout: ${r.stdout}, stderr: ${r.stderr})`);
+    assert.match(r.stderr, /^check: node ran out of work before the command finished/);
+    assert.equal(r.stdout, '', 'not reported valid');
+  });
+});
+
+test('run: a port already taken names the setting in one line; --debug adds the stack', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  t.after(() => taken.close());
+  const busy = (taken.address() as net.AddressInfo).port;
+  const file = path.join(dir, 'busy.yaml');
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${await freePort()}`, `metrics: { listen: "127.0.0.1:${busy}" }`].join('\n'));
+  const r = cli(['run', '--config', file]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr, `metrics.listen 127.0.0.1:${busy}: cannot listen: address already in use (another process listens there) (EADDRINUSE)\n`);
+  const debug = cli(['run', '--config', file, '--debug']);
+  assert.equal(debug.status, 1);
+  assert.ok(debug.stderr.startsWith(r.stderr.trimEnd()), debug.stderr);
+  assert.match(debug.stderr, /\n\s+at /, 'the stack with --debug');
+  // the peers' listener taken: named as `listen`
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${busy}`, 'metrics: false'].join('\n'));
+  const peers = cli(['run', '--config', file]);
+  assert.equal(peers.status, 1);
+  assert.match(peers.stderr, new RegExp(`^listen 127\\.0\\.0\\.1:${busy}: cannot listen: address already in use`));
+  assert.doesNotMatch(peers.stderr, /\n\s+at /);
+});
+
+test('an admin API on a non-loopback address: check warns, run logs a loud warning and serves', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const [port, adminPort] = [await freePort(), await freePort('0.0.0.0')];
+  const file = path.join(dir, 'exposed.yaml');
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${port}`, 'metrics: false', `admin: { listen: "0.0.0.0:${adminPort}", token: "${ADMIN_TOKEN}" }`].join('\n'));
+  const checked = cli(['check', '--config', file]);
+  assert.equal(checked.status, 0, checked.stderr);
+  assert.match(checked.stderr, new RegExp(`^warning: admin\\.listen 0\\.0\\.0\\.0:${adminPort} is not a loopback address`));
+  const run = new RunningCli(file);
+  t.after(() => run.kill());
+  const warning = await run.waitForLog((l) => l.level === 40 && /admin\.listen/.test(String(l.msg)), 'the admin warning');
+  assert.match(String(warning.msg), /^WARNING: admin\.listen 0\.0\.0\.0:\d+ is not a loopback address/);
+  assert.equal((await httpRequest(adminPort, 'GET', '/health')).status, 200, 'and it serves');
+  // on loopback: no warning
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', 'metrics: false', `admin: { listen: "127.0.0.1:${adminPort}", token: "${ADMIN_TOKEN}" }`].join('\n'));
+  assert.doesNotMatch(cli(['check', '--config', file]).stderr, /warning/);
+});
+
+test('check fails as run would: an unwritable ban file, and a hook metric named like one of the proxy\'s', (t) => {
+  const dir = tempDir(t);
+  // a regular file where the ban file's directory should be: ENOTDIR even as root
+  writeFileSync(path.join(dir, 'not-a-dir'), 'x');
+  const bans = path.join(dir, 'bans.yaml');
+  writeFileSync(bans, ['network: regtest', 'backend: 127.0.0.1:18444', `bans: { file: "${path.join(dir, 'not-a-dir', 'bans.json')}" }`].join('\n'));
+  const r1 = cli(['check', '--config', bans]);
+  assert.equal(r1.status, 1, r1.stdout);
+  assert.match(r1.stderr.trim(), /^bans\.file .*not-a-dir\/bans\.json is not writable: .*ENOTDIR/);
+  assert.equal(r1.stderr.trim().split('\n').length, 1, 'one line, no stack');
+
+  const hook = hookFile(dir, 'clash.mjs', `export default { apiVersion: '${HOOK_API_VERSION}', name: 'clash', init(_o, ctx) { ctx.metrics.counter('errors_total', 'clashes with bhp_hook_errors_total'); } };`);
+  const clash = path.join(dir, 'clash.yaml');
+  writeFileSync(clash, ['network: regtest', 'backend: 127.0.0.1:18444', 'hooks:', `  - module: ${JSON.stringify(hook)}`].join('\n'));
+  const r2 = cli(['check', '--config', clash]);
+  assert.equal(r2.status, 1, r2.stdout);
+  assert.match(r2.stderr, /errors_total/);
+  assert.doesNotMatch(r2.stderr, /\n\s+at /, 'no stack trace');
 });

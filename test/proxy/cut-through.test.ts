@@ -115,6 +115,9 @@ const SETTINGS: SessionSettings = {
   receiveBuffer: 5_000_000,
   hookQueue: 1_000_000,
   xUnknown: 'drop',
+  hookBudget: null,
+  hookBudgetAction: 'throttle',
+  logLinesPerMinute: 10,
 };
 
 test('OutboundSession: our node opens the connection; same pipeline, sockets swapped; it syncs from the peer', { skip, timeout: 120_000 }, async (t) => {

@@ -33,7 +33,7 @@ test('npm start runs the demo command', () => {
   assert.match(pkg.scripts.start ?? '', /node dist\/src\/cli\.js demo$/);
 });
 
-test('the demo serves a real node: bcoin syncs its chain through the proxy', { skip: bcoinAvailable() ? false : 'bcoin not installed', timeout: 90_000 }, async (t) => {
+test('the demo serves a real node: bcoin syncs its chain through the proxy', { skip: bcoinAvailable() ? false : 'bcoin not installed', timeout: 240_000 }, async (t) => {
   const port = await freePort();
   const held = [await hold(DEMO_PORTS.metrics), await hold(DEMO_PORTS.admin)];
   t.after(() => held.forEach((s) => s?.close()));
@@ -42,7 +42,7 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   t.after(() => child.kill('SIGKILL'));
-  await waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`) && output.includes('Ctrl-C'), 30_000, 'the demo to start');
+  await waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`) && output.includes('Ctrl-C'), 120_000, 'the demo to start');
   assert.doesNotMatch(output, /litecoind -regtest -connect/, 'litecoind cannot sync from the demo chain; the banner must not suggest it');
   assert.match(output, /litecoind[\s\S]*cannot sync/);
   const metricsPort = Number(/curl -s 127\.0\.0\.1:(\d+)\/metrics/.exec(output)?.[1]);
@@ -55,7 +55,7 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   const peer = await startBcoin({ name: 'demo-peer', listen: false });
   t.after(() => peer.stop());
   peer.connectTo('127.0.0.1', port);
-  await peer.waitForHeight(10, 30_000);
+  await peer.waitForHeight(10, 60_000);
   assert.ok(peer.node.chain.height >= 10);
   assert.equal((await httpRequest(metricsPort, 'GET', '/ready')).status, 200, 'ready once a peer reached bcoin');
   child.kill('SIGINT');

@@ -230,11 +230,20 @@ export interface HttpAnswer {
   json: any;
 }
 
-/** One HTTP request to 127.0.0.1:port (admin API, metrics), body as JSON when given. */
-export async function httpRequest(port: number, method: string, path: string, options: { token?: string; body?: unknown } = {}): Promise<HttpAnswer> {
+/**
+ * One HTTP request to 127.0.0.1:port (admin API, metrics), body as JSON when given;
+ * `rawBody` is sent as is (bad JSON), `headers` are added last (a custom authorization).
+ */
+export async function httpRequest(
+  port: number,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<HttpAnswer> {
   const headers: Record<string, string> = {};
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-  let body: string | undefined;
+  let body: string | undefined = options.rawBody;
+  Object.assign(headers, options.headers);
   if (options.body !== undefined) {
     body = JSON.stringify(options.body);
     headers['content-type'] = 'application/json';

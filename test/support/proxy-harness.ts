@@ -17,6 +17,8 @@ export interface TestProxy extends RunningProxy {
   port: number;
   /** structured log lines the proxy wrote (captured, not printed) */
   logs: LogLine[];
+  /** bytes of log the proxy wrote so far (what a log file would grow by) */
+  logBytes(): number;
   adminToken: string;
   adminPort: number | null;
   metricsPort: number | null;
@@ -32,7 +34,7 @@ export const ADMIN_TOKEN = 'test-admin-token-0123456789';
  * `yaml` is merged under a generated header (network regtest, listen on a free port,
  * backend as given): pass only the keys a test cares about, e.g. "limits: { maxPeersPerAddress: 2 }".
  */
-export async function startTestProxy(backendPort: number, yaml = '', opts: { metrics?: boolean; admin?: boolean; network?: string } = {}): Promise<TestProxy> {
+export async function startTestProxy(backendPort: number, yaml = '', opts: { metrics?: boolean; admin?: boolean; network?: string; probeBackend?: boolean } = {}): Promise<TestProxy> {
   const port = await freePort();
   const metricsPort = opts.metrics ? await freePort() : null;
   const adminPort = opts.admin ? await freePort() : null;
@@ -47,18 +49,22 @@ export async function startTestProxy(backendPort: number, yaml = '', opts: { met
   ];
   const config = parseConfig(lines.filter(Boolean).join('\n'), 'test.yaml');
   const logs: LogLine[] = [];
+  let logBytes = 0;
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
+      logBytes += chunk.length;
       for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as LogLine);
       cb();
     },
   });
   const log = pino({ level: process.env.BHP_TEST_LOG ?? 'debug' }, sink);
-  const running = await startProxy(config, { log, defaultMetrics: false });
+  // no start-up probe unless asked: tests that count backend connections see only their peers'
+  const running = await startProxy(config, { log, defaultMetrics: false, probeBackend: opts.probeBackend ?? false });
   return Object.assign(running, {
     host: '127.0.0.1',
     port,
     logs,
+    logBytes: () => logBytes,
     adminToken: ADMIN_TOKEN,
     adminPort,
     metricsPort,
