@@ -90,6 +90,15 @@ test('A buys a pass within its budget, B\'s proxy grants it, A syncs through bot
     assert.ok(toB.includes('getdata') && toB.includes('feature'), `B received A's requests and our feature: ${[...new Set(toB)].join(' ')}`);
     assert.deepEqual(toA.filter((c) => c.startsWith('x:') || c === '(error)'), [], 'A never received an x: message');
     assert.deepEqual(toB.filter((c) => c.startsWith('x:') || c === '(error)'), [], 'B never received an x: message');
+
+    // A's next connection presents the stored credential: nothing bought again
+    const first = run.out.socks.sessions()[0]!;
+    first.close('admin');
+    const again = await waitFor(() => run.out.socks.sessions().find((s) => s !== first && ['presented', 'bought'].includes(String(s.info.state.get('buyer.outcome')))), 60_000, 'A to reconnect and present');
+    assert.equal(again.info.state.get('buyer.outcome'), 'presented');
+    assert.equal(again.info.state.get('buyer.tier'), 'pro');
+    assert.equal((await seller.admin().grants()).length, grantsBefore + 1, 'still one grant');
+    assert.equal(run.wallet.purchases().length, 1, 'paid once');
   } finally {
     await run.a.stop();
     await run.out.close();

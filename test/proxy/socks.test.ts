@@ -103,6 +103,8 @@ test('litecoind -proxy (Core 0.21 SOCKS5 client, username/password) syncs from a
     assert.ok(out.socks.counts.methods.userpass > userpassBefore, 'bitcoind offered username/password (-proxyrandomize) and it was taken');
     const line = proxy.logs.find((l) => l.msg === 'outbound connection of our node' && l.dest === `localhost:${b.p2pPort}`);
     assert.ok(line, 'the destination arrived as a domain name (ATYP 3) and was resolved by the front');
+    const outcome = await waitFor(() => { const o = out.socks.sessions()[0]?.info.state.get('buyer.outcome'); return o !== 'running' && o; }, 30_000, 'the buyer to look at the remote');
+    assert.equal(outcome, 'no_x', 'a plain node announces no x: feature: nothing to buy');
     const peers = await b.getPeerInfo();
     assert.ok(peers.some((p) => p.inbound), 'B sees A as an ordinary inbound peer');
   } finally {
