@@ -27,6 +27,9 @@ export interface Config {
   v2: 'reject' | 'passthrough';
   limits: {
     maxPeers: number;
+    /** slots beyond maxPeers; a peer admitted into one must be marked paid (hook setPriority) within reservedAuthTimeout */
+    reservedPeers: number;
+    reservedAuthTimeout: number;
     maxPeersPerAddress: number;
     maxPeersPerSubnet: number;
     handshakeTimeout: number;
@@ -191,6 +194,8 @@ const schema = z.strictObject({
   limits: z
     .strictObject({
       maxPeers: count(100),
+      reservedPeers: count(0),
+      reservedAuthTimeout: duration('30s'),
       maxPeersPerAddress: count(4),
       maxPeersPerSubnet: count(16),
       handshakeTimeout: timeout('60s'),
@@ -452,7 +457,8 @@ function keyPathOf(chain: readonly unknown[]): (string | number)[] {
 
 /** Two listeners that cannot both bind: same port, and the same host or a wildcard of its family. */
 function sameSocket(a: HostPort, b: HostPort): boolean {
-  if (a.port !== b.port) return false;
+  // port 0: each listener gets its own port from the OS
+  if (a.port !== b.port || a.port === 0) return false;
   const [x, y] = [a.host.toLowerCase(), b.host.toLowerCase()];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
   return x === y || ((wildcard(x) || wildcard(y)) && x.includes(':') === y.includes(':'));

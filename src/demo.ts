@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { startProxy } from './app.js';
 import { waitForShutdown } from './lifecycle.js';
 import { parseConfig } from './config.js';
@@ -12,6 +14,39 @@ type BcoinModule = any;
 
 /** Ports the demo prefers; each one that is taken falls back to a port the OS picks. */
 export const DEMO_PORTS = { proxy: 18444, metrics: 9333, admin: 9334 } as const;
+
+const shipped = (hook: string) => JSON.stringify(fileURLToPath(new URL(`../hooks/${hook}`, import.meta.url)));
+
+/**
+ * The demo's hook chain: discovery, paid access on the dev Lightning backend (real BOLT11
+ * invoices signed with a local key, paid through the admin API: no Lightning node, no money),
+ * and rate limits per tier so that paying shows. The credential key is generated into `dir`.
+ */
+function demoHooks(dir: string): string[] {
+  const keys = path.join(dir, 'paywall.keys');
+  writeFileSync(keys, `1 ${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const paywall = {
+    backend: { kind: 'dev' },
+    store: { file: path.join(dir, 'paywall.json') },
+    keys: { file: keys },
+    passes: { pro: { priceSats: 2000, duration: '24h' } },
+    credit: { tier: 'metered', minSats: 100, maxSats: 100_000, msatPerUnit: 1000, freeBytes: 1 << 20 },
+    paidOnly: ['mempool'],
+  };
+  const rateLimit = {
+    tiers: {
+      default: { peer: { ping: { rate: 0.2, burst: 5 }, getdata: { rate: 20, burst: 200 } } },
+      pro: { peer: { ping: { rate: 10, burst: 100 }, getdata: { rate: 500, burst: 5000 } } },
+      metered: { peer: { ping: { rate: 10, burst: 100 }, getdata: { rate: 500, burst: 5000 } } },
+    },
+  };
+  return [
+    'hooks:',
+    `  - { module: ${shipped('features.js')} }`,
+    `  - { module: ${shipped('paywall/index.js')}, options: ${JSON.stringify(paywall)} }`,
+    `  - { module: ${shipped('rate-limit.js')}, options: ${JSON.stringify(rateLimit)} }`,
+  ];
+}
 
 /** `port` if it can be bound on 127.0.0.1 now (0: one the OS picks), else null. */
 function bindable(port: number): Promise<number | null> {
@@ -63,22 +98,27 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
   await mine(10);
 
   const token = randomBytes(16).toString('hex');
-  const config = parseConfig(
-    [
-      'network: regtest',
-      `listen: ["127.0.0.1:${port}"]`,
-      `backend: 127.0.0.1:${backendPort}`,
-      `bans: { file: ${JSON.stringify(path.join(os.tmpdir(), 'bitcoin-hook-proxy-demo-bans.json'))} }`,
-      `metrics: { listen: "127.0.0.1:${metricsPort}" }`,
-      `admin: { listen: "127.0.0.1:${adminPort}", token: "${token}" }`,
-    ].join('\n'),
-    'demo.yaml',
-  );
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bitcoin-hook-proxy-demo-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
   let running;
   try {
+    const config = parseConfig(
+      [
+        'network: regtest',
+        `listen: ["127.0.0.1:${port}"]`,
+        `backend: 127.0.0.1:${backendPort}`,
+        'limits: { reservedPeers: 4 }',
+        `bans: { file: ${JSON.stringify(path.join(os.tmpdir(), 'bitcoin-hook-proxy-demo-bans.json'))} }`,
+        `metrics: { listen: "127.0.0.1:${metricsPort}" }`,
+        `admin: { listen: "127.0.0.1:${adminPort}", token: "${token}" }`,
+        ...demoHooks(dir),
+      ].join('\n'),
+      'demo.yaml',
+    );
     running = await startProxy(config);
   } catch (err) {
     await node.close();
+    cleanup();
     throw err;
   }
   const proxyPort = running.proxy.addresses()[0]?.port ?? port;
@@ -96,6 +136,12 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
       `  metrics:          curl -s 127.0.0.1:${m}/metrics | grep ^bhp_`,
       `  readiness:        curl -s 127.0.0.1:${m}/ready`,
       `  peers:            curl -s -H 'Authorization: Bearer ${token}' 127.0.0.1:${a}/peers`,
+      '  paid access (hook paywall, dev Lightning backend: real BOLT11 invoices, no Lightning node, no money):',
+      "    offers:         a 'pro' pass (2,000 sat for 24 h: higher rate limits, mempool) and metered credit,",
+      '                    over the x: protocol (docs/x-protocol.md §4.3: x:offers, x:invoice, x:claim)',
+      `    pay an invoice: curl -s -H 'Authorization: Bearer ${token}' -d '{"bolt11":"lnbcrt..."}' 127.0.0.1:${a}/hooks/paywall/settle`,
+      '                    (answers the preimage a payer learns; claim with it to get the tier)',
+      `    grants:         curl -s -H 'Authorization: Bearer ${token}' 127.0.0.1:${a}/hooks/paywall/grants`,
       '  a block is mined every 30 s; Ctrl-C stops.',
       '',
     ].join('\n'),
@@ -103,5 +149,6 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
   return waitForShutdown(running, async () => {
     clearInterval(timer);
     await node.close();
+    cleanup();
   });
 }

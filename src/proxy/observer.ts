@@ -29,6 +29,8 @@ export type CloseReason =
   | 'banned'
   /** closed to make room for a new peer when every slot was taken */
   | 'evicted'
+  /** held a reserved slot and no hook marked it as paid (setPriority) in time */
+  | 'reserve_timeout'
   | 'hook'
   | 'hook_error'
   | 'hook_budget'

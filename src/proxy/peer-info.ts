@@ -21,6 +21,10 @@ export interface PeerInfo {
   messagesIn: number;
   messagesOut: number;
   misbehaviour: number;
+  /** a hook marked it as holding a paid tier (ctx.setPriority): never evicted */
+  priority: boolean;
+  /** admitted into one of the reserved slots beyond limits.maxPeers */
+  reserved: boolean;
   /** BIP 434 features the peer announced: feature id → data */
   features: Map<string, Buffer>;
   /** per-peer state shared by hooks */

@@ -116,6 +116,8 @@ export class PeerSession implements PipelineHost {
       messagesIn: 0,
       messagesOut: 0,
       misbehaviour: 0,
+      priority: false,
+      reserved: false,
       features: new Map(),
       state: new Map(),
     };

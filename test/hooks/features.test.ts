@@ -30,9 +30,9 @@ test('the document and the API agree on the feature id', () => {
   assert.equal(X_PROTOCOL_FEATURE_ID, X_FEATURE_ID);
 });
 
-test('§6: the hex examples of docs/x-protocol.md are the bytes the hook and the client build', async () => {
+test('§6.1: the discovery hex examples of docs/x-protocol.md are the bytes the hook and the client build', async () => {
   const doc = readFileSync(path.resolve(here, '../../../docs/x-protocol.md'), 'utf8');
-  const section = doc.slice(doc.indexOf('## 6. Example'), doc.indexOf('## 7.'));
+  const section = doc.slice(doc.indexOf('### 6.1 Discovery'), doc.indexOf('### 6.2'));
   // each code block: hex groups, then two or more spaces and a comment
   const blocks = [...section.matchAll(/```\n([\s\S]*?)```/g)].map((m) =>
     m[1]!

@@ -21,6 +21,7 @@ import { bcoinAvailable, startBcoin, type BcoinNode } from '../support/bcoin-nod
 import { P2PClient, headerDeclaring, httpRequest } from '../support/p2p-client.js';
 import { freePort } from '../support/ports.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { PaywallClient } from '../hooks/paywall/doc-client.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = path.join(ROOT, 'dist/src/cli.js');
@@ -82,7 +83,12 @@ test('Prometheus scrapes the proxy under traffic: every dashboard query and ever
     '    options: { throw: mempool }',
     `  - module: ${JSON.stringify(path.join(ROOT, 'dist/hooks/message-filter.js'))}`,
     '    options: { inbound: { deny: [{ command: getaddr, action: { misbehave: 10 } }, { command: filterclear, action: { misbehave: 100 } }] } }',
+    // paid access on the dev Lightning backend, for the revenue panels
+    `  - module: ${JSON.stringify(path.join(ROOT, 'dist/hooks/features.js'))}`,
+    `  - module: ${JSON.stringify(path.join(ROOT, 'dist/hooks/paywall/index.js'))}`,
+    `    options: { backend: { kind: dev }, store: { file: ${JSON.stringify(path.join(dir, 'paywall.json'))} }, keys: { file: ${JSON.stringify(path.join(dir, 'paywall.keys'))} }, passes: { pro: { priceSats: 2000, duration: 24h } } }`,
   ].join('\n');
+  writeFileSync(path.join(dir, 'paywall.keys'), `1 ${'5a'.repeat(32)}\n`, { mode: 0o600 });
   writeFileSync(configFile, configText);
   const proxy = spawn(process.execPath, [CLI, 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(proxy);
@@ -165,6 +171,17 @@ test('Prometheus scrapes the proxy under traffic: every dashboard query and ever
     const target = refused;
     await waitFor(async () => (await refusedSeen()) >= target, 30_000, `prometheus to see ${target} refusals`);
   }
+  // a buyer (client written from docs/x-protocol.md): a refused invoice, then a pass paid on the
+  // dev backend through the admin API. bcoin's version is below 70016, so it announces early (§2.6).
+  const buyer = await PaywallClient.connect(proxyPort, { announce: 'early', localAddress: '127.0.0.9' });
+  assert.equal((await buyer.invoice('gold')).ok, false, 'unknown offer refused');
+  const inv = await buyer.invoice('pro');
+  assert.ok(inv.ok);
+  const paid = await httpRequest(adminPort, 'POST', '/hooks/paywall/settle', { token: TOKEN, body: { bolt11: inv.value.bolt11 } });
+  assert.equal(paid.status, 200, paid.text);
+  assert.ok((await buyer.claim(inv.value.paymentHash, inv.value.claimToken, Buffer.from(paid.json.preimage, 'hex'))).ok);
+  await waitFor(async () => Number((await query('sum(bhp_hook_paywall_earned_msat_total)')).result[0]?.value[1] ?? 0) === 2_000_000, 30_000, 'prometheus to see the 2,000 sat earned');
+  await buyer.close();
   for (const c of clients.splice(0).filter((c) => c !== steady)) await c.close();
   await sleep(2500); // a few more scrapes of the steady peer's traffic
 
@@ -179,7 +196,7 @@ test('Prometheus scrapes the proxy under traffic: every dashboard query and ever
       for (const s of r.result) assert.ok(!Number.isNaN(Number(s.value[1])) || expr.includes('histogram_quantile'), `${panel}: ${expr} -> ${s.value[1]}`);
     }
     // the panels the dashboard promises
-    for (const name of ['bhp_connections', 'bhp_connections_refused_total', 'bhp_messages_total', 'bhp_message_bytes_total', 'bhp_hook_invocation_seconds_bucket', 'bhp_hook_errors_total', 'bhp_bans', 'bhp_backend_up']) {
+    for (const name of ['bhp_connections', 'bhp_connections_refused_total', 'bhp_messages_total', 'bhp_message_bytes_total', 'bhp_hook_invocation_seconds_bucket', 'bhp_hook_errors_total', 'bhp_bans', 'bhp_backend_up', 'bhp_hook_paywall_earned_msat_total', 'bhp_hook_paywall_paid_peers']) {
       assert.ok(metricNames.has(name), `the dashboard shows ${name}`);
     }
     const refusals = await query('sum by (reason) (bhp_connections_refused_total)');

@@ -63,6 +63,14 @@ class RunningCli {
   }
 }
 
+test('check: listeners on port 0 never clash (the OS gives each its own port)', (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'zero.yaml');
+  writeFileSync(file, ['network: regtest', 'listen: "127.0.0.1:0"', 'backend: 127.0.0.1:18444', 'metrics: { listen: "127.0.0.1:0" }', 'admin: { listen: "127.0.0.1:0", token: "aaaaaaaaaaaaaaaaaaaa" }'].join('\n'));
+  const r = cli(['check', '--config', file]);
+  assert.equal(r.status, 0, r.stderr);
+});
+
 test('check: a valid file exits 0', (t) => {
   const dir = tempDir(t);
   const file = path.join(dir, 'ok.yaml');

@@ -133,7 +133,7 @@ test('OutboundSession: our node opens the connection; same pipeline, sockets swa
   const chain = await loadHookChain([{ module: fixture('wants'), options: { label, inbound: ['headers'], outbound: ['getheaders'] } }], {
     baseDir: process.cwd(),
     settings: { network: NETWORKS.regtest, maxMessageSize: 4_000_000, timeoutMs: 5000 },
-    host: { peers: () => [], send: () => false, disconnect: () => {}, misbehave: () => {} },
+    host: { peers: () => [], send: () => false, disconnect: () => {}, misbehave: () => {}, setPriority: () => false },
     ...silentHookServices,
   });
   const host = testHost(chain);
