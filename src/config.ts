@@ -147,7 +147,7 @@ export const outboundSchema = z.strictObject({
       z.strictObject({ kind: z.literal('cln'), ...httpPayer, runeFile: file }),
       z.strictObject({ kind: z.literal('lnbits'), ...httpPayer, adminKeyFile: file }),
       z.strictObject({ kind: z.literal('phoenixd'), ...httpPayer, passwordFile: file }),
-      z.strictObject({ kind: z.literal('dev'), url: z.string().regex(/^https?:\/\/\S+$/), token: z.string().min(16), timeout: duration('10s') }),
+      z.strictObject({ kind: z.literal('dev'), url: z.string().regex(/^https?:\/\/\S+$/), token: z.string().min(16), hook: z.string().min(1).default('paywall'), timeout: duration('10s') }),
     ])
     .optional(),
   /** most routing fees per payment, sats */

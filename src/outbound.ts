@@ -40,7 +40,7 @@ export interface RunningOutbound {
 
 export function payerFromConfig(c: NonNullable<OutboundConfig['payer']>, baseDir: string): Payer {
   const abs = (f: string | undefined) => (f === undefined ? undefined : path.resolve(baseDir, f));
-  if (c.kind === 'dev') return createPayer({ kind: 'dev', url: c.url, token: c.token, timeoutMs: c.timeout });
+  if (c.kind === 'dev') return createPayer({ kind: 'dev', url: c.url, token: c.token, hook: c.hook, timeoutMs: c.timeout });
   const files = Object.fromEntries(Object.entries(c).filter(([k]) => k.endsWith('File')).map(([k, v]) => [k, abs(v as string)]));
   return createPayer({ ...c, ...files, timeoutMs: c.timeout } as PayerConfig);
 }
@@ -60,6 +60,7 @@ export async function startOutbound(config: OutboundConfig, deps: OutboundDeps):
       send: (id, m) => socks?.send(id, m) ?? false,
       disconnect: (id, reason) => socks?.disconnect(id, reason),
       misbehave: () => {},
+      setPriority: () => false, // priority is for inbound peers holding a paid tier
     },
     logger: deps.logger ?? silentHookServices.logger,
     metrics: deps.metrics ?? silentHookServices.metrics,

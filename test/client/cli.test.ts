@@ -1,16 +1,13 @@
 /**
  * The buyer's CLI commands as a user types them, each run as its own process (runBuyerCommand,
  * which src/cli.ts dispatches to), against a real seller: litecoind 0.21 behind the real proxy
- * with the paywall on the dev backend. The dev payer talks HTTP to a settle endpoint that follows
- * the documented admin API (POST /paywall/settle with the bearer token, answering {preimage}):
- * a stand-in served by this test, calling the running paywall's admin settle.
+ * with the paywall on the dev backend. The dev payer pays through the seller proxy's real admin
+ * API (POST /hooks/paywall/settle with the bearer token), as the demo's banner tells a user to.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { litecoindSkipReason } from '../support/litecoind.js';
@@ -19,12 +16,9 @@ import { startSeller, type Seller } from './seller.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const buyerModule = path.resolve(here, '../../src/cli/buyer.js');
 const skip = litecoindSkipReason();
-const TOKEN = 'cli-test-settle-token-0123456789';
 let seller: Seller;
-let settle: http.Server;
 let config: string;
 let wallet: string;
-let settleCalls = 0;
 
 function run(cmd: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const script = `const m = await import(${JSON.stringify(buyerModule)}); process.exitCode = await m.runBuyerCommand(process.argv[1], process.argv.slice(2));`;
@@ -41,29 +35,12 @@ function run(cmd: string, ...args: string[]): Promise<{ code: number; out: strin
 before(async () => {
   if (skip) return;
   seller = await startSeller('cli');
-  settle = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401).end('{"error":"missing or wrong bearer token"}');
-      if (req.method !== 'POST' || req.url !== '/paywall/settle') return void res.writeHead(404).end('{}');
-      try {
-        settleCalls++;
-        const preimage = seller.admin().settle(String((JSON.parse(body) as { paymentHash?: string }).paymentHash));
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ preimage }));
-      } catch (e) {
-        res.writeHead(400).end(JSON.stringify({ error: (e as Error).message }));
-      }
-    });
-  });
-  await new Promise<void>((r) => settle.listen(0, '127.0.0.1', r));
   wallet = path.join(seller.tmp, 'cli-wallet.json');
   config = path.join(seller.tmp, 'buyer.yaml');
-  writeFileSync(config, `network: regtest\nbackend: 127.0.0.1:1\noutbound:\n  wallet: ${wallet}\n  payer: { kind: dev, url: "http://127.0.0.1:${(settle.address() as AddressInfo).port}", token: "${TOKEN}" }\n`);
+  writeFileSync(config, `network: regtest\nbackend: 127.0.0.1:1\noutbound:\n  wallet: ${wallet}\n  payer: { kind: dev, url: "http://127.0.0.1:${seller.proxy.adminPort}", token: "${seller.proxy.adminToken}" }\n`);
 });
 
 after(async () => {
-  settle?.close();
   await seller?.stop();
 });
 
@@ -86,7 +63,8 @@ test('buy: above the limit refused with what to do; within it: progress, credent
   assert.equal(low.code, 1);
   assert.match(low.err, /price_above_limit/);
   assert.match(low.err, /what to do: raise the limit/);
-  assert.equal(settleCalls, 0, 'nothing paid');
+  assert.equal((await seller.grants()).length, 0, 'nothing bought');
+  assert.equal(existsSync(wallet), false, 'nothing recorded');
   const ok = await run('buy', seller_, '--tier', 'pro', '--max-sats', '2000', '--config', config);
   assert.equal(ok.code, 0, ok.err);
   const lines = ok.out.trim().split('\n');
@@ -94,7 +72,7 @@ test('buy: above the limit refused with what to do; within it: progress, credent
   assert.match(lines[1]!, /^paying with dev/);
   assert.equal(lines[2], 'paid');
   assert.match(lines[3]!, /^claimed: tier pro until \d{4}-/);
-  assert.equal(settleCalls, 1);
+  assert.equal((await seller.grants()).length, 1);
   assert.equal(statSync(wallet).mode & 0o777, 0o600);
   const credit = await run('buy', seller_, '--credit', '500', '--config', config, '--json');
   assert.equal(credit.code, 0, credit.err);

@@ -20,7 +20,7 @@ let seller: Seller;
 let n = 0;
 const walletFile = () => path.join(seller.tmp, `wallet-${++n}.json`);
 const connect = () => XConnection.connect({ host: '127.0.0.1', port: seller.proxy.port, network: NETWORKS.regtest });
-const devPayer = (): Payer => createDevPayer({ settle: (h) => seller.admin().settle(h) });
+const devPayer = (): Payer => seller.payer();
 
 /** A payer that counts its calls around another. */
 function counting(inner: Payer): Payer & { calls: number } {
@@ -149,7 +149,7 @@ test('payer failure: payment_failed, recorded as failed, not counted; the next b
 test('the seller refuses the claim (underpaid): claim_refused with its reason, recorded, never paid twice', { skip, timeout: 60_000 }, async () => {
   const wallet = Wallet.open(walletFile());
   // pays less than asked (the dev backend records 1 msat received), as a faulty payer might
-  const short = counting(createDevPayer({ settle: (h) => seller.admin().settle(h, 1n) }));
+  const short = counting(createDevPayer({ settle: (h) => seller.settle(h, 1n) }));
   const c = await connect();
   try {
     await rejects(buy(c.seller, { offerId: 'pro', maxMsat: 2_000_000n, payer: short, wallet }), 'claim_refused', 'underpaid');

@@ -14,7 +14,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FrameDecoder, NETWORKS } from '../../src/codec/index.js';
-import { Wallet, createDevPayer } from '../../src/client/index.js';
+import { Wallet } from '../../src/client/index.js';
 import { startLitecoind, litecoindSkipReason } from '../support/litecoind.js';
 import { freePort } from '../support/ports.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
@@ -52,7 +52,7 @@ after(async () => {
 /** Start the buyer side (SOCKS front with `budget`, a recorder in front of it, litecoind A) and wait for A to sync. */
 async function buyerRun(name: string, budget: string) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), `bhp-market-${name}-`));
-  const payer = createDevPayer({ settle: (h) => seller.admin().settle(h) });
+  const payer = seller.payer();
   const out = await startTestOutbound(buyerProxy, `wallet: ${path.join(tmp, 'wallet.json')}\nbudget: ${budget}`, tmp, payer);
   const rec = await TcpRecorder.start('127.0.0.1', out.port);
   const a = await startLitecoind({ name: `market-${name}`, extraArgs: [`-proxy=127.0.0.1:${rec.port}`, `-connect=localhost:${seller.proxy.port}`] });
@@ -69,12 +69,12 @@ async function buyerRun(name: string, budget: string) {
 }
 
 test('A buys a pass within its budget, B\'s proxy grants it, A syncs through both proxies; no node sees x:', { skip, timeout: 240_000 }, async () => {
-  const grantsBefore = (await seller.admin().grants()).length;
+  const grantsBefore = (await seller.grants()).length;
   const run = await buyerRun('buys', '{ tiers: [pro], maxPricePerTier: { pro: 2000 }, maxSatsPerDay: 5000, maxSatsTotal: 10000 }');
   try {
     const outcome = await waitFor(() => { const o = run.out.socks.sessions()[0]?.info.state.get('buyer.outcome'); return o !== 'running' && o; }, 30_000, 'the purchase');
     assert.equal(outcome, 'bought');
-    const grants = await seller.admin().grants();
+    const grants = await seller.grants();
     assert.equal(grants.length, grantsBefore + 1, 'the seller granted one pass');
     const seller_ = `localhost:${seller.proxy.port}`;
     assert.equal(run.wallet.usableCredential(seller_)?.tier, 'pro', 'the credential is stored under the seller as A dialled it');
@@ -97,7 +97,7 @@ test('A buys a pass within its budget, B\'s proxy grants it, A syncs through bot
     const again = await waitFor(() => run.out.socks.sessions().find((s) => s !== first && ['presented', 'bought'].includes(String(s.info.state.get('buyer.outcome')))), 60_000, 'A to reconnect and present');
     assert.equal(again.info.state.get('buyer.outcome'), 'presented');
     assert.equal(again.info.state.get('buyer.tier'), 'pro');
-    assert.equal((await seller.admin().grants()).length, grantsBefore + 1, 'still one grant');
+    assert.equal((await seller.grants()).length, grantsBefore + 1, 'still one grant');
     assert.equal(run.wallet.purchases().length, 1, 'paid once');
   } finally {
     await run.a.stop();
@@ -107,12 +107,12 @@ test('A buys a pass within its budget, B\'s proxy grants it, A syncs through bot
 });
 
 test('budget exhausted: nothing is bought, A is still served as a free peer', { skip, timeout: 240_000 }, async () => {
-  const grantsBefore = (await seller.admin().grants()).length;
+  const grantsBefore = (await seller.grants()).length;
   const run = await buyerRun('broke', '{ tiers: [pro], maxPricePerTier: { pro: 2000 }, maxSatsPerDay: 1500, maxSatsTotal: 10000 }');
   try {
     const outcome = await waitFor(() => { const o = run.out.socks.sessions()[0]?.info.state.get('buyer.outcome'); return o !== 'running' && o; }, 30_000, 'the buyer to decide');
     assert.equal(outcome, 'skipped');
-    assert.equal((await seller.admin().grants()).length, grantsBefore, 'nothing granted');
+    assert.equal((await seller.grants()).length, grantsBefore, 'nothing granted');
     assert.equal(run.wallet.purchases().length, 0);
     assert.ok(buyerProxy.logs.some((l) => l.msg === 'not buying' && String(l.why).startsWith('budget exhausted')));
   } finally {

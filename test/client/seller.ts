@@ -1,15 +1,17 @@
 /**
  * A seller for the buyer's tests: a real regtest litecoind (Bitcoin Core 0.21's P2P code) behind
  * the real proxy, whose chain is features + paywall on the dev backend (real BOLT11 invoices
- * signed with a local key; "paid" through the paywall's admin settle, as a payer's payment would
- * be). Each test file starts its own, with its own key.
+ * signed with a local key; "paid" through the paywall's admin route POST /hooks/paywall/settle on
+ * the proxy's real admin API, as a payer's payment would be). Each test file starts its own, with
+ * its own key.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { paywallAdmins, type PaywallAdmin } from '../../hooks/paywall/index.js';
+import { createDevPayer, type Payer } from '../../src/client/index.js';
+import { httpRequest } from '../support/p2p-client.js';
 import { startLitecoind, type Litecoind } from '../support/litecoind.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { TcpRecorder } from '../support/tcp-recorder.js';
@@ -23,8 +25,12 @@ export interface Seller {
   tmp: string;
   /** with `record`: connection i's clientToTarget is what the node received */
   recorder: TcpRecorder | null;
-  /** the paywall's admin interface (dev settle), by its hook name */
-  admin(): PaywallAdmin;
+  /** the dev payer over the admin API */
+  payer(): Payer;
+  /** POST /hooks/paywall/settle: the preimage (hex), as a payer learns it; `amountMsat` pays that much instead */
+  settle(paymentHash: string, amountMsat?: bigint): Promise<string>;
+  /** GET /hooks/paywall/grants */
+  grants(): Promise<{ paymentHash: string; tier: string }[]>;
   stop(): Promise<void>;
 }
 
@@ -60,17 +66,20 @@ export async function startSeller(name: string, o: SellerOptions = {}): Promise<
     { module: mod('paywall/index.js'), options: paywall },
   ];
   const recorder = o.record ? await TcpRecorder.start('127.0.0.1', node.p2pPort) : null;
-  const proxy = await startTestProxy(recorder?.port ?? node.p2pPort, [`hooks:\n${hooks.map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`, o.yaml ?? ''].join('\n'));
+  const proxy = await startTestProxy(recorder?.port ?? node.p2pPort, [`hooks:\n${hooks.map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`, o.yaml ?? ''].join('\n'), { admin: true });
+  const call = async (method: string, route: string, body?: object) => {
+    const r = await httpRequest(proxy.adminPort!, method, `/hooks/paywall/${route}`, { token: proxy.adminToken, ...(body ? { body } : {}) });
+    if (r.status !== 200) throw new Error(`admin ${method} ${route}: HTTP ${r.status}: ${r.text}`);
+    return r.json as Record<string, unknown>;
+  };
   return {
     node,
     proxy,
     tmp,
     recorder,
-    admin() {
-      const a = paywallAdmins().get('paywall');
-      if (!a) throw new Error('the paywall registered no admin interface');
-      return a;
-    },
+    payer: () => createDevPayer({ url: `http://127.0.0.1:${proxy.adminPort}`, token: proxy.adminToken }),
+    settle: async (paymentHash, amountMsat) => String((await call('POST', 'settle', { paymentHash, ...(amountMsat === undefined ? {} : { amountMsat: String(amountMsat) }) })).preimage),
+    grants: async () => (await call('GET', 'grants')).grants as { paymentHash: string; tier: string }[],
     async stop() {
       await proxy.close();
       await recorder?.close();

@@ -2,14 +2,14 @@
  * dev: pays invoices of a seller whose paywall runs the dev backend (no Lightning anywhere):
  * "paying" is asking that backend to settle the invoice, which returns the preimage as a real
  * payment would. In-process (`settle`, e.g. the seller's PaywallAdmin.settle in a test or demo),
- * or over the seller's admin HTTP API: POST {url}/paywall/settle {paymentHash} with the admin
- * bearer token, answered {preimage}. For demos and tests only.
+ * or over the seller's admin HTTP API: POST {url}/hooks/{hook}/settle {paymentHash} with the admin
+ * bearer token, answered {paymentHash, preimage} (docs/hooks/paywall.md). For demos and tests only.
  */
 import bolt11 from '@atomiqlabs/bolt11';
 import { requestJson } from '../../../hooks/paywall/backends/http.js';
 import { PayerError, preimageFrom, type Payer } from './types.js';
 
-export type DevPayerOptions = { settle: (paymentHash: string) => string } | { url: string; token: string; timeoutMs?: number };
+export type DevPayerOptions = { settle: (paymentHash: string) => string | Promise<string> } | { url: string; token: string; /** the paywall's name in the seller's chain (default paywall) */ hook?: string; timeoutMs?: number };
 
 export function createDevPayer(o: DevPayerOptions): Payer {
   const kind = 'dev';
@@ -19,13 +19,13 @@ export function createDevPayer(o: DevPayerOptions): Payer {
       const hash = String(bolt11.decode(paymentRequest, networkOf(paymentRequest)).tagsObject.payment_hash ?? '');
       if ('settle' in o) {
         try {
-          return { preimage: preimageFrom(kind, o.settle(hash), 'hex'), feeMsat: 0n };
+          return { preimage: preimageFrom(kind, await o.settle(hash), 'hex'), feeMsat: 0n };
         } catch (e) {
           throw e instanceof PayerError ? e : new PayerError(kind, (e as Error).message, true);
         }
       }
       const url = new URL(o.url);
-      url.pathname = `${url.pathname.replace(/\/+$/, '')}/paywall/settle`;
+      url.pathname = `${url.pathname.replace(/\/+$/, '')}/hooks/${encodeURIComponent(o.hook ?? 'paywall')}/settle`;
       let a;
       try {
         a = await requestJson({ backend: kind, url, method: 'POST', json: { paymentHash: hash }, headers: { authorization: `Bearer ${o.token}` }, timeoutMs: o.timeoutMs ?? 10_000 });
