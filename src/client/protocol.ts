@@ -1,7 +1,7 @@
 /**
  * The x: messages a buyer reads and writes. Discovery (`feature` data, x:hello) follows
  * docs/x-protocol.md sections 2 and 4.1; paid access (x:offers … x:refuse) follows
- * docs/x-protocol-paywall.md and reuses the seller's codec, which implements that document both ways.
+ * docs/x-protocol.md §4.3 and reuses the seller's codec, which implements that document both ways.
  */
 import { PayloadReader, PayloadWriter } from '../codec/index.js';
 export * from '../../hooks/paywall/protocol.js';

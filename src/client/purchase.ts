@@ -1,5 +1,5 @@
 /**
- * Buying and restoring a tier (docs/x-protocol-paywall.md §4), with the wallet as the record
+ * Buying and restoring a tier (docs/x-protocol.md §7.2), with the wallet as the record
  * that keeps money from being spent twice:
  *   1. a purchase paid earlier but not granted (connection lost, seller said `unpaid`) is
  *      claimed again with the same hash, token and preimage, never paid again;

@@ -1,5 +1,5 @@
 /**
- * Requests to a seller and their answers, matched by nonce (docs/x-protocol-paywall.md §1: every
+ * Requests to a seller and their answers, matched by nonce (docs/x-protocol.md §4.3.1: every
  * request starts with a u64 nonce, its answer or x:refuse echoes it, answers may come out of
  * order). The same matching serves the client library's own connection and the proxy's
  * outbound sessions; only `send` differs.

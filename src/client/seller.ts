@@ -1,5 +1,5 @@
 /**
- * The paid-access requests of docs/x-protocol-paywall.md, one method each, over any XRequests.
+ * The paid-access requests of docs/x-protocol.md §4.3, one method each, over any XRequests.
  * A refusal becomes a BuyerError carrying the seller's reason name; an answer that does not
  * parse becomes `malformed_answer`.
  */
