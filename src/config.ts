@@ -119,6 +119,54 @@ const hostPort = z.string().transform((v, ctx) => {
 
 const count = (def: number) => z.number().int().min(0).default(def);
 
+const sats = z.number().int().min(0).max(2_100_000_000_000_000);
+const file = z.string().min(1);
+const httpPayer = { url: z.string().regex(/^https?:\/\/\S+$/, 'an http:// or https:// URL'), tlsCertFile: file.optional(), timeout: duration('60s') };
+
+/**
+ * outbound: our own node's connections through the proxy (bitcoind -proxy=socks.listen), and
+ * what the proxy may buy for them from sellers that announce the x: feature (issue 11).
+ */
+export const outboundSchema = z.strictObject({
+  socks: z
+    .strictObject({
+      /** loopback by default: anyone who can reach it can make the proxy connect (and buy) for them */
+      listen: z.union([hostPort, z.array(hostPort).min(1)]).prefault('127.0.0.1:9335'),
+      maxConnections: z.number().int().min(1).default(32),
+      negotiateTimeout: duration('10s'),
+      connectTimeout: duration('10s'),
+    })
+    .prefault({}),
+  /** an upstream SOCKS5 proxy (e.g. Tor's 127.0.0.1:9050): every connection is chained through it, and onion/I2P addresses need it */
+  upstream: hostPort.optional(),
+  /** the wallet file of credentials and purchases (mode 0600) */
+  wallet: file.default('./data/wallet.json'),
+  payer: z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('lnd'), ...httpPayer, macaroonFile: file, api: z.enum(['router', 'sync']).default('router') }),
+      z.strictObject({ kind: z.literal('cln'), ...httpPayer, runeFile: file }),
+      z.strictObject({ kind: z.literal('lnbits'), ...httpPayer, adminKeyFile: file }),
+      z.strictObject({ kind: z.literal('phoenixd'), ...httpPayer, passwordFile: file }),
+      z.strictObject({ kind: z.literal('dev'), url: z.string().regex(/^https?:\/\/\S+$/), token: z.string().min(16), hook: z.string().min(1).default('paywall'), timeout: duration('10s') }),
+    ])
+    .optional(),
+  /** most routing fees per payment, sats */
+  maxFeeSats: sats.default(10),
+  budget: z
+    .strictObject({
+      /** tiers that may be bought, most preferred first */
+      tiers: z.array(z.string().min(1)).min(1),
+      /** the most one purchase of a tier may cost, sats; a tier not listed is never bought */
+      maxPricePerTier: z.record(z.string(), sats),
+      maxSatsPerDay: sats,
+      maxSatsTotal: sats,
+      /** any, or the sellers as our node dials them (host:port) */
+      sellers: z.union([z.literal('any'), z.array(z.string().min(1))]).default('any'),
+    })
+    .optional(),
+});
+export type OutboundConfig = z.output<typeof outboundSchema>;
+
 /** "50ms per 250ms": hook time a peer may use per window (also its largest burst); false or "off" disables the budget. */
 const hookBudget = z
   .unknown()
@@ -185,6 +233,7 @@ const schema = z.strictObject({
     .union([z.literal(false), z.strictObject({ listen: hostPort.prefault('127.0.0.1:9334'), token: adminToken })])
     .default(false),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+  outbound: outboundSchema.optional(),
   hooks: z
     .array(
       z.strictObject({
