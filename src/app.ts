@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
 import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
+import type { RunningOutbound } from './outbound.js';
 
 export interface RunningProxy {
   config: Config;
@@ -16,6 +17,8 @@ export interface RunningProxy {
   log: Logger;
   metricsServer: http.Server | null;
   adminServer: http.Server | null;
+  /** the SOCKS5 front for our own node's outbound connections, when `outbound:` is configured */
+  outbound: RunningOutbound | null;
   /**
    * Re-read the config (from `configFile`, or the given Config) and load a new hook chain;
    * new messages use it, no connection drops. On any error the old chain keeps running.
@@ -126,6 +129,20 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
     const exposed = adminExposure(config);
     if (exposed) log.warn({ listen: `${config.admin!.listen.host}:${config.admin!.listen.port}` }, `WARNING: ${exposed}`);
+    // our own node's outbound connections (bitcoind -proxy=socks.listen): same settings, chain and metrics
+    // loaded only when configured: the client side (BOLT11 decoding, payers) costs memory a seller does not need
+    const outbound = config.outbound
+      ? await (await import('./outbound.js')).startOutbound(config.outbound, {
+          session: () => proxy.settings,
+          chain: () => proxy.chain,
+          log: log.child({ component: 'outbound' }),
+          observer: metrics,
+          hookObserver: metrics,
+          logger: (hook) => hookLogger(log.child({ hook })),
+          metrics: () => metrics.hookMetrics(),
+          baseDir: config.baseDir,
+        })
+      : null;
     return {
       config,
       proxy,
@@ -133,10 +150,11 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
       log,
       metricsServer,
       adminServer,
+      outbound,
       reload,
       async close() {
         for (const s of servers) s.closeAllConnections?.();
-        await Promise.all([proxy.close(), ...servers.map((s) => new Promise<void>((r) => s.close(() => r())))]);
+        await Promise.all([proxy.close(), outbound?.close(), ...servers.map((s) => new Promise<void>((r) => s.close(() => r())))]);
         bans.close();
         await proxy.chain.close();
       },

@@ -68,6 +68,8 @@ export interface Config {
   admin: { listen: HostPort; token: string } | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   hooks: HookEntry[];
+  /** our own node's outbound connections through the SOCKS5 front, with a buying policy (docs/buyer.md); null: off */
+  outbound: OutboundConfig | null;
 }
 
 export interface HookBudgetSetting {
@@ -356,6 +358,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     admin: c.admin === false ? null : c.admin,
     log: c.log,
     hooks: c.hooks,
+    outbound: c.outbound ?? null,
   };
 }
 
