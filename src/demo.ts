@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import { startProxy } from './app.js';
 import { waitForShutdown } from './lifecycle.js';
 import { parseConfig } from './config.js';
+import { createLogger, type LogFormat } from './logging.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type BcoinModule = any;
@@ -32,7 +33,7 @@ const portOf = (server: { address(): unknown } | null) => (server?.address() as 
  * regtest full node (a Bitcoin node in JavaScript, from the npm registry) runs in-process on
  * loopback as the backend; the proxy listens in front of it on the regtest port (or `--port`).
  */
-export async function runDemo(opts: { port?: number | undefined }): Promise<number> {
+export async function runDemo(opts: { port?: number | undefined; logFormat?: LogFormat }): Promise<number> {
   if (opts.port !== undefined && !(Number.isInteger(opts.port) && opts.port >= 1 && opts.port <= 65535)) {
     console.error('demo --port needs a TCP port number from 1 to 65535');
     return 2;
@@ -74,7 +75,7 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
   );
   let running;
   try {
-    running = await startProxy(config);
+    running = await startProxy(config, { log: createLogger('info', undefined, opts.logFormat) });
   } catch (err) {
     await node.close();
     throw err;
