@@ -7,12 +7,13 @@ import { readFileSync } from 'node:fs';
 import { closest } from '../hooks/suggest.js';
 import { COMMANDS, findCommand } from './commands.js';
 import { proxyFailure } from './proxy-commands.js';
-import { CliError, commandHelp, parseCommand, PROGRAM, UsageError, type CommandSpec } from './spec.js';
+import { CliError, commandHelp, parseCommand, PROGRAM, shortSynopsis, UsageError, type CommandSpec } from './spec.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function mainHelp(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const rows = COMMANDS.map((c) => [shortSynopsis(c), c.summary] as const);
+  const width = Math.max(...rows.map(([s]) => s.length));
   return [
     `${PROGRAM} ${pkg.version}`,
     'A transparent Bitcoin P2P proxy in front of an unmodified bitcoind, with hook modules.',
@@ -20,7 +21,7 @@ export function mainHelp(): string {
     `Usage: ${PROGRAM} COMMAND [options]`,
     '',
     'Commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...rows.map(([synopsis, summary]) => `  ${synopsis.padEnd(width)}  ${summary}`),
     '',
     `Options: -h, --help (also after a command: ${PROGRAM} run --help); -V, --version; --debug prints the stack of a fatal error.`,
     'Start with `init`, then `check` and `run`. See deploy/proxy.example.yaml for every setting.',

@@ -137,6 +137,12 @@ export function commandHelp(spec: CommandSpec): string {
   return lines.join('\n');
 }
 
+/** The name and what it cannot run without: "run --config FILE", "ban ADDR". */
+export function shortSynopsis(spec: CommandSpec): string {
+  const required = Object.entries(spec.options).filter(([, o]) => o.required);
+  return [spec.name, ...(spec.args ?? []).filter((a) => a.required).map((a) => a.name), ...required.map(([name, o]) => synopsisFlag(name, o))].join(' ');
+}
+
 function synopsisFlag(name: string, o: OptionSpec): string {
   return `--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`;
 }

@@ -3,12 +3,15 @@
  * (for config keys and hook options alike). Imports nothing of ours.
  */
 
-/** The candidate nearest to `word` (case-insensitive edit distance at most 2), for "did you mean". */
+/**
+ * The candidate nearest to `word` (case-insensitive edit distance at most 2, and under half the
+ * shorter word: "k0" is not a typo of "v2"), for "did you mean".
+ */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: { c: string; d: number } | undefined;
   for (const c of candidates) {
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d <= 2 && (!best || d < best.d)) best = { c, d };
+    if (d <= 2 && d * 2 < Math.min(word.length, c.length) && (!best || d < best.d)) best = { c, d };
   }
   return best?.c;
 }
