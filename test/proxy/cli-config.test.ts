@@ -10,58 +10,19 @@
  * listens on.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { P2PClient, httpRequest } from '../support/p2p-client.js';
 import { freePort } from '../support/ports.js';
 import { HOOK_API_VERSION } from '../../src/hooks/index.js';
 import { ADMIN_TOKEN } from '../support/proxy-harness.js';
+import { CLI, cli, RunningCli, ROOT, tempDir } from '../support/cli-process.js';
 import { waitFor } from '../support/wait.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = path.join(ROOT, 'dist/src/cli.js');
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-cli-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A running `cli.js run`: its JSON log lines, and its exit. */
-class RunningCli {
-  readonly lines: Record<string, unknown>[] = [];
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly child: ChildProcess;
-  constructor(config: string) {
-    this.child = spawn(process.execPath, [CLI, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let partial = '';
-    this.child.stdout!.on('data', (c: Buffer) => {
-      const parts = (partial + c.toString('utf8')).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
-    });
-    this.child.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString('utf8')));
-    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => r({ code, signal })));
-  }
-  waitForLog(match: (l: Record<string, unknown>) => boolean, what: string, ms = 10_000) {
-    return waitFor(() => this.lines.find(match), ms, `${what} in the CLI log (stderr: ${this.stderr.slice(0, 500)})`);
-  }
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-  }
-}
 
 test('check: a valid file exits 0', (t) => {
   const dir = tempDir(t);
