@@ -60,20 +60,22 @@ complete -o default -F ${FN} ${PROGRAM}
 `;
 }
 
-/** zsh's _arguments spec text: brackets and colons in help are escaped. */
-const zq = (s: string) => s.replace(/\\/g, '\\\\').replace(/([[\]:])/g, '\\$1');
+/** An option's help as a completion menu shows it: its first clause, brackets escaped for _arguments. */
+const zhelp = (s: string) => s.replace(/ \(.*$|;.*$/, '').replace(/\\/g, '\\\\').replace(/([[\]])/g, '\\$1');
+/** an _arguments message or value name: no colons */
+const zname = (s: string) => s.replace(/[:\\]/g, '');
 
 function zshScript(commands: readonly CommandSpec[]): string {
   const described = commands.map((c) => sq(`${c.name}:${c.summary.replace(/:/g, '\\:')}`)).join('\n    ');
   const cases = commands.map((c) => {
     const specs = Object.entries(allOptions(c)).map(([name, o]) => {
-      const help = `[${zq(o.help)}]`;
-      const value = o.type === 'string' ? `:${zq((o.arg ?? 'value').toLowerCase())}:${o.choices ? `(${o.choices.join(' ')})` : o.file ? '_files' : ' '}` : '';
+      const help = `[${zhelp(o.help)}]`;
+      const value = o.type === 'string' ? `:${zname((o.arg ?? 'value').toLowerCase())}:${o.choices ? `(${o.choices.join(' ')})` : o.file ? '_files' : ' '}` : '';
       const names = flags(name, o);
       // -c and --config exclude each other: '(-c --config)'{-c,--config}'[help]:file:_files'
       return names.length > 1 ? `${sq(`(${names.join(' ')})`)}{${names.join(',')}}${sq(`${help}${value}`)}` : sq(`${names[0]}${help}${value}`);
     });
-    const positional = (c.args ?? []).map((a, i) => sq(`${i + 1}:${zq(a.name.toLowerCase())}:${a.choices ? `(${a.choices.join(' ')})` : ' '}`));
+    const positional = (c.args ?? []).map((a, i) => sq(`${i + 1}:${zname(a.name.toLowerCase())}:${a.choices ? `(${a.choices.join(' ')})` : ' '}`));
     return `    ${c.name}) _arguments -s ${[...specs, ...positional].join(' ')} ;;`;
   });
   return `#compdef ${PROGRAM}

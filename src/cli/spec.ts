@@ -117,7 +117,11 @@ function explainParseError(err: Error & { code?: string }, options: Record<strin
     const near = closest(given.replace(/^-+/, '').replace(/=.*/, ''), Object.keys(options));
     return `unknown option ${given}${near ? ` (did you mean --${near}?)` : ''}`;
   }
-  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return err.message.replace(/^Option '([^']+)'.*argument missing$/, '$1 needs a value').replace(/^Option '([^']+)' does not take an argument$/, '$1 takes no value');
+  const long = /--([\w-]+)/.exec(err.message)?.[1];
+  const o = long === undefined ? undefined : options[long];
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && o) {
+    return o.type === 'string' ? `--${long} needs a value${o.arg ? ` (${o.arg})` : ''}` : `--${long} takes no value`;
+  }
   return err.message;
 }
 
