@@ -46,13 +46,17 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
     return 1;
   }
   // An explicit --port must be the one used; the defaults step aside when something holds them.
-  const port = opts.port ?? (await bindable(DEMO_PORTS.proxy)) ?? 0;
-  const metricsPort = (await bindable(DEMO_PORTS.metrics)) ?? 0;
-  const adminPort = (await bindable(DEMO_PORTS.admin)) ?? 0;
+  // A taken default becomes a port the OS picks now (not 0 in the config: two listeners on
+  // port 0 read as one socket to the config's clash check).
+  const port = opts.port ?? (await bindable(DEMO_PORTS.proxy)) ?? (await bindable(0))!;
+  const metricsPort = (await bindable(DEMO_PORTS.metrics)) ?? (await bindable(0))!;
+  const adminPort = (await bindable(DEMO_PORTS.admin)) ?? (await bindable(0))!;
   const backendPort = (await bindable(0))!;
+  // bcoin also serves its HTTP API, by default on regtest's fixed 48332: a free port, on loopback
+  const bcoinHttpPort = (await bindable(0))!;
 
   bcoin.set('regtest');
-  const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, logLevel: 'none', workers: false });
+  const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, logLevel: 'none', workers: false, httpHost: '127.0.0.1', httpPort: bcoinHttpPort });
   await node.open();
   await node.connect();
   const address = bcoin.KeyRing.generate().getAddress();
@@ -94,7 +98,7 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
       "     the handshake but cannot sync it: Litecoin's regtest genesis block and proof of work differ)",
       `  metrics:          curl -s 127.0.0.1:${m}/metrics | grep ^bhp_`,
       `  readiness:        curl -s 127.0.0.1:${m}/ready`,
-      `  peers:            curl -s -H 'Authorization: Bearer ${token}' 127.0.0.1:${a}/peers`,
+      `  peers:            BHP_ADMIN_TOKEN=${token} npx bitcoin-hook-proxy peers --admin 127.0.0.1:${a}`,
       '  a block is mined every 30 s; Ctrl-C stops.',
       '',
     ].join('\n'),

@@ -15,6 +15,7 @@ import { startBcoin, bcoinAvailable } from '../support/bcoin-node.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { httpRequest } from '../support/p2p-client.js';
+import { cliAsync } from '../support/cli-process.js';
 import { DEMO_PORTS } from '../../src/demo.js';
 
 /** Listen on `port` if it is free (to make it busy for the demo); null when it is taken already. */
@@ -42,11 +43,15 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   t.after(() => child.kill('SIGKILL'));
-  await waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`) && output.includes('Ctrl-C'), 120_000, 'the demo to start');
+  const exited = new Promise<string>((r) => child.once('exit', (code) => r(`the demo exited (${code})`)));
+  await Promise.race([
+    waitFor(() => output.includes(`proxy on 127.0.0.1:${port}`) && output.includes('Ctrl-C'), 120_000, 'the demo to start'),
+    exited.then((why) => assert.fail(`${why} before it started: ${output}`)),
+  ]);
   assert.doesNotMatch(output, /litecoind -regtest -connect/, 'litecoind cannot sync from the demo chain; the banner must not suggest it');
   assert.match(output, /litecoind[\s\S]*cannot sync/);
   const metricsPort = Number(/curl -s 127\.0\.0\.1:(\d+)\/metrics/.exec(output)?.[1]);
-  const adminPort = Number(/127\.0\.0\.1:(\d+)\/peers/.exec(output)?.[1]);
+  const adminPort = Number(/peers --admin 127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
   assert.ok(metricsPort > 0 && adminPort > 0, output);
   if (held[0]) assert.notEqual(metricsPort, DEMO_PORTS.metrics);
   if (held[1]) assert.notEqual(adminPort, DEMO_PORTS.admin);
@@ -58,6 +63,12 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   await peer.waitForHeight(10, 60_000);
   assert.ok(peer.node.chain.height >= 10);
   assert.equal((await httpRequest(metricsPort, 'GET', '/ready')).status, 200, 'ready once a peer reached bcoin');
+  // the banner's peers line, typed as printed: the bcoin peer is listed
+  const token = /BHP_ADMIN_TOKEN=(\S+) npx bitcoin-hook-proxy peers/.exec(output)?.[1];
+  assert.ok(token, output);
+  const peers = await cliAsync(['peers', '--admin', `127.0.0.1:${adminPort}`], { ...process.env, BHP_ADMIN_TOKEN: token });
+  assert.equal(peers.status, 0, peers.stderr);
+  assert.match(peers.stdout, /^ID +ADDRESS .*\n +\d+ +127\.0\.0\.1:\d+ .*\/bcoin:/);
   child.kill('SIGINT');
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   assert.equal(code, 0, output);
