@@ -307,8 +307,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     metrics: c.metrics === false ? null : c.metrics,
     admin: c.admin === false ? null : c.admin,
     log: c.log,
-    hooks: c.hooks.map((h, i) => ({ ...h, locate: (optionPath) => where(doc, lineCounter, ['hooks', i, 'options', ...optionPath]) })),
+    hooks: c.hooks.map((h, i): HookEntry => withLocate(h, (optionPath) => where(doc, lineCounter, ['hooks', i, 'options', ...optionPath]))),
   };
+}
+
+/** `locate` as a non-enumerable property: a Config stays plain data (structuredClone, JSON) and a clone just loses the lines. */
+function withLocate(h: Omit<HookEntry, 'locate'>, locate: NonNullable<HookEntry['locate']>): HookEntry {
+  return Object.defineProperty({ ...h }, 'locate', { value: locate, enumerable: false });
 }
 
 /** The warning to print loudly when the admin API can be reached from other machines, or null. */

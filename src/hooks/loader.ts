@@ -235,7 +235,7 @@ function validateOptions(mod: HookModule<unknown>, spec: HookSpec): unknown {
   if (!mod.options) return spec.options;
   const r = mod.options.safeParse(spec.options ?? {});
   if (r.success) return r.data;
-  const at = spec.locate ?? ((p: readonly (string | number)[]) => ['options', ...p].join('.'));
+  const at = spec.locate ?? ((p: readonly (string | number)[]) => (p.length ? ['options', ...p].join('.') : 'options.(root)'));
   const issues = r.error.issues.flatMap((issue) => {
     const i = issue as typeof issue & { code?: string; keys?: unknown };
     const p = i.path.filter((k): k is string | number => typeof k !== 'symbol');
