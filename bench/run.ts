@@ -13,6 +13,7 @@ const MODULES: Record<string, BenchModule> = {
   chain: benchChain,
   'block-cache': async (o) => (await import('./block-cache.bench.js')).benchBlockCache(o),
   'cut-through': async (o) => (await import('./cut-through.bench.js')).benchCutThrough(o),
+  v2: async (o) => (await import('./v2.bench.js')).benchV2(o),
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -99,7 +99,8 @@ export function take(buckets: Buckets, key: string, rule: Rule, now: number): bo
 }
 
 let opts: RateLimitOptions;
-let perPeer = new WeakMap<HookPeer, Buckets>();
+/** a peer's buckets belong to the tier they were filled for: a new tier starts with its own, full */
+let perPeer = new WeakMap<HookPeer, { tier: string; buckets: Buckets }>();
 let perAddress: LRUCache<string, Buckets>;
 let limited: HookCounter | null = null;
 let addressesGauge: HookGauge | null = null;
@@ -113,12 +114,15 @@ function tierOf(peer: HookPeer): [string, Tier] {
   return ['default', opts.tiers.get('default')!];
 }
 
-/** The first rule of `limits` (the command's own, then `*`) whose bucket is empty, or null. */
-function check(limits: Limits, buckets: Buckets, command: string, now: number): [string, Rule] | null {
+/**
+ * The first rule of `limits` (the command's own, then `*`) whose bucket is empty, or null.
+ * `prefix` keeps buckets of different tiers apart in a map they share (an address's sessions).
+ */
+function check(limits: Limits, buckets: Buckets, command: string, now: number, prefix = ''): [string, Rule] | null {
   const own = limits.get(command);
-  if (own && !take(buckets, command, own, now)) return [command, own];
+  if (own && !take(buckets, prefix + command, own, now)) return [command, own];
   const all = limits.get(ALL);
-  if (all && !take(buckets, ALL, all, now)) return [ALL, all];
+  if (all && !take(buckets, prefix + ALL, all, now)) return [ALL, all];
   return null;
 }
 
@@ -146,8 +150,9 @@ export default defineHook<RateLimitOptions>({
     let scope: 'peer' | 'address' = 'peer';
     if (tier.peer.size > 0) {
       let b = perPeer.get(peer);
-      if (!b) perPeer.set(peer, (b = new Map()));
-      hit = check(tier.peer, b, msg.command, now);
+      // a tier change (a peer paid, or its pass ended) gets the new tier's buckets at once, not the drained old ones
+      if (!b || b.tier !== tierName) perPeer.set(peer, (b = { tier: tierName, buckets: new Map() }));
+      hit = check(tier.peer, b.buckets, msg.command, now);
     }
     if (!hit && tier.address.size > 0) {
       let b = perAddress.get(peer.address);
@@ -155,7 +160,7 @@ export default defineHook<RateLimitOptions>({
         perAddress.set(peer.address, (b = new Map()));
         addressesGauge?.set(perAddress.size);
       }
-      hit = check(tier.address, b, msg.command, now);
+      hit = check(tier.address, b, msg.command, now, `${tierName}\0`);
       scope = 'address';
     }
     if (!hit) return undefined;

@@ -3,6 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parseDuration } from './config-values.js';
 import { readiness } from './health.js';
+import { AdminRouteError, findAdminRoute, runAdminRoute } from './hooks/admin-routes.js';
 import { listenHttp } from './metrics.js';
 import { isoTime, parseBanSubnet, type Ban } from './proxy/ban-list.js';
 import { peerInfoJson } from './proxy/peer-info.js';
@@ -44,7 +45,8 @@ const ROUTES: { match: (path: string) => boolean; methods: string[] }[] = [
 
 /**
  * Admin HTTP API on its own listener. Every route but /health and /ready needs
- * `Authorization: Bearer <token>`. Ban changes are answered once they are on disk: 201/200
+ * `Authorization: Bearer <token>`. Hooks of the running chain add routes under
+ * `/hooks/<name>/<route>` (their module's `admin` table; see docs/hooks.md). Ban changes are answered once they are on disk: 201/200
  * after the fsync, 503 when the ban file could not be written (the change holds in memory).
  */
 export function createAdminServer(token: string, actions: AdminActions): http.Server {
@@ -109,7 +111,22 @@ export function createAdminServer(token: string, actions: AdminActions): http.Se
       }
     }
     if (route === 'GET /hooks' && actions.hooks) return send(res, 200, { hooks: actions.hooks() });
+    if (path.startsWith('/hooks/')) return hookRoute(req, res, url);
     return send(res, 404, { error: `no route ${route}` });
+  }
+
+  /** `/hooks/<name>/<route>`: a route a module of the running chain declared in its `admin` table. */
+  async function hookRoute(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    const m = /^\/hooks\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (!m) throw new ClientError(404, `no route ${req.method} ${url.pathname}; hook routes are /hooks/<name>/<route>`);
+    try {
+      const found = findAdminRoute(actions.proxy.chain.hooks, decodePath(m[1]!), req.method ?? '', decodePath(m[2]!));
+      const input = req.method === 'GET' ? Object.fromEntries(url.searchParams) : await readJson(req);
+      return send(res, 200, await runAdminRoute(found, input));
+    } catch (err) {
+      if (err instanceof AdminRouteError) throw new ClientError(err.status, err.message, err.allow ? { allow: err.allow } : {});
+      throw err;
+    }
   }
 }
 

@@ -117,7 +117,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     const adminServer = config.admin
       ? await serveAdmin(
           config.admin.token,
-          { proxy, log: log.child({ component: 'admin' }), reload: () => reload(), hooks: () => proxy.chain.hooks.map((h) => ({ name: h.name, module: h.source, xCommands: Object.keys(h.module.commands ?? {}) })) },
+          { proxy, log: log.child({ component: 'admin' }), reload: () => reload(), hooks: () => proxy.chain.hooks.map((h) => ({ name: h.name, module: h.source, xCommands: Object.keys(h.module.commands ?? {}), admin: Object.keys(h.module.admin ?? {}) })) },
           config.admin.listen.host,
           config.admin.listen.port,
         )

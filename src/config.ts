@@ -26,9 +26,12 @@ export interface Config {
   backend: HostPort;
   checksum: 'always' | 'lazy';
   /** what to do with a peer that opens with BIP324 v2 bytes */
-  v2: 'reject' | 'passthrough';
+  v2: 'reject' | 'passthrough' | 'terminate';
   limits: {
     maxPeers: number;
+    /** slots beyond maxPeers; a peer admitted into one must be marked paid (hook setPriority) within reservedAuthTimeout */
+    reservedPeers: number;
+    reservedAuthTimeout: number;
     maxPeersPerAddress: number;
     maxPeersPerSubnet: number;
     handshakeTimeout: number;
@@ -142,11 +145,13 @@ const schema = z.strictObject({
   listen: z.union([hostPort, z.array(hostPort).min(1)]).optional(),
   backend: hostPort,
   checksum: z.enum(['always', 'lazy']).default('lazy'),
-  v2: z.enum(['reject', 'passthrough']).default('reject'),
+  v2: z.enum(['reject', 'passthrough', 'terminate']).default('terminate'),
   xUnknown: z.enum(['drop', 'reply']).default('reply'),
   limits: z
     .strictObject({
       maxPeers: count(100),
+      reservedPeers: count(0),
+      reservedAuthTimeout: duration('30s'),
       maxPeersPerAddress: count(4),
       maxPeersPerSubnet: count(16),
       handshakeTimeout: timeout('60s'),
@@ -428,7 +433,8 @@ function keyPathOf(chain: readonly unknown[]): (string | number)[] {
 
 /** Two listeners that cannot both bind: same port, and the same host or a wildcard of its family. */
 function sameSocket(a: HostPort, b: HostPort): boolean {
-  if (a.port !== b.port) return false;
+  // port 0: each listener gets its own port from the OS
+  if (a.port !== b.port || a.port === 0) return false;
   const [x, y] = [a.host.toLowerCase(), b.host.toLowerCase()];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
   return x === y || ((wildcard(x) || wildcard(y)) && x.includes(':') === y.includes(':'));

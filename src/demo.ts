@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { startProxy } from './app.js';
 import { waitForShutdown } from './lifecycle.js';
 import { parseConfig } from './config.js';
@@ -13,6 +15,39 @@ type BcoinModule = any;
 
 /** Ports the demo prefers; each one that is taken falls back to a port the OS picks. */
 export const DEMO_PORTS = { proxy: 18444, metrics: 9333, admin: 9334 } as const;
+
+const shipped = (hook: string) => JSON.stringify(fileURLToPath(new URL(`../hooks/${hook}`, import.meta.url)));
+
+/**
+ * The demo's hook chain: discovery, paid access on the dev Lightning backend (real BOLT11
+ * invoices signed with a local key, paid through the admin API: no Lightning node, no money),
+ * and rate limits per tier so that paying shows. The credential key is generated into `dir`.
+ */
+function demoHooks(dir: string): string[] {
+  const keys = path.join(dir, 'paywall.keys');
+  writeFileSync(keys, `1 ${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const paywall = {
+    backend: { kind: 'dev' },
+    store: { file: path.join(dir, 'paywall.json') },
+    keys: { file: keys },
+    passes: { pro: { priceSats: 2000, duration: '24h' } },
+    credit: { tier: 'metered', minSats: 100, maxSats: 100_000, msatPerUnit: 1000, freeBytes: 1 << 20 },
+    paidOnly: ['mempool'],
+  };
+  const rateLimit = {
+    tiers: {
+      default: { peer: { ping: { rate: 0.2, burst: 5 }, getdata: { rate: 20, burst: 200 } } },
+      pro: { peer: { ping: { rate: 10, burst: 100 }, getdata: { rate: 500, burst: 5000 } } },
+      metered: { peer: { ping: { rate: 10, burst: 100 }, getdata: { rate: 500, burst: 5000 } } },
+    },
+  };
+  return [
+    'hooks:',
+    `  - { module: ${shipped('features.js')} }`,
+    `  - { module: ${shipped('paywall/index.js')}, options: ${JSON.stringify(paywall)} }`,
+    `  - { module: ${shipped('rate-limit.js')}, options: ${JSON.stringify(rateLimit)} }`,
+  ];
+}
 
 /** `port` if it can be bound on 127.0.0.1 now (0: one the OS picks), else null. */
 function bindable(port: number): Promise<number | null> {
@@ -46,17 +81,15 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
     return 1;
   }
   // An explicit --port must be the one used; the defaults step aside when something holds them.
-  // A taken default becomes a port the OS picks now (not 0 in the config: two listeners on
-  // port 0 read as one socket to the config's clash check).
-  const port = opts.port ?? (await bindable(DEMO_PORTS.proxy)) ?? (await bindable(0))!;
-  const metricsPort = (await bindable(DEMO_PORTS.metrics)) ?? (await bindable(0))!;
-  const adminPort = (await bindable(DEMO_PORTS.admin)) ?? (await bindable(0))!;
+  const port = opts.port ?? (await bindable(DEMO_PORTS.proxy)) ?? 0;
+  const metricsPort = (await bindable(DEMO_PORTS.metrics)) ?? 0;
+  const adminPort = (await bindable(DEMO_PORTS.admin)) ?? 0;
   const backendPort = (await bindable(0))!;
-  // bcoin also serves its HTTP API, by default on regtest's fixed 48332: a free port, on loopback
-  const bcoinHttpPort = (await bindable(0))!;
+  // bcoin's own HTTP API would take its fixed regtest port (48332): two demos could not run at once
+  const httpPort = (await bindable(0))!;
 
   bcoin.set('regtest');
-  const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, logLevel: 'none', workers: false, httpHost: '127.0.0.1', httpPort: bcoinHttpPort });
+  const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, httpHost: '127.0.0.1', httpPort, logLevel: 'none', workers: false });
   await node.open();
   await node.connect();
   const address = bcoin.KeyRing.generate().getAddress();
@@ -66,22 +99,27 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
   await mine(10);
 
   const token = randomBytes(16).toString('hex');
-  const config = parseConfig(
-    [
-      'network: regtest',
-      `listen: ["127.0.0.1:${port}"]`,
-      `backend: 127.0.0.1:${backendPort}`,
-      `bans: { file: ${JSON.stringify(path.join(os.tmpdir(), 'bitcoin-hook-proxy-demo-bans.json'))} }`,
-      `metrics: { listen: "127.0.0.1:${metricsPort}" }`,
-      `admin: { listen: "127.0.0.1:${adminPort}", token: "${token}" }`,
-    ].join('\n'),
-    'demo.yaml',
-  );
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bitcoin-hook-proxy-demo-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
   let running;
   try {
+    const config = parseConfig(
+      [
+        'network: regtest',
+        `listen: ["127.0.0.1:${port}"]`,
+        `backend: 127.0.0.1:${backendPort}`,
+        'limits: { reservedPeers: 4 }',
+        `bans: { file: ${JSON.stringify(path.join(os.tmpdir(), 'bitcoin-hook-proxy-demo-bans.json'))} }`,
+        `metrics: { listen: "127.0.0.1:${metricsPort}" }`,
+        `admin: { listen: "127.0.0.1:${adminPort}", token: "${token}" }`,
+        ...demoHooks(dir),
+      ].join('\n'),
+      'demo.yaml',
+    );
     running = await startProxy(config, { log: createLogger('info', undefined, opts.logFormat) });
   } catch (err) {
     await node.close();
+    cleanup();
     throw err;
   }
   const proxyPort = running.proxy.addresses()[0]?.port ?? port;
@@ -99,6 +137,12 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
       `  metrics:          curl -s 127.0.0.1:${m}/metrics | grep ^bhp_`,
       `  readiness:        curl -s 127.0.0.1:${m}/ready`,
       `  peers:            BHP_ADMIN_TOKEN=${token} npx bitcoin-hook-proxy peers --admin 127.0.0.1:${a}`,
+      '  paid access (hook paywall, dev Lightning backend: real BOLT11 invoices, no Lightning node, no money):',
+      "    offers:         a 'pro' pass (2,000 sat for 24 h: higher rate limits, mempool) and metered credit,",
+      '                    over the x: protocol (docs/x-protocol.md §4.3: x:offers, x:invoice, x:claim)',
+      `    pay an invoice: curl -s -H 'Authorization: Bearer ${token}' -d '{"bolt11":"lnbcrt..."}' 127.0.0.1:${a}/hooks/paywall/settle`,
+      '                    (answers the preimage a payer learns; claim with it to get the tier)',
+      `    grants:         curl -s -H 'Authorization: Bearer ${token}' 127.0.0.1:${a}/hooks/paywall/grants`,
       '  a block is mined every 30 s; Ctrl-C stops.',
       '',
     ].join('\n'),
@@ -106,5 +150,6 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
   return waitForShutdown(running, async () => {
     clearInterval(timer);
     await node.close();
+    cleanup();
   });
 }

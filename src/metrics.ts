@@ -33,6 +33,8 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #protocolErrors: Counter;
   readonly #backendFailures: Counter;
   readonly #v2Passthrough: Counter;
+  readonly #v2Sessions: Counter;
+  readonly #v2Failures: Counter;
   readonly #bansAdded: Counter;
   readonly #bans: Gauge;
   readonly #banWriteFailures: Counter;
@@ -75,6 +77,8 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#protocolErrors = new Counter({ name: 'bhp_protocol_errors_total', help: 'Frame-level protocol violations, by code', labelNames: ['code'], registers });
     this.#backendFailures = new Counter({ name: 'bhp_backend_connect_failures_total', help: 'Failed connections to the backend node', registers });
     this.#v2Passthrough = new Counter({ name: 'bhp_v2_passthrough_total', help: 'Sessions piped raw because the peer opened with BIP324 v2', registers });
+    this.#v2Sessions = new Counter({ name: 'bhp_v2_sessions_total', help: 'BIP324 v2 handshakes completed at the proxy, by the proxy\'s role', labelNames: ['role'], registers });
+    this.#v2Failures = new Counter({ name: 'bhp_v2_failures_total', help: 'BIP324 v2 connections closed for a transport failure, by reason', labelNames: ['reason'], registers });
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
     this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
     this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
@@ -239,6 +243,14 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   }
   v2Passthrough(): void {
     this.#v2Passthrough.inc();
+  }
+
+  v2Session(role: 'initiator' | 'responder'): void {
+    this.#v2Sessions.inc({ role });
+  }
+
+  v2Failure(reason: string): void {
+    this.#v2Failures.inc({ reason });
   }
   banAdded(reason: string): void {
     this.#bansAdded.inc({ reason });

@@ -1,7 +1,7 @@
 /**
  * Credentials: what a peer presents on a later connection to get its tier back without paying
  * again. A versioned binary body signed with HMAC-SHA256 (node:crypto), laid out in
- * docs/x-protocol-paywall.md:
+ * docs/x-protocol.md §4.3.5:
  *
  *   u8 version (1) | u8 kind (1 pass, 2 credit) | u32 key_id | token_id[16] | payment_hash[32]
  *   | u64 expires_at (unix s; 0 for credit) | var_str tier | mac[32] = HMAC-SHA256(key, all before)

@@ -1,6 +1,6 @@
 /**
  * paywall: peers buy better service over Lightning (docs/hooks/paywall.md for operators,
- * docs/x-protocol-paywall.md for the messages).
+ * docs/x-protocol.md §4.3 for the messages).
  *
  *   - x:offers lists time passes (a tier for a duration) and metered credit (msat per unit of bytes relayed
  *     beyond a free allowance). x:invoice asks the Lightning backend for a BOLT11 invoice, bounded
@@ -27,6 +27,7 @@ import {
   codec,
   defineHook,
   HOOK_API_VERSION,
+  HookAdminError,
   X_FEATURE_ID,
   type HookContext,
   type HookCounter,
@@ -121,6 +122,18 @@ const Options = z
   });
 export type PaywallOptions = z.output<typeof Options>;
 
+const hex = (n: number, what: string) => z.string().regex(new RegExp(`^[0-9a-f]{${n}}$`), `${what} is ${n} lowercase hex digits`);
+const revokeInput = z.strictObject({ tokenId: hex(32, 'a token id') });
+const settleInput = z
+  .strictObject({
+    paymentHash: hex(64, 'a payment hash').optional(),
+    bolt11: z.string().min(1).max(4096).optional(),
+    /** with paymentHash: pay this much instead of the invoice's amount (an underpayment, in tests) */
+    amountMsat: z.union([z.string().regex(/^[0-9]{1,19}$/, 'a decimal number of millisatoshis'), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)]).optional(),
+  })
+  .refine((q) => (q.paymentHash === undefined) !== (q.bolt11 === undefined), 'give paymentHash or bolt11, one of them')
+  .refine((q) => q.bolt11 === undefined || q.amountMsat === undefined, 'amountMsat goes with paymentHash (a BOLT11 is paid at its amount)');
+
 interface Session {
   kind: 'free' | GrantKind;
   tier: string;
@@ -135,23 +148,6 @@ interface Session {
   /** invoices issued to this connection: hash → expiry (unix s) */
   open: Map<string, number>;
   pending: number;
-}
-
-/** What the admin API (added by the proxy's maintainers) drives; see paywallAdmins(). */
-export interface PaywallAdmin {
-  grants(): Promise<(GrantRecord & { balanceMsat: bigint | null; revoked: boolean })[]>;
-  /** revoke a credential by token id (hex) and cut connected peers holding it back to free; returns how many */
-  revoke(tokenId: string): Promise<number>;
-  /** dev backend only: mark an invoice paid (its amount, or `amountMsat`) and return its preimage (hex), as a payer learns it */
-  settle(paymentHash: string, amountMsat?: bigint): string;
-  readonly backendKind: string;
-}
-
-const REGISTRY = Symbol.for('bitcoin-hook-proxy.paywall.admin');
-/** Running paywall instances by hook name (a process-wide registry the admin API reads). */
-export function paywallAdmins(): Map<string, PaywallAdmin> {
-  const g = globalThis as { [REGISTRY]?: Map<string, PaywallAdmin> };
-  return (g[REGISTRY] ??= new Map());
 }
 
 const LN_NETWORK: Record<string, string> = { mainnet: 'bitcoin', testnet3: 'testnet', testnet4: 'testnet', signet: 'signet', regtest: 'regtest' };
@@ -189,7 +185,6 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   let upload = { day: 0, bytes: 0 };
   let backendDown = false;
   let sweepTimer: NodeJS.Timeout | null = null;
-  let adminName = NAME;
   const m = {} as {
     invoices: HookCounter;
     earned: HookCounter;
@@ -220,6 +215,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     peer.state.set(o.tierKey, g.tier);
     peer.state.set(STATE_PAID, true);
     peer.state.set(STATE_EXPIRES, g.expiresAt);
+    hookCtx.setPriority(peer.id, true); // not evicted; keeps a reserved slot
   }
 
   function revert(peer: HookPeer, s: Session): void {
@@ -227,6 +223,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     peer.state.delete(STATE_PAID);
     peer.state.delete(STATE_EXPIRES);
     Object.assign(s, { kind: 'free', tier: '', tokenId: '', expiresAt: 0, balanceMsat: 0n });
+    hookCtx.setPriority(peer.id, false);
   }
 
   /** Passes that ran out go back to free; the paid-peers gauge is recounted. */
@@ -552,36 +549,42 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     return rest.length > 0 ? { push, replace: { command: 'getdata', payload: codec.encodePayload('getdata', rest) } } : { push, action: 'drop' };
   }
 
-  // ---- admin: what the admin API drives (grants, revoke, dev settle) ------------------------
+  // ---- admin routes: /hooks/<name>/grants, /revoke, /settle on the admin API ---------------
 
-  const admin: PaywallAdmin = {
-    async grants() {
-      const out = [];
-      for (const g of await store.grants()) out.push({ ...g, balanceMsat: g.kind === 'credit' ? ((await store.balance(g.tokenId)) ?? 0n) : null, revoked: await store.isRevoked(g.tokenId) });
-      return out;
-    },
-    async revoke(tokenId) {
-      if (!/^[0-9a-f]{32}$/.test(tokenId)) throw new Error('a token id is 32 lowercase hex digits');
-      await store.revoke(tokenId);
-      let cut = 0;
-      for (const peer of hookCtx.peers()) {
-        const s = existing(peer);
-        if (s && s.tokenId === tokenId && s.kind !== 'free') {
-          revert(peer, s);
-          cut++;
-        }
+  async function listGrants() {
+    const grants = [];
+    for (const g of await store.grants()) grants.push({ ...g, balanceMsat: g.kind === 'credit' ? ((await store.balance(g.tokenId)) ?? 0n) : null, revoked: await store.isRevoked(g.tokenId) });
+    return { grants };
+  }
+
+  /** Revoke a credential (on disk before the answer) and cut connected holders back to free. */
+  async function revoke({ tokenId }: { tokenId: string }) {
+    await store.revoke(tokenId);
+    let cutBack = 0;
+    for (const peer of hookCtx.peers()) {
+      const s = existing(peer);
+      if (s && s.tokenId === tokenId && s.kind !== 'free') {
+        revert(peer, s);
+        cutBack++;
       }
-      return cut;
-    },
-    settle(paymentHash, amountMsat) {
-      if (backend.kind !== 'dev') throw new Error(`settle is for the dev backend only (this paywall uses ${backend.kind})`);
-      return (backend as DevBackend).settle(paymentHash, amountMsat);
-    },
-    get backendKind() {
-      return backend.kind;
-    },
-  };
+    }
+    hookCtx.log.info('credential revoked', { tokenId, cutBack });
+    return { revoked: tokenId, cutBack };
+  }
 
+  /** Dev backend only: pay an invoice as a payer would (by hash or BOLT11) and return the preimage a payer learns. */
+  function settle(q: z.output<typeof settleInput>) {
+    if (backend.kind !== 'dev') throw new HookAdminError(409, `settle is for the dev backend only (this paywall uses ${backend.kind})`);
+    const dev = backend as DevBackend;
+    try {
+      const amount = q.amountMsat === undefined ? undefined : BigInt(q.amountMsat);
+      const preimage = q.bolt11 !== undefined ? dev.pay(q.bolt11) : dev.settle(q.paymentHash!, amount);
+      return { paymentHash: sha256(Buffer.from(preimage, 'hex')).toString('hex'), preimage };
+    } catch (e) {
+      if (e instanceof BackendError) throw new HookAdminError(/no invoice/.test(e.message) ? 404 : 409, e.message);
+      throw new HookAdminError(400, `not a BOLT11 invoice of this backend: ${(e as Error).message}`);
+    }
+  }
   // ---- the hook ------------------------------------------------------------------------------
 
   return defineHook<PaywallOptions>({
@@ -632,8 +635,6 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       m.uploadRefused = ctx.metrics.counter('paywall_free_upload_notfound_total', 'Block requests of free peers answered notfound after the daily free budget');
       sweepTimer = setInterval(sweep, 5000);
       sweepTimer.unref();
-      adminName = ctx.name;
-      paywallAdmins().set(adminName, admin);
     },
 
     onMessage(msg, peer) {
@@ -675,9 +676,14 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       [P.CMD.balance]: request(P.CMD.balance, (b) => P.decodeNonce(b, P.CMD.balance), (nonce, peer) => ({ push: [balanceMessage(nonce, existing(peer))] })),
     },
 
+    admin: {
+      'GET grants': () => listGrants(),
+      'POST revoke': { input: revokeInput, handler: revoke },
+      'POST settle': { input: settleInput, handler: settle },
+    },
+
     async close() {
       if (sweepTimer) clearInterval(sweepTimer);
-      if (paywallAdmins().get(adminName) === admin) paywallAdmins().delete(adminName);
       await store?.close();
       await backend?.close?.();
     },

@@ -1,5 +1,5 @@
 /**
- * The paywall's x: messages (docs/x-protocol-paywall.md): encoders and decoders for both sides,
+ * The paywall's x: messages (docs/x-protocol.md §4.3): encoders and decoders for both sides,
  * so the buyer's client (issue 11) can reuse them. Every request starts with a u64 nonce that
  * the answer (or x:refuse) echoes. Readers ignore trailing bytes (the format grows at the end).
  */

@@ -71,7 +71,7 @@ async function checkHooks(config: Config): Promise<void> {
   const registry = new ProxyMetrics({ defaultMetrics: false });
   const chain = await loadHookChain(config.hooks, {
     ...chainLoadOptions(config),
-    host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {} },
+    host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {}, setPriority: () => false },
     ...silentHookServices,
     metrics: () => registry.hookMetrics(),
   });

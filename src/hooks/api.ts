@@ -8,7 +8,7 @@
  */
 
 /** Major.minor. A module whose major differs from the proxy's refuses to load. */
-export const HOOK_API_VERSION = '1.2';
+export const HOOK_API_VERSION = '1.3';
 
 /** `inbound`: peer → bitcoind. `outbound`: bitcoind → peer. */
 export type Direction = 'inbound' | 'outbound';
@@ -37,6 +37,11 @@ export interface HookPeer {
   readonly misbehaviour: number;
   /** BIP 434 features the peer announced: feature id → feature data */
   readonly features: ReadonlyMap<string, Buffer>;
+  /**
+   * A hook marked this peer as holding a paid (priority) tier with ctx.setPriority (since API
+   * 1.3): it is never evicted, and it may keep a reserved slot.
+   */
+  readonly priority: boolean;
   /**
    * Per-peer state shared by all hooks of the chain: one hook writes (e.g. a paid tier), others
    * read. Use keys namespaced by your module name, e.g. `paywall.tier`.
@@ -173,6 +178,38 @@ export interface HookContext {
   disconnect(peerId: number, reason: string): void;
   /** Add misbehaviour points to a peer outside a message callback. */
   misbehave(peerId: number, points: number, reason: string): void;
+  /**
+   * Mark a peer as holding a paid tier, or no longer (since API 1.3). A priority peer is
+   * protected from eviction; a peer admitted into one of the reserved slots
+   * (`limits.reservedPeers`) must be marked within `limits.reservedAuthTimeout` or it is
+   * disconnected. Returns false if the peer is gone.
+   */
+  setPriority(peerId: number, priority: boolean): boolean;
+}
+
+/** What an admin route handler receives: the JSON body (POST, PUT, DELETE) or the query parameters (GET). */
+export type HookAdminInput = Record<string, unknown>;
+
+/**
+ * One route of a hook on the admin API (since API 1.3), served at `/hooks/<name>/<route>` with
+ * the admin bearer token. `input` validates the request (a zod schema fits); a failure is a 400
+ * naming the field. The handler's result is sent as JSON (bigints as decimal strings); throw
+ * HookAdminError for a 4xx answer, anything else is a 500.
+ */
+export interface HookAdminRoute<I = HookAdminInput> {
+  input?: OptionsSchema<I>;
+  handler(input: I, ctx: HookContext): MaybePromise<unknown>;
+}
+
+/** Thrown by an admin route handler: answered with `status` (400-499) and `{ error: message }`. */
+export class HookAdminError extends Error {
+  override readonly name = 'HookAdminError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A schema for the module's options: zod's schemas fit, as does anything with this shape. */
@@ -214,6 +251,13 @@ export interface HookModule<O = Record<string, unknown>> {
    * bitcoind's version and its verack.
    */
   features?(peer: HookPeer, ctx: HookContext): { id: string; data?: Uint8Array }[];
+  /**
+   * Routes on the admin API, keyed `"METHOD route"` (GET, POST, PUT or DELETE; a route is
+   * lowercase letters, digits, `-` and `_`), e.g. `'GET grants'` at `GET /hooks/<name>/grants`
+   * (since API 1.3). Either a handler function (unvalidated input) or `{ input, handler }`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  admin?: Record<string, HookAdminRoute<any> | ((input: HookAdminInput, ctx: HookContext) => MaybePromise<unknown>)>;
   close?(): MaybePromise<void>;
 }
 

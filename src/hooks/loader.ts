@@ -39,6 +39,7 @@ export interface HookRuntimeHost {
   send(peerId: number, message: OutgoingMessage): boolean;
   disconnect(peerId: number, reason: string): void;
   misbehave(peerId: number, points: number, reason: string): void;
+  setPriority(peerId: number, priority: boolean): boolean;
 }
 
 export interface LoadOptions {
@@ -68,7 +69,7 @@ export const silentHookServices = {
 let instanceCounter = 0;
 
 /** The keys of a HookModule: a module's default export may have no others. */
-const MODULE_KEY_LIST = ['apiVersion', 'name', 'wants', 'options', 'init', 'onAccept', 'onConnect', 'onMessage', 'onDisconnect', 'commands', 'features', 'close'] as const;
+const MODULE_KEY_LIST = ['apiVersion', 'name', 'wants', 'options', 'init', 'onAccept', 'onConnect', 'onMessage', 'onDisconnect', 'commands', 'features', 'close', 'admin'] as const;
 // compile-time: the list and the HookModule interface name the same keys (add a new hook point to both)
 type Unlisted = Exclude<keyof HookModule<unknown>, (typeof MODULE_KEY_LIST)[number]>;
 const everyKeyListed: [Unlisted] extends [never] ? true : Unlisted = true;
@@ -111,6 +112,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
         send: (id, m) => opts.host.send(id, m),
         disconnect: (id, reason) => opts.host.disconnect(id, reason),
         misbehave: (id, points, reason) => opts.host.misbehave(id, points, reason),
+        setPriority: (id, priority) => opts.host.setPriority(id, priority),
       };
       const hook: LoadedHook = {
         name,
@@ -200,10 +202,24 @@ export function checkModule(source: string, m: unknown): HookModule<unknown> {
       if (typeof handler !== 'function') fail(`hook "${name}": the handler of ${cmd} must be a function`);
     }
   }
+  if (mod.admin !== undefined) checkAdmin(name, mod.admin, fail);
   if (mod.options !== undefined && typeof (mod.options as { safeParse?: unknown }).safeParse !== 'function') {
     fail(`hook "${name}": options must be a schema with safeParse() (a zod schema, for example)`);
   }
   return mod as unknown as HookModule<unknown>;
+}
+
+/** `"METHOD route"` keys of a module's admin routes (served at /hooks/<name>/<route>). */
+export const ADMIN_ROUTE_KEY = /^(GET|POST|PUT|DELETE) ([a-z0-9][a-z0-9_-]{0,63})$/;
+
+function checkAdmin(name: string, admin: unknown, fail: (why: string) => never): void {
+  if (!admin || typeof admin !== 'object') fail(`hook "${name}": admin must be an object of routes`);
+  for (const [key, route] of Object.entries(admin as object)) {
+    if (!ADMIN_ROUTE_KEY.test(key)) fail(`hook "${name}": admin route "${key}" is not "METHOD route" (GET, POST, PUT or DELETE; route of a-z 0-9 - _)`);
+    const r = route as { handler?: unknown; input?: { safeParse?: unknown } } | null;
+    const ok = typeof route === 'function' || (r !== null && typeof r === 'object' && typeof r.handler === 'function' && (r.input === undefined || typeof r.input?.safeParse === 'function'));
+    if (!ok) fail(`hook "${name}": admin route "${key}" must be a handler function or { input?: schema, handler }`);
+  }
 }
 
 function checkWants(name: string, w: unknown, fail: (why: string) => never): asserts w is WantsByDirection {

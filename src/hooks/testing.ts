@@ -5,6 +5,9 @@
  */
 import { encodeFrame, encodePayload, resolveNetwork, type Frame } from '../codec/index.js';
 import type { AcceptDecision } from './accept-result.js';
+import { findAdminRoute, runAdminRoute } from './admin-routes.js';
+
+export { AdminRouteError } from './admin-routes.js';
 import type { Direction, HookConnection, HookModule, HookPeer, HookResult, OutgoingMessage } from './api.js';
 import { HookChain, type ChainTarget, type LoadedHook } from './chain.js';
 import { loadHookChain, silentHookServices, type HookSpec } from './loader.js';
@@ -36,6 +39,7 @@ export class FakePeer implements HookPeer, ChainTarget {
   readonly connectedAt = Date.now();
   handshakeComplete: boolean;
   misbehaviour = 0;
+  priority = false;
   readonly features: Map<string, Buffer>;
   readonly state = new Map<string, unknown>();
   /** messages hooks sent to this peer */
@@ -104,6 +108,12 @@ export interface TestHarness {
    * value for the command's codec (e.g. { nonce: 1n } for ping).
    */
   deliver(peer: FakePeer, direction: Direction, command: string, payload?: Uint8Array | object): Promise<Delivery>;
+  /**
+   * Call a hook's admin route as the admin API would (`'POST settle'` of hook `paywall`), input
+   * validated the same way. Resolves to the JSON answer; rejects with an AdminRouteError
+   * (`status`: 400, 404, 405 or the hook's 4xx) or the handler's failure.
+   */
+  admin(hook: string, route: string, input?: Record<string, unknown>): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -146,6 +156,11 @@ export async function createHookHarness(hooks: (HookSpec | { module: HookModule<
         const p = peers.get(peerId);
         if (p) p.misbehaviour += points;
       },
+      setPriority: (peerId, priority) => {
+        const p = peers.get(peerId);
+        if (p) p.priority = priority;
+        return p !== undefined;
+      },
     },
     ...silentHookServices,
   });
@@ -171,6 +186,10 @@ export async function createHookHarness(hooks: (HookSpec | { module: HookModule<
       }
       const out = await chain.run(direction, frame, peer, Date.now());
       return { forwarded: out ? { command: out.command, payload: out.payload } : null };
+    },
+    async admin(hook, route, input = {}) {
+      const space = route.indexOf(' ');
+      return runAdminRoute(findAdminRoute(chain.hooks, hook, route.slice(0, space), route.slice(space + 1)), input);
     },
     close: () => chain.close(),
   };

@@ -3,13 +3,19 @@ import type { RefuseReason } from './observer.js';
 
 export interface LimitSettings {
   maxPeers: number;
+  /** slots beyond maxPeers for peers a hook marks as paid (see ProxyServer's reserve) */
+  reservedPeers: number;
   maxPeersPerAddress: number;
   maxPeersPerSubnet: number;
 }
 
-/** Live counts of sessions per address and per /24 (IPv4) or /64 (IPv6). */
+export type Slot = 'regular' | 'reserved';
+
+/** Live counts of sessions per address and per /24 (IPv4) or /64 (IPv6), and of the slots they hold. */
 export class ConnectionLimits {
   #total = 0;
+  /** of #total, how many hold a reserved slot */
+  #reserved = 0;
   readonly #perAddress = new Map<string, number>();
   readonly #perSubnet = new Map<string, number>();
 
@@ -19,26 +25,49 @@ export class ConnectionLimits {
     return this.#total;
   }
 
-  /** Why `address` may not connect now, or null when it may. `max_peers` comes last: it alone may be solved by eviction. */
+  get reserved(): number {
+    return this.#reserved;
+  }
+
+  /**
+   * Why `address` may not connect now, or null when it may. `max_peers` (regular and reserved
+   * slots all taken) comes last: it alone may be solved by eviction.
+   */
   check(address: string): RefuseReason | null {
     const s = this.settings;
     // per-address and per-subnet first: those refusals never evict anyone
     if ((this.#perAddress.get(address) ?? 0) >= s.maxPeersPerAddress) return 'max_per_address';
     if ((this.#perSubnet.get(subnetKey(address)) ?? 0) >= s.maxPeersPerSubnet) return 'max_per_subnet';
-    if (this.#total >= s.maxPeers) return 'max_peers';
+    if (this.slot() === null) return 'max_peers';
     return null;
   }
 
-  acquire(address: string): void {
+  /** The slot a new peer would get: a regular one while any is free, then a reserved one. */
+  slot(): Slot | null {
+    if (this.#total - this.#reserved < this.settings.maxPeers) return 'regular';
+    if (this.#reserved < this.settings.reservedPeers) return 'reserved';
+    return null;
+  }
+
+  acquire(address: string, slot: Slot = 'regular'): void {
     this.#total++;
+    if (slot === 'reserved') this.#reserved++;
     bump(this.#perAddress, address, 1);
     bump(this.#perSubnet, subnetKey(address), 1);
   }
 
-  release(address: string): void {
+  release(address: string, slot: Slot = 'regular'): void {
     this.#total--;
+    if (slot === 'reserved') this.#reserved--;
     bump(this.#perAddress, address, -1);
     bump(this.#perSubnet, subnetKey(address), -1);
+  }
+
+  /** Move one holder of a reserved slot to a regular slot, if one is free. */
+  toRegular(): boolean {
+    if (this.#reserved === 0 || this.#total - this.#reserved >= this.settings.maxPeers) return false;
+    this.#reserved--;
+    return true;
   }
 }
 

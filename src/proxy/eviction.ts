@@ -53,10 +53,10 @@ export class Eviction {
     return s !== undefined && s.bytesIn === p.bytesIn && now - s.changedAt >= IDLE_AFTER_MS;
   }
 
-  /** The peer to evict to make room for a new one, or null when every peer is protected. */
+  /** The peer to evict to make room for a new one, or null when every peer is protected. Priority (paid) peers never are. */
   select(peers: readonly PeerInfo[], now = Date.now()): PeerInfo | null {
     this.sample(peers, now);
-    const all = peers.map((p) => this.#candidate(p));
+    const all = peers.filter((p) => !p.priority).map((p) => this.#candidate(p));
     const handshaking = all.filter((c) => !c.info.handshakeComplete && now - c.info.connectedAt >= HANDSHAKE_GRACE_MS);
     if (handshaking.length > 0) return youngestOfLargestGroup(handshaking);
     const idle = all.filter((c) => this.idle(c.info, now));

@@ -147,7 +147,8 @@ export class Handshake {
   /**
    * bitcoind sees an inbound peer as 127.0.0.1: tell the peer its real address and port, so it
    * can still learn its external address from us. With `v2: reject`, clear NODE_P2P_V2 so peers
-   * do not waste a connection on a v2 attempt.
+   * do not waste a connection on a v2 attempt; with `terminate`, set it: the proxy speaks v2
+   * whether or not bitcoind does.
    */
   #rewriteNodeVersion(frame: Frame): Frame {
     try {
@@ -158,6 +159,7 @@ export class Handshake {
         if (ip) v.addrRecv = { ...v.addrRecv, ip, port: info.port };
       }
       if (this.o.v2 === 'reject') v.services &= ~NODE_P2P_V2;
+      else if (this.o.v2 === 'terminate') v.services |= NODE_P2P_V2;
       // the peer's version is known for an inbound peer; our own connection sends first, so
       // then it is raised whenever some hook may announce
       const announcing = info.version !== null ? this.#collect().length > 0 : this.o.chain().featureProviders.length > 0;

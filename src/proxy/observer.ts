@@ -29,6 +29,8 @@ export type CloseReason =
   | 'banned'
   /** closed to make room for a new peer when every slot was taken */
   | 'evicted'
+  /** held a reserved slot and no hook marked it as paid (setPriority) in time */
+  | 'reserve_timeout'
   | 'hook'
   | 'hook_error'
   | 'hook_budget'
@@ -44,6 +46,10 @@ export interface ProxyObserver {
   protocolError(code: string): void;
   backendConnectFailed(): void;
   v2Passthrough(): void;
+  /** a BIP324 v2 handshake completed; `role` is the proxy's */
+  v2Session(role: 'initiator' | 'responder'): void;
+  /** a v2 connection failed and the peer was closed */
+  v2Failure(reason: string): void;
   banAdded(reason: string): void;
   bansCurrent(count: number): void;
   misbehaviour(reason: string): void;
@@ -62,6 +68,8 @@ export const nullObserver: ProxyObserver = {
   protocolError() {},
   backendConnectFailed() {},
   v2Passthrough() {},
+  v2Session() {},
+  v2Failure() {},
   banAdded() {},
   bansCurrent() {},
   misbehaviour() {},

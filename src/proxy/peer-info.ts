@@ -7,7 +7,7 @@ export interface PeerInfo {
   /** local port of our connection to bitcoind: what `bitcoin-cli getpeerinfo` shows as 127.0.0.1:PORT */
   backendLocalPort: number | null;
   connectedAt: number;
-  transport: 'detecting' | 'v1' | 'v2-passthrough';
+  transport: 'detecting' | 'v1' | 'v2' | 'v2-passthrough';
   /** from the peer's version message */
   version: number | null;
   services: bigint | null;
@@ -21,6 +21,10 @@ export interface PeerInfo {
   messagesIn: number;
   messagesOut: number;
   misbehaviour: number;
+  /** a hook marked it as holding a paid tier (ctx.setPriority): never evicted */
+  priority: boolean;
+  /** admitted into one of the reserved slots beyond limits.maxPeers */
+  reserved: boolean;
   /** BIP 434 features the peer announced: feature id → data */
   features: Map<string, Buffer>;
   /** per-peer state shared by hooks */

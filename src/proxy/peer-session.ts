@@ -13,9 +13,11 @@ import { noteInboundCommand, notePing, notePong } from './peer-activity.js';
 import type { PeerInfo } from './peer-info.js';
 import { Pipeline, type FrameStage, type PipelineHost } from './pipeline.js';
 import { pauseWhileFull } from './transport/backpressure.js';
-import { TransportDetector } from './transport/detect.js';
+import { TransportDetector, type V2Policy } from './transport/detect.js';
 import type { LendingReadBuffer } from './transport/lending-read-buffer.js';
 import { v1Transport } from './transport/v1.js';
+import { V2Connection, type V2FailReason, type V2Role } from './transport/v2/connection.js';
+import type { V2Opening } from './transport/v2/dial.js';
 
 export { NODE_P2P_V2, type SessionKind } from './handshake.js';
 
@@ -23,7 +25,7 @@ export interface SessionSettings {
   network: Network;
   /** `always` verifies every frame before forwarding it, so every frame is stored whole first */
   checksum: 'always' | 'lazy';
-  v2: 'reject' | 'passthrough';
+  v2: V2Policy;
   handshakeTimeout: number;
   idleTimeout: number;
   maxMessageSize: number;
@@ -85,6 +87,8 @@ export class PeerSession implements PipelineHost {
   readonly logs: LogLimiter;
   /** x: frames from this peer although it did not announce our feature */
   #xWithoutFeature = 0;
+  /** the BIP324 link to the peer, when the proxy speaks v2 with it */
+  #v2: V2Connection | null = null;
 
   constructor(
     id: number,
@@ -116,6 +120,8 @@ export class PeerSession implements PipelineHost {
       messagesIn: 0,
       messagesOut: 0,
       misbehaviour: 0,
+      priority: false,
+      reserved: false,
       features: new Map(),
       state: new Map(),
     };
@@ -134,7 +140,7 @@ export class PeerSession implements PipelineHost {
       logs: this.logs,
       chain: () => this.host.chain,
       target: this,
-      injectToPeer: (raw) => toPeerWriter.inject(raw),
+      injectToPeer: (raw) => this.#toPeer.inject(raw),
       completed: () => this.#handshakeDone(),
     });
     this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), copyForHooks: false }, this, this.#peerStage());
@@ -191,6 +197,7 @@ export class PeerSession implements PipelineHost {
     this.#closed = true;
     this.#closeReason = reason;
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    if (reason === 'handshake_timeout' && this.#v2 && !this.#v2.ready) this.#v2Failed('handshake_timeout', 'the v2 handshake did not finish in time');
     for (const s of [this.peer, this.backend]) {
       s.pause();
       if (!s.destroyed) {
@@ -263,12 +270,53 @@ export class PeerSession implements PipelineHost {
   #detect(chunk: Buffer): Buffer {
     const { detected, bytes } = this.#detector.feed(chunk);
     if (detected === 'v1') this.info.transport = 'v1';
+    // a peer's v2 opening is answered here; our own node opening v2 (outbound kind) speaks it end to end with the remote
+    else if (detected === 'v2' && this.settings.v2 === 'terminate' && this.kind === 'inbound') this.speakV2('responder');
     else if (detected === 'v2') {
       this.info.transport = 'v2-passthrough';
       this.host.observer.v2Passthrough();
-      this.log.info('the connection opened with BIP324 v2 bytes: piping raw, hooks bypassed (v2: passthrough)');
+      this.log.info(`the connection opened with BIP324 v2 bytes: piping raw, hooks bypassed (${this.kind === 'inbound' ? 'v2: passthrough' : 'our node speaks v2 itself'})`);
     }
     return bytes;
+  }
+
+  /**
+   * Speak BIP324 v2 with the peer from now on: the peer's packets become frames for the same
+   * pipeline and hooks, and frames toward the peer become packets. A responder sends its key
+   * now; an initiator's opening already went out (see dialPeer).
+   */
+  protected speakV2(role: V2Role, opening: V2Opening | null = null): void {
+    const v2 = new V2Connection({
+      role,
+      network: this.settings.network,
+      socket: this.peer,
+      maxMessageSize: this.settings.maxMessageSize,
+      ...(opening ? { key: opening.key, garbage: opening.garbage, opened: true } : {}),
+      events: {
+        ready: (sessionId) => {
+          this.host.observer.v2Session(role);
+          this.log.info({ role, sessionId: sessionId.toString('hex') }, 'BIP324 v2 handshake complete');
+        },
+        failed: (reason, detail) => {
+          this.#v2Failed(reason, detail);
+          this.close('protocol_error');
+        },
+        dropped: (detail) => {
+          this.host.observer.protocolError('V2_NO_V1_FORM');
+          this.logs.line('v2_dropped', 'info', { detail }, 'v2 message dropped, as bitcoind drops it');
+        },
+      },
+    });
+    this.#v2 = v2;
+    this.info.transport = 'v2';
+    this.#toNode.readWith(v2);
+    this.#toPeer.writeWith(v2.writer(this.peer));
+    v2.start();
+  }
+
+  #v2Failed(reason: V2FailReason, detail: string): void {
+    this.host.observer.v2Failure(reason);
+    this.log.warn({ reason, detail, role: this.#v2?.role }, `v2 transport failure, closing: ${detail}`);
   }
 
   // PipelineHost

@@ -52,8 +52,8 @@ export interface PipelineOptions {
  */
 export class Pipeline implements CutThroughSink, LaneDriver {
   readonly direction: Direction;
-  readonly reader: FrameReader;
-  readonly out: FrameWriter;
+  reader: FrameReader;
+  out: FrameWriter;
   readonly lane: Lane;
   readonly #magic: Buffer;
   readonly #copyForHooks: boolean;
@@ -72,6 +72,16 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.#copyForHooks = options.copyForHooks;
     this.lane = new Lane(options.src, options.hookQueue);
     this.reader = options.transport.reader(this);
+  }
+
+  /** The peer's first bytes chose another transport (v2): read it from now on. */
+  readWith(transport: Transport): void {
+    this.reader = transport.reader(this);
+  }
+
+  /** ... or write it from now on. */
+  writeWith(out: FrameWriter): void {
+    this.out = out;
   }
 
   /** Bytes read from the source socket. */

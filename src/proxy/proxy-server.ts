@@ -10,7 +10,7 @@ import { isThenable } from '../hooks/result.js';
 import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
 import { BackendDisconnectTracker } from './backend-disconnects.js';
 import { BanList, type Ban } from './ban-list.js';
-import { ConnectionLimits } from './connection-limits.js';
+import { ConnectionLimits, type Slot } from './connection-limits.js';
 import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
 import { Eviction } from './eviction.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
@@ -27,6 +27,9 @@ export interface ProxySettings extends SessionSettings {
   listen: Endpoint[];
   backend: Endpoint;
   maxPeers: number;
+  reservedPeers: number;
+  /** ms a peer in a reserved slot has to be marked paid (setPriority) */
+  reservedAuthTimeout: number;
   maxPeersPerAddress: number;
   maxPeersPerSubnet: number;
   backendConnectTimeout: number;
@@ -53,7 +56,10 @@ export interface ProxyServerOptions {
  * Accepts peers, applies the accept checks, opens one backend connection per accepted peer and
  * runs a PeerSession for it. The checks, cheapest first, all before bitcoind is contacted: shut
  * down, banned, per-address and per-subnet limits, connection rate, onAccept hooks, and when
- * every slot is taken, eviction of one peer (see eviction.ts) or refusal.
+ * every regular slot is taken, a reserved slot (`reservedPeers`), and when those are taken too,
+ * eviction of one peer (see eviction.ts) or refusal. A peer in a reserved slot must be marked as
+ * paid by a hook (setPriority) within `reservedAuthTimeout`, or it moves to a regular slot that
+ * has become free, or it is closed (`reserve_timeout`). Priority peers are never evicted.
  */
 export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly observer: ProxyObserver;
@@ -71,6 +77,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly #rate: ConnectionRate;
   readonly #eviction = new Eviction();
   #idleSampler: NodeJS.Timeout | null = null;
+  /** sessions in a reserved slot that are not marked paid yet: their deadline */
+  readonly #reserveTimers = new Map<number, NodeJS.Timeout>();
   /** accepted sockets waiting for async onAccept hooks */
   readonly #accepting = new Set<net.Socket>();
   #nextId = 1;
@@ -253,7 +261,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     let limited = this.#limits.check(address);
     if (limited === 'max_peers' && this.#evictOne()) limited = this.#limits.check(address);
     if (limited) return this.#refuse(socket, address, limited);
-    this.#limits.acquire(address);
+    const slot = this.#limits.slot()!;
+    this.#limits.acquire(address, slot);
     this.#pending.add(socket);
 
     const { host, port } = this.settings.backend;
@@ -279,7 +288,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const fail = (err: Error) => {
       clearTimeout(timer);
       this.#pending.delete(socket);
-      this.#limits.release(address);
+      this.#limits.release(address, slot);
       this.observer.backendConnectFailed();
       this.#backendDisconnects.backendConnectFailed();
       this.#backendReachable(err);
@@ -292,7 +301,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       this.#pending.delete(socket);
       this.#backendReachable(null);
       if (socket.destroyed || this.#closing) {
-        this.#limits.release(address);
+        this.#limits.release(address, slot);
         backend.destroy();
         socket.destroy();
         return;
@@ -302,7 +311,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       this.#sessions.set(session.info.id, session);
       this.observer.connectionAccepted();
       this.observer.sessionOpened();
-      session.log.info({ backendLocalPort: backend.localPort }, 'peer connected');
+      if (slot === 'reserved') {
+        session.info.reserved = true;
+        this.#armReserve(session);
+      }
+      session.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
       session.start();
       for (const chunk of early.splice(0)) session.onBackendRead(chunk);
     });
@@ -310,7 +323,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   sessionEnded(session: PeerSession, reason: CloseReason): void {
     if (!this.#sessions.delete(session.info.id)) return;
-    this.#limits.release(session.address);
+    this.#limits.release(session.address, this.#slotOf(session));
+    this.#disarmReserve(session.info.id);
     const seconds = (Date.now() - session.info.connectedAt) / 1000;
     this.observer.sessionClosed(reason, seconds);
     session.log.info({ reason, seconds: Math.round(seconds * 1000) / 1000, bytesIn: session.info.bytesIn, bytesOut: session.info.bytesOut }, 'peer disconnected');
@@ -334,6 +348,35 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     session.log.info({ handshakeComplete: victim.handshakeComplete, seconds: Math.round((Date.now() - victim.connectedAt) / 1000) }, 'evicted to make room for a new peer');
     session.close('evicted'); // sessionEnded releases its slot now
     return true;
+  }
+
+  #slotOf(session: PeerSession): Slot {
+    return session.info.reserved ? 'reserved' : 'regular';
+  }
+
+  /** A session in a reserved slot: unless a hook marks it paid in time, it leaves the slot. */
+  #armReserve(session: PeerSession): void {
+    const id = session.info.id;
+    this.#disarmReserve(id);
+    const timer = setTimeout(() => {
+      this.#reserveTimers.delete(id);
+      if (session.closed || session.info.priority || !session.info.reserved) return;
+      if (this.#limits.toRegular()) {
+        session.info.reserved = false;
+        session.log.debug('not marked paid in time, but a regular slot is free: moved there');
+        return;
+      }
+      session.log.info({ timeoutMs: this.settings.reservedAuthTimeout }, 'held a reserved slot and was not marked paid in time: disconnected');
+      session.close('reserve_timeout');
+    }, this.settings.reservedAuthTimeout);
+    timer.unref();
+    this.#reserveTimers.set(id, timer);
+  }
+
+  #disarmReserve(id: number): void {
+    const t = this.#reserveTimers.get(id);
+    if (t) clearTimeout(t);
+    this.#reserveTimers.delete(id);
   }
 
   /** Is a session that was open (and talking) before `t` still open? Then the backend stayed up. */
@@ -375,6 +418,22 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#sessions.get(peerId)?.addMisbehaviour(points, reason);
   }
 
+  /** A hook marks a peer paid (protected from eviction, keeps a reserved slot) or no longer. */
+  setPriority(peerId: number, priority: boolean): boolean {
+    const s = this.#sessions.get(peerId);
+    if (!s || s.closed) return false;
+    if (s.info.priority === priority) return true;
+    s.info.priority = priority;
+    s.log.debug({ priority, reserved: s.info.reserved }, 'priority changed by a hook');
+    if (priority) this.#disarmReserve(peerId);
+    else if (s.info.reserved) {
+      // no longer paid: out of the reserve into a free regular slot, or the clock runs again
+      if (this.#limits.toRegular()) s.info.reserved = false;
+      else this.#armReserve(s);
+    }
+    return true;
+  }
+
   /** Ban an address or subnet and disconnect every session it covers. */
   ban(subnet: string, durationMs: number, reason: string, kind = 'admin'): Ban | null {
     const ban = this.bans.add(subnet, durationMs, reason);
@@ -400,6 +459,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#backendDisconnects.close();
     if (this.#probeTimer) clearTimeout(this.#probeTimer);
     if (this.#idleSampler) clearInterval(this.#idleSampler);
+    for (const t of this.#reserveTimers.values()) clearTimeout(t);
+    this.#reserveTimers.clear();
     for (const s of this.#accepting) s.destroy();
     this.#accepting.clear();
     const closed = Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -30,9 +30,9 @@ test('the document and the API agree on the feature id', () => {
   assert.equal(X_PROTOCOL_FEATURE_ID, X_FEATURE_ID);
 });
 
-test('§6: the hex examples of docs/x-protocol.md are the bytes the hook and the client build', async () => {
+test('§6.1: the discovery hex examples of docs/x-protocol.md are the bytes the hook and the client build', async () => {
   const doc = readFileSync(path.resolve(here, '../../../docs/x-protocol.md'), 'utf8');
-  const section = doc.slice(doc.indexOf('## 6. Example'), doc.indexOf('## 7.'));
+  const section = doc.slice(doc.indexOf('### 6.1 Discovery'), doc.indexOf('### 6.2'));
   // each code block: hex groups, then two or more spaces and a comment
   const blocks = [...section.matchAll(/```\n([\s\S]*?)```/g)].map((m) =>
     m[1]!
@@ -239,7 +239,8 @@ test('through the proxy in front of litecoind: the edge rules of docs/x-protocol
   const node = await startLitecoind({ name: 'features-rules', disableWallet: true });
   t.after(() => node.stop());
   // every client comes from 127.0.0.1 and stays connected until the end
-  const proxy = await startTestProxy(node.p2pPort, `limits: { maxPeersPerAddress: 40 }\n${hooksYaml([{ module: MODULE, options: {} }, { module: GUARD, options: {} }])}`);
+  // v2: reject, so that a connection opening with `feature` is read as v1 (§2.7) rather than taken for v2
+  const proxy = await startTestProxy(node.p2pPort, `v2: reject\nlimits: { maxPeersPerAddress: 40 }\n${hooksYaml([{ module: MODULE, options: {} }, { module: GUARD, options: {} }])}`);
   t.after(() => proxy.close());
   let nonce = 100n;
   const xClient = async (o: Parameters<typeof XClient.connect>[1] = {}) => {

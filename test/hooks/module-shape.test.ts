@@ -35,7 +35,7 @@ test('an unknown key on the default export refuses the load, with the nearest kn
   assert.match(refusal({ ...base, want: { inbound: ['ping'] } }), /unknown key want \(did you mean wants\?\)/);
   assert.match(refusal({ ...base, onDisconect() {} }), /unknown key onDisconect \(did you mean onDisconnect\?\)/);
   const far = refusal({ ...base, handle() {} });
-  assert.match(far, /unknown key handle \(known: apiVersion, name, wants, options, init, onConnect, onMessage, onDisconnect, commands, features, close\)/);
+  assert.match(far, /unknown key handle \(known: apiVersion, name, wants, options, init, onAccept, onConnect, onMessage, onDisconnect, commands, features, close, admin\)/);
   // every known key is accepted
   checkModule('./shape.js', { ...base, wants: {}, options: { safeParse: () => ({ success: true, data: {} }) }, init() {}, onConnect() {}, onMessage() {}, onDisconnect() {}, commands: {}, features: () => [], close() {} });
 });
@@ -62,7 +62,7 @@ test('import() has a deadline: a top-level await that never settles, or waits on
     loadHookChain([{ module, options: {} }], {
       baseDir: dir,
       settings: { network: NETWORKS.regtest, maxMessageSize: 4_000_000, timeoutMs: 1000 },
-      host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {} },
+      host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {}, setPriority: () => false },
       loadTimeoutMs: 300,
       ...silentHookServices,
     });

@@ -103,6 +103,34 @@ test('tiers: a peer whose state another hook set gets that tier\'s limits; per-r
   await h.close();
 });
 
+test('a peer whose tier changes gets the new tier\'s buckets at once, per peer and per address, both ways', async () => {
+  const h = await createHookHarness([
+    {
+      module: MODULE,
+      options: {
+        tiers: {
+          default: { peer: { ping: { rate: 0.001, burst: 2 } }, address: { pong: { rate: 0.001, burst: 1 } } },
+          paid: { peer: { ping: { rate: 0.001, burst: 5 } }, address: { pong: { rate: 0.001, burst: 3 } } },
+        },
+      },
+    },
+  ]);
+  const p = h.peer({ address: '203.0.113.77' });
+  const pongs = async (n: number) => {
+    let k = 0;
+    for (let i = 0; i < n; i++) if ((await h.deliver(p, 'inbound', 'pong', { nonce: BigInt(i) })).forwarded) k++;
+    return k;
+  };
+  assert.equal(await pings(h, p, 4), 2, 'free: burst 2');
+  assert.equal(await pongs(3), 1, 'free address bucket: burst 1');
+  p.state.set('tier', 'paid'); // what a paywall grant does
+  assert.equal(await pings(h, p, 8), 5, 'paid at once: the paid burst of 5, not the drained free bucket');
+  assert.equal(await pongs(5), 3, 'the address bucket of the paid tier too');
+  p.state.delete('tier'); // the pass ended
+  assert.equal(await pings(h, p, 4), 2, 'back to free: the free tier\'s own bucket');
+  await h.close();
+});
+
 test('bad options are refused with the key named', async () => {
   const cases: [object, RegExp][] = [
     [{ tiers: { paid: { peer: { ping: { rate: 1 } } } } }, /options\.tiers\.default: a tier named "default" is required/],

@@ -90,6 +90,7 @@ test('bad input against one proxy in front of litecoind; a well-behaved peer is 
     a.p2pPort,
     [
       'checksum: always',
+      'v2: reject', // the v1 rules for openings that are not v1's prefix; v2: terminate has its own tests (v2-bad-input)
       'limits:',
       '  maxPeers: 5000',
       '  maxPeersPerAddress: 4',
@@ -385,7 +386,7 @@ test('v2 policy passthrough: a non-v1 opening is piped raw both ways, hooks bypa
   assert.equal(proxy.proxy.sessions()[0]?.info.transport, 'v2-passthrough');
 });
 
-test('v2 policy reject (default): no detection; the backend gets what bitcoind would read, a wrong magic ends the connection after its header', { timeout: 20_000 }, async (t) => {
+test('v2 policy reject: no detection; the backend gets what bitcoind would read, a wrong magic ends the connection after its header', { timeout: 20_000 }, async (t) => {
   // Backend: a plain net server that records bytes, to see exactly what the proxy passed on.
   const received = new Map<number, Buffer[]>();
   const backendSockets: net.Socket[] = [];
@@ -397,7 +398,7 @@ test('v2 policy reject (default): no detection; the backend gets what bitcoind w
     s.on('error', () => {});
   });
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
-  const proxy = await startTestProxy((backend.address() as net.AddressInfo).port);
+  const proxy = await startTestProxy((backend.address() as net.AddressInfo).port, 'v2: reject');
   t.after(async () => {
     for (const s of backendSockets) s.destroy();
     await proxy.close();

@@ -24,6 +24,14 @@ import { waitFor } from '../support/wait.js';
 
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
+test('check: listeners on port 0 never clash (the OS gives each its own port)', (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'zero.yaml');
+  writeFileSync(file, ['network: regtest', 'listen: "127.0.0.1:0"', 'backend: 127.0.0.1:18444', 'metrics: { listen: "127.0.0.1:0" }', 'admin: { listen: "127.0.0.1:0", token: "aaaaaaaaaaaaaaaaaaaa" }'].join('\n'));
+  const r = cli(['check', '--config', file]);
+  assert.equal(r.status, 0, r.stderr);
+});
+
 test('check: a valid file exits 0', (t) => {
   const dir = tempDir(t);
   const file = path.join(dir, 'ok.yaml');
@@ -202,8 +210,10 @@ test('run, then SIGTERM: stops accepting, closes sessions, saves bans, exits 0',
   });
   await run.waitForLog((l) => l.msg === 'listening for peers', '"listening for peers"');
   peer = await P2PClient.connect(port);
-  await waitFor(() => backendSockets.length === 1, 5000, 'the session to reach the backend');
-  const backendClosed = new Promise<void>((r) => backendSockets[0]!.once('close', () => r()));
+  // the start-up probe connects (and closes) first; the session's backend connection is the last one
+  await run.waitForLog((l) => l.msg === 'peer connected', '"peer connected"');
+  await waitFor(() => backendSockets.some((s) => !s.destroyed && s.readyState === 'open'), 5000, 'the session to reach the backend');
+  const backendClosed = new Promise<void>((r) => backendSockets[backendSockets.length - 1]!.once('close', () => r()));
 
   const added = await httpRequest(adminPort, 'POST', '/bans', { token: ADMIN_TOKEN, body: { address: '10.1.2.3', duration: '1h' } });
   assert.equal(added.status, 201);

@@ -20,6 +20,7 @@ import type { PeerSession, SessionHost, SessionSettings } from '../../src/proxy/
 import { fixtureState } from '../hooks/fixtures/state.js';
 import { fixture, hooksYaml } from '../hooks/support.js';
 import { litecoindSkipReason, startLitecoind, type Litecoind } from '../support/litecoind.js';
+import { NODE_P2P_V2 } from '../../src/proxy/handshake.js';
 import { startTestProxy } from '../support/proxy-harness.js';
 import { TcpRecorder } from '../support/tcp-recorder.js';
 import { waitFor } from '../support/wait.js';
@@ -87,7 +88,8 @@ test('cut-through and store-and-forward frames interleaved on one connection arr
   for (let i = 1; i < fromNode.length; i++) assert.ok(fromNode[i]!.raw.equals(toPeer[i]!.raw), `frame ${i} (${fromNode[i]!.command}) changed`);
   const original = decodePayload<VersionMessage>('version', fromNode[0]!.payload);
   const mended = decodePayload<VersionMessage>('version', toPeer[0]!.payload);
-  assert.deepEqual({ ...mended, addrRecv: null }, { ...original, addrRecv: null }, 'only addrRecv of the version differs');
+  // v2: terminate (default): the proxy offers v2 itself, so it sets NODE_P2P_V2 too
+  assert.deepEqual({ ...mended, addrRecv: null }, { ...original, services: original.services | NODE_P2P_V2, addrRecv: null }, 'only addrRecv and NODE_P2P_V2 of the version differ');
 });
 
 /** A SessionHost for sessions made by hand (no listener): records how they ended. */
@@ -133,7 +135,7 @@ test('OutboundSession: our node opens the connection; same pipeline, sockets swa
   const chain = await loadHookChain([{ module: fixture('wants'), options: { label, inbound: ['headers'], outbound: ['getheaders'] } }], {
     baseDir: process.cwd(),
     settings: { network: NETWORKS.regtest, maxMessageSize: 4_000_000, timeoutMs: 5000 },
-    host: { peers: () => [], send: () => false, disconnect: () => {}, misbehave: () => {} },
+    host: { peers: () => [], send: () => false, disconnect: () => {}, misbehave: () => {}, setPriority: () => false },
     ...silentHookServices,
   });
   const host = testHost(chain);

@@ -34,6 +34,8 @@ function peer(address: string, connectedAt: number, handshakeComplete = true): P
     messagesIn: 1,
     messagesOut: 1,
     misbehaviour: 0,
+    priority: false,
+    reserved: false,
     features: new Map(),
     state: new Map(),
   };
@@ -96,4 +98,18 @@ test("established peers: protected by ping, tx, block and uptime; the youngest o
 
   // Core protects 4 + 8 + 4 + 4 and half the rest: with 20 peers none is left to evict
   assert.equal(e.select(honest, T0 + 200_000), null);
+});
+
+test('a priority (paid) peer is never evicted: not when handshaking, not when idle, not as the youngest of the largest netgroup', () => {
+  const e = new Eviction();
+  const now = T0 + HANDSHAKE_GRACE_MS + IDLE_AFTER_MS + 1000;
+  const slow = peer('10.1.0.1', T0, false);
+  const crowd = Array.from({ length: 30 }, (_, i) => peer(`10.9.${i}.1`, T0 + 1000 + i));
+  assert.equal(e.select([...crowd, slow], now), slow, 'without priority the handshaking peer goes');
+  slow.priority = true;
+  const victim = e.select([...crowd, slow], now);
+  assert.notEqual(victim, slow);
+  assert.ok(victim?.address.startsWith('10.9.'));
+  for (const p of crowd) p.priority = true;
+  assert.equal(e.select([...crowd, slow], now), null, 'every peer paid: nobody is evicted');
 });

@@ -17,15 +17,16 @@ test('deploy/proxy.example.yaml passes `check` with all its hooks enabled', () =
   const text = readFileSync(path.join(root, 'deploy/proxy.example.yaml'), 'utf8')
     .replaceAll('enabled: false', 'enabled: true')
     .replace('/etc/bitcoin-hook-proxy/denylist.txt', list)
-    .replace('/var/lib/bitcoin-hook-proxy/message_capture', path.join(dir, 'capture'));
+    .replace('/var/lib/bitcoin-hook-proxy/message_capture', path.join(dir, 'capture'))
+    .replace('/var/lib/bitcoin-hook-proxy/paywall.json', path.join(dir, 'paywall.json'));
   assert.ok(!text.includes('enabled: false'));
   // placed in deploy/ so package names resolve exactly as for the real file
   const file = path.join(root, 'deploy', `.example-check-${process.pid}.yaml`);
   writeFileSync(file, text);
   try {
-    const r = spawnSync(process.execPath, [cli, 'check', '--config', file], { env: { ...process.env, BHP_ADMIN_TOKEN: 'x'.repeat(32) }, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'check', '--config', file], { env: { ...process.env, BHP_ADMIN_TOKEN: 'x'.repeat(32), BHP_PAYWALL_KEYS: `1 ${'ab'.repeat(32)}` }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /valid \(network mainnet, 2 listener\(s\), backend 127\.0\.0\.1:8433, 6 hook\(s\)\)/);
+    assert.match(r.stdout, /valid \(network mainnet, 2 listener\(s\), backend 127\.0\.0\.1:8433, 7 hook\(s\)\)/);
   } finally {
     spawnSync('rm', ['-f', file]);
   }

@@ -25,7 +25,7 @@ test('IPv6: listen on [::1], /64 subnet limit, addrRecv rewritten to the IPv6 pe
   t.after(() => backend.close());
   const port = await freePort('::1');
   const config = parseConfig(
-    ['network: regtest', `listen: ["[::1]:${port}"]`, `backend: 127.0.0.1:${(backend.address() as net.AddressInfo).port}`, 'metrics: false', 'log: { level: silent }', 'limits: { maxPeersPerAddress: 10, maxPeersPerSubnet: 2 }'].join('\n'),
+    ['network: regtest', `listen: ["[::1]:${port}"]`, `backend: 127.0.0.1:${(backend.address() as net.AddressInfo).port}`, 'metrics: false', 'log: { level: silent }', 'v2: reject', 'limits: { maxPeersPerAddress: 10, maxPeersPerSubnet: 2 }'].join('\n'),
     'v6.yaml',
   );
   const running = await startProxy(config, { defaultMetrics: false });

@@ -10,6 +10,7 @@ import { decodeFrames, decodePayload, NETWORKS, type VersionMessage } from '../.
 import { startLitecoind, litecoindSkipReason, type Litecoind } from '../support/litecoind.js';
 import { startBcoin, bcoinAvailable, type BcoinNode } from '../support/bcoin-node.js';
 import { TcpRecorder } from '../support/tcp-recorder.js';
+import { NODE_P2P_V2 } from '../../src/proxy/handshake.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { waitFor } from '../support/wait.js';
 
@@ -68,7 +69,8 @@ test('litecoind syncs blocks and a transaction through the proxy, byte for byte'
   assert.equal(fromNode[0]!.command, 'version');
   const original = decodePayload<VersionMessage>('version', fromNode[0]!.payload);
   const mended = decodePayload<VersionMessage>('version', toPeer[0]!.payload);
-  assert.deepEqual({ ...mended, addrRecv: null }, { ...original, addrRecv: null }, 'only addrRecv differs');
+  // v2: terminate (default): the proxy offers v2 itself, so it sets NODE_P2P_V2 too
+  assert.deepEqual({ ...mended, addrRecv: null }, { ...original, services: original.services | NODE_P2P_V2, addrRecv: null }, 'only addrRecv and NODE_P2P_V2 differ');
   assert.equal(mended.addrRecv.ip.toString('hex'), '00000000000000000000ffff7f000001', 'the peer\'s real address (127.0.0.1, IPv4-mapped)');
   assert.notEqual(mended.addrRecv.port, original.addrRecv.port, 'the peer\'s real port, not the proxy\'s backend port');
   assert.ok(toPeer[0]!.checksumValid(), 'rewritten version carries a fresh checksum');

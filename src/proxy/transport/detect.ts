@@ -1,6 +1,7 @@
 import { guessTransport, v1Prefix, type Network } from '../../codec/index.js';
 
-export type V2Policy = 'reject' | 'passthrough';
+/** `terminate`: speak BIP324 v2 with the peer at the proxy (hooks and limits as for v1), v1 to bitcoind. */
+export type V2Policy = 'reject' | 'passthrough' | 'terminate';
 export type Detected = 'v1' | 'v2' | 'undecided';
 
 /**
@@ -10,7 +11,7 @@ export type Detected = 'v1' | 'v2' | 'undecided';
  * V2Transport::ProcessReceivedMaybeV1Bytes). A node without v2 reads every stream as v1 and
  * judges its header. So with `v2: reject` the proxy offers no v2 and the answer is v1 at once
  * (a peer opening with `ping`, or with another network's magic, then meets bitcoind's own
- * header rules); with `passthrough` it holds up to 16 bytes to decide.
+ * header rules); with `passthrough` and `terminate` it holds up to 16 bytes to decide.
  */
 export class TransportDetector {
   #head: Buffer = Buffer.alloc(0);

@@ -1,5 +1,5 @@
 /**
- * A buyer's client of the paywall's x: messages written from docs/x-protocol-paywall.md alone
+ * A buyer's client of the paywall's x: messages written from docs/x-protocol.md §4.3 alone
  * (not from hooks/paywall/protocol.ts): its layouts are parsed here with a plain PayloadReader,
  * so a disagreement between the document and the hook fails the tests. Discovery and framing
  * come from the x: protocol test client (test/hooks/x-protocol-client.ts).

@@ -12,7 +12,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHookHarness, type FakePeer, type TestHarness } from '../../../src/hooks/testing.js';
 import { X_FEATURE_ID } from '../../../src/hooks/index.js';
-import { paywallAdmins } from '../../../hooks/paywall/index.js';
 import * as P from '../../../hooks/paywall/protocol.js';
 import { lndStandIn, selfSignedCert } from './standins.js';
 import { sleep, waitFor } from '../../support/wait.js';
@@ -87,8 +86,10 @@ test('busy: requests waiting for a slow backend are bounded per connection; a pa
     assert.equal(g.tier, 'short');
     assert.equal(peer.state.get('tier'), 'short');
     assert.equal(peer.state.get('paywall.paid'), true);
+    assert.equal(peer.priority, true, 'marked paid for the proxy (ctx.setPriority): not evicted, keeps a reserved slot');
     // the one-second pass ends: the tier key goes (the sweep runs every 5 s)
     await waitFor(() => !peer.state.has('tier'), 15_000, 'the ended pass to leave peer.state');
+    assert.equal(peer.priority, false, 'no longer paid: unmarked');
     await h.deliver(peer, 'inbound', P.CMD.balance, P.encodeNonce(4n));
     assert.equal(P.decodeBalance(Buffer.from((await answer(h, peer, 4n)).payload!)).kind, 'free');
   } finally {
@@ -108,7 +109,7 @@ test('a store that cannot write refuses with internal and the peer stays connect
     const r = P.decodeRefuse(Buffer.from((await answer(h, peer, 9n)).payload!));
     assert.equal(r.code, P.REFUSE.internal);
     assert.equal(peer.disconnected, null);
-    assert.equal((await paywallAdmins().get('paywall')!.grants()).length, 0);
+    assert.equal(((await h.admin('paywall', 'GET grants')) as { grants: unknown[] }).grants.length, 0);
   } finally {
     await h.close();
   }

@@ -7,7 +7,7 @@
  */
 import { createHookHarness } from '../../../src/hooks/testing.js';
 import { X_FEATURE_ID } from '../../../src/hooks/index.js';
-import { createPaywallHook, paywallAdmins } from '../../../hooks/paywall/index.js';
+import { createPaywallHook } from '../../../hooks/paywall/index.js';
 import * as P from '../../../hooks/paywall/protocol.js';
 import { FileStore } from '../../../hooks/paywall/store.js';
 
@@ -34,6 +34,6 @@ setInterval(() => {
 await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: 1n, offerId: 'pro', amountMsat: 0n }));
 while (!h.sent.some((s) => s.message.command === P.CMD.invoice)) await new Promise((r) => setTimeout(r, 5));
 const inv = P.decodeInvoiceAnswer(Buffer.from(h.sent.find((s) => s.message.command === P.CMD.invoice)!.message.payload!));
-const preimage = paywallAdmins().get('paywall')!.settle(inv.paymentHash.toString('hex'));
+const { preimage } = (await h.admin('paywall', 'POST settle', { paymentHash: inv.paymentHash.toString('hex') })) as { preimage: string };
 say({ hash: inv.paymentHash.toString('hex'), token: inv.claimToken.toString('hex'), preimage });
 await h.deliver(peer, 'inbound', P.CMD.claim, P.encodeClaim({ nonce: 2n, paymentHash: inv.paymentHash, claimToken: inv.claimToken, preimage: Buffer.from(preimage, 'hex') }));

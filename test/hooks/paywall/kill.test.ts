@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHookHarness } from '../../../src/hooks/testing.js';
 import { X_FEATURE_ID } from '../../../src/hooks/index.js';
-import { createPaywallHook, paywallAdmins } from '../../../hooks/paywall/index.js';
+import { createPaywallHook } from '../../../hooks/paywall/index.js';
 import * as P from '../../../hooks/paywall/protocol.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -66,7 +66,7 @@ test('kill -9 between settle and grant loses no claim and grants nothing twice',
     const other = h.peer({ features, address: '203.0.113.9' });
     await h.deliver(other, 'inbound', P.CMD.claim, claim('00'.repeat(16), 12n));
     assert.equal(P.decodeRefuse(Buffer.from((await answer(12n)).payload!)).code, P.REFUSE.not_yours);
-    assert.equal((await paywallAdmins().get('paywall')!.grants()).length, 1, 'one grant in the store');
+    assert.equal(((await h.admin('paywall', 'GET grants')) as { grants: unknown[] }).grants.length, 1, 'one grant in the store');
   } finally {
     await h.close();
   }

@@ -1,7 +1,7 @@
 /**
  * hooks/paywall through the real proxy in front of a real node. Real implementation: litecoind
  * 0.21 from Debian (Bitcoin Core 0.21's P2P code, regtest magic fabfb5da) answers pings and
- * serves blocks; the buyer is a client written from docs/x-protocol-paywall.md (doc-client.ts).
+ * serves blocks; the buyer is a client written from docs/x-protocol.md §4.3 (doc-client.ts).
  * Lightning: the dev backend (real BOLT11 invoices signed with a local key, decoded here by the
  * independent bitcoinjs `bolt11`), settled through the paywall's admin interface as a payer's
  * payment would; the backend-down case uses the LND backend pointed at a closed port.
@@ -16,10 +16,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import bolt11 from 'bolt11';
 import { decodeMessage } from '../../../src/codec/index.js';
-import { paywallAdmins, type PaywallAdmin } from '../../../hooks/paywall/index.js';
 import { parseKeyring, signCredential } from '../../../hooks/paywall/credentials.js';
 import { startLitecoind, litecoindSkipReason, type Litecoind } from '../../support/litecoind.js';
-import { loopbackAddress } from '../../support/p2p-client.js';
+import { httpRequest, loopbackAddress } from '../../support/p2p-client.js';
 import { freePort } from '../../support/ports.js';
 import { startTestProxy, type TestProxy } from '../../support/proxy-harness.js';
 import { sleep, waitFor } from '../../support/wait.js';
@@ -67,16 +66,31 @@ function refused<T>(a: Answer<T>, code: number): string {
   assert.equal(a.refuse.code, code, `refusal code (message: ${a.refuse.message})`);
   return a.refuse.message;
 }
-const admin = (name = 'paywall'): PaywallAdmin => {
-  const a = paywallAdmins().get(name);
-  assert.ok(a, 'the paywall registered its admin interface');
-  return a;
+/** A paywall route on the admin API over HTTP (`POST settle` → POST /hooks/paywall/settle); expects `status`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON of the admin API
+async function adminCall(proxy: TestProxy, route: string, body?: object, status = 200): Promise<any> {
+  const [method, name] = route.split(' ') as [string, string];
+  const r = await httpRequest(proxy.adminPort!, method, `/hooks/paywall/${name}`, { token: proxy.adminToken, ...(body ? { body } : {}) });
+  assert.equal(r.status, status, r.text);
+  return r.json;
+}
+interface GrantJson {
+  paymentHash: string;
+  tokenId: string;
+  credential: string;
+  balanceMsat: string | null;
+  revoked: boolean;
+}
+const admin = {
+  settle: async (hash: Buffer, amountMsat?: bigint) => Buffer.from((await adminCall(p1, 'POST settle', { paymentHash: hash.toString('hex'), ...(amountMsat === undefined ? {} : { amountMsat: String(amountMsat) }) })).preimage, 'hex'),
+  grants: async (): Promise<GrantJson[]> => (await adminCall(p1, 'GET grants')).grants,
+  revoke: async (tokenId: string): Promise<number> => (await adminCall(p1, 'POST revoke', { tokenId })).cutBack,
 };
 
-/** Buy `offer` on `c`: invoice, pay (dev settle), claim. */
-async function buy(c: PaywallClient, offer: string, amountMsat = 0n, adminName = 'paywall'): Promise<{ inv: DocInvoice; preimage: Buffer; grant: DocGrant }> {
+/** Buy `offer` on `c`: invoice, pay (dev settle over the admin API), claim. */
+async function buy(c: PaywallClient, offer: string, amountMsat = 0n): Promise<{ inv: DocInvoice; preimage: Buffer; grant: DocGrant }> {
   const inv = ok(await c.invoice(offer, amountMsat));
-  const preimage = Buffer.from(admin(adminName).settle(inv.paymentHash.toString('hex')), 'hex');
+  const preimage = await admin.settle(inv.paymentHash);
   const grant = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
   return { inv, preimage, grant };
 }
@@ -109,6 +123,7 @@ before(async () => {
       maxPendingPerPeer: 30,
       paidOnly: ['mempool'],
     }),
+    { admin: true },
   );
 });
 
@@ -155,7 +170,7 @@ test('buy a time pass from the dev backend: higher rate limit; replays and forei
     refused(await c.claim(inv.paymentHash, inv.claimToken, randomBytes(32)), CODES.bad_preimage);
     refused(await c.claim(inv.paymentHash, inv.claimToken, Buffer.alloc(32)), CODES.bad_preimage);
     // unpaid: a preimage is only learned by paying, so ask the backend before settling through a wrong path
-    const preimage = Buffer.from(admin().settle(inv.paymentHash.toString('hex')), 'hex');
+    const preimage = await admin.settle(inv.paymentHash);
     // a routing hop learns the preimage but not the claim token
     refused(await thief.claim(inv.paymentHash, randomBytes(16), preimage), CODES.not_yours);
 
@@ -170,7 +185,7 @@ test('buy a time pass from the dev backend: higher rate limit; replays and forei
     assert.equal(again.flags & 0x01, 0x01);
     assert.deepEqual(again.credential, grant.credential);
     assert.equal((await p1.metricValue('bhp_hook_paywall_earned_msat_total')) - earnedBefore, 2_000_000);
-    assert.equal((await admin().grants()).filter((g) => g.paymentHash === inv.paymentHash.toString('hex')).length, 1);
+    assert.equal((await admin.grants()).filter((g) => g.paymentHash === inv.paymentHash.toString('hex')).length, 1);
 
     // reconnect with the credential: tier back without paying
     await c.close();
@@ -194,8 +209,9 @@ test('buy a time pass from the dev backend: higher rate limit; replays and forei
       refused(await c2.auth(Buffer.from('not a credential')), CODES.credential_invalid);
 
       // revocation: the connected holder is cut back to free, and the credential is refused
-      const tokenId = (await admin().grants()).find((x) => x.paymentHash === inv.paymentHash.toString('hex'))!.tokenId;
-      assert.equal(await admin().revoke(tokenId), 1);
+      const tokenId = (await admin.grants()).find((x) => x.paymentHash === inv.paymentHash.toString('hex'))!.tokenId;
+      assert.equal(await admin.revoke(tokenId), 1, 'one connected holder cut back');
+      assert.equal((await admin.grants()).find((x) => x.tokenId === tokenId)?.revoked, true);
       assert.equal((await c2.balance()).kind, 0);
       refused(await c2.auth(grant.credential), CODES.credential_revoked);
     } finally {
@@ -232,8 +248,8 @@ test('metered credit: the balance goes down as blocks are relayed, and at zero t
     assert.ok(emptied, 'an unsolicited x:balance (nonce 0) announced the end of the credit');
     assert.deepEqual([emptied.kind, emptied.tier, emptied.balanceMsat], [0, '', 0n]);
     assert.equal((await c.balance()).kind, 0, 'back to the free tier');
-    const g = (await admin().grants()).find((x) => x.credential === grant.credential.toString('hex'))!;
-    await waitFor(async () => (await admin().grants()).find((x) => x.tokenId === g.tokenId)?.balanceMsat === 0n, 10_000, 'the debit on disk');
+    const g = (await admin.grants()).find((x) => x.credential === grant.credential.toString('hex'))!;
+    await waitFor(async () => (await admin.grants()).find((x) => x.tokenId === g.tokenId)?.balanceMsat === '0', 10_000, 'the debit on disk');
     refused(await c.auth(grant.credential), CODES.balance_empty);
   } finally {
     await c.close();
@@ -251,7 +267,7 @@ test('every other refusal reason, and paid-only commands for free peers', { skip
     const unpaid = ok(await c.invoice('pro'));
     refused(await c.claim(unpaid.paymentHash, unpaid.claimToken, randomBytes(32)), CODES.bad_preimage);
     const under = ok(await c.invoice('credit', 10_000n));
-    const pre = Buffer.from(admin().settle(under.paymentHash.toString('hex'), 9_000n), 'hex');
+    const pre = await admin.settle(under.paymentHash, 9_000n);
     refused(await c.claim(under.paymentHash, under.claimToken, pre), CODES.underpaid);
     // malformed: too short to carry a nonce
     const from = c.p2p.frames.length;
@@ -265,6 +281,34 @@ test('every other refusal reason, and paid-only commands for free peers', { skip
     assert.equal((await p1.metricValue('bhp_hook_paywall_paid_only_refused_total', { command: 'mempool' })) - before, 1);
     assert.equal(c.p2p.isClosed, false, 'dropped, not disconnected (default action)');
     assert.ok((await p1.metricValue('bhp_hook_paywall_refusals_total', { request: 'x:invoice', reason: 'bad_amount' })) >= 3);
+  } finally {
+    await c.close();
+  }
+});
+
+test('admin API routes of the paywall: bearer token, validated input, clear errors', { skip, timeout: 30_000 }, async () => {
+  const port = p1.adminPort!;
+  assert.equal((await httpRequest(port, 'GET', '/hooks/paywall/grants')).status, 401, 'the admin token is required');
+  assert.match((await adminCall(p1, 'POST revoke', { tokenId: 'XYZ' }, 400)).error, /tokenId: a token id is 32 lowercase hex digits/);
+  assert.match((await adminCall(p1, 'POST revoke', { tokenId: '00'.repeat(16), extra: 1 }, 400)).error, /extra/);
+  assert.match((await adminCall(p1, 'POST settle', {}, 400)).error, /paymentHash or bolt11/);
+  assert.match((await adminCall(p1, 'POST settle', { paymentHash: '11'.repeat(32) }, 404)).error, /no invoice/);
+  assert.match((await adminCall(p1, 'POST settle', { bolt11: 'lnbcrt1nonsense' }, 400)).error, /not a BOLT11/);
+  const wrongMethod = await httpRequest(port, 'GET', '/hooks/paywall/settle', { token: p1.adminToken });
+  assert.deepEqual([wrongMethod.status, wrongMethod.headers.allow], [405, 'POST']);
+  assert.equal((await httpRequest(port, 'GET', '/hooks/paywall/nothing', { token: p1.adminToken })).status, 404);
+  assert.equal((await httpRequest(port, 'GET', '/hooks/no-such-hook/grants', { token: p1.adminToken })).status, 404);
+  const bad = await httpRequest(port, 'POST', '/hooks/paywall/revoke', { token: p1.adminToken, rawBody: '{not json' });
+  assert.equal(bad.status, 400);
+  const hooks = await httpRequest(port, 'GET', '/hooks', { token: p1.adminToken });
+  assert.deepEqual(hooks.json.hooks.find((h: { name: string }) => h.name === 'paywall').admin, ['GET grants', 'POST revoke', 'POST settle']);
+  // a BOLT11 settles too, as a payer would pay it
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await c.invoice('pro'));
+    const paid = await adminCall(p1, 'POST settle', { bolt11: inv.bolt11 });
+    assert.equal(paid.paymentHash, inv.paymentHash.toString('hex'));
+    ok(await c.claim(inv.paymentHash, inv.claimToken, Buffer.from(paid.preimage, 'hex')));
   } finally {
     await c.close();
   }
@@ -300,6 +344,7 @@ test('LND backend (documented-API stand-in, TLS pinned): unpaid, expired, paid; 
   const p2 = await startTestProxy(
     node.p2pPort,
     chainYaml({ ...baseOptions('p2'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, invoices: { expiry: '3s' }, freeUpload: { dailyBytes: 1 } }, false),
+    { admin: true },
   );
   const free = await PaywallClient.connect(p2.port, { localAddress: nextAddress() });
   const paid = await PaywallClient.connect(p2.port, { localAddress: nextAddress() });
@@ -332,6 +377,8 @@ test('LND backend (documented-API stand-in, TLS pinned): unpaid, expired, paid; 
     await paid.p2p.waitFor('block', 10_000, () => true, from);
     assert.ok((await p2.metricValue('bhp_hook_paywall_free_upload_notfound_total')) >= 1);
     assert.ok(lnd.requests.every((r) => r.headers['grpc-metadata-macaroon'] === 'ab01'));
+    const e = await adminCall(p2, 'POST settle', { paymentHash: c.paymentHash.toString('hex') }, 409);
+    assert.match(e.error, /dev backend only/);
   } finally {
     await free.close();
     await paid.close();
