@@ -1,6 +1,6 @@
 /** Every command, in the order `--help` lists them. */
 import { ADMIN_COMMANDS } from './admin-commands.js';
-import { BUYER_COMMANDS } from './buyer.js';
+import { BUYER_COMMANDS } from './buyer-commands.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { INIT } from './init.js';
 import { CHECK, LOG_FORMAT_OPTION, logFormat, RUN } from './proxy-commands.js';
