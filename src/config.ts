@@ -4,6 +4,8 @@ import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, vis
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
 import { formatHostPort, isLoopbackHost, parseDuration, parseHostPort, parseSize, type HostPort } from './config-values.js';
+import type { HookSpec } from './hooks/loader.js';
+import { knownKeysAt, unknownKeyMessage } from './hooks/suggest.js';
 import { DURATION_HINT, SIZE_HINT } from './hooks/units.js';
 
 /** Larger files are refused before parsing: YAML parsing costs far more memory and time than the text. */
@@ -82,6 +84,8 @@ export interface HookEntry {
   module: string;
   options: Record<string, unknown>;
   enabled: boolean;
+  /** where an option was written ("hooks.1.options.deny (line 9)"), for the loader's messages */
+  locate?: HookSpec['locate'];
 }
 
 /** A duration or size setting: parsed by the one parser (src/hooks/units.ts), bounded above. */
@@ -101,7 +105,7 @@ const timeout = (def: string) => duration(def, { value: MAX_TIMER_MS, text: '24d
 
 const ADMIN_TOKEN_HINT = 'set it or ${BHP_ADMIN_TOKEN}';
 const adminToken = z
-  .string({ error: (i) => (i.input === undefined ? `missing: ${ADMIN_TOKEN_HINT}` : 'expected a string of at least 16 characters') })
+  .string({ error: (i) => (i.input === undefined ? `required: ${ADMIN_TOKEN_HINT}` : 'expected a string of at least 16 characters') })
   .superRefine((t, ctx) => {
     const issue = (message: string) => ctx.addIssue({ code: 'custom', message });
     // an empty ${VAR} substitutes to "": as good as missing
@@ -319,7 +323,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const result = schema.safeParse(substituted);
   if (!result.success) {
     const explained = result.error.issues.flatMap((i) => explain(i, substituted));
-    throw ConfigError.of(file, explained, ({ path: p, message }) => `${where(doc, lineCounter, p)}: ${message}`);
+    // the nearest known key is looked up only for the issues printed (a hostile file has 100,000 unknown keys)
+    const render = ({ path: p, message, unknownKey }: Explained) => `${where(doc, lineCounter, p)}: ${unknownKey !== undefined ? unknownKeyMessage(unknownKey, knownKeysAt(schema, p.slice(0, -1))) : message}`;
+    throw ConfigError.of(file, explained, render);
   }
   const c = result.data;
   const issues: string[] = [];
@@ -357,9 +363,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     metrics: c.metrics === false ? null : c.metrics,
     admin: c.admin === false ? null : c.admin,
     log: c.log,
-    hooks: c.hooks,
+    hooks: c.hooks.map((h, i): HookEntry => withLocate(h, (optionPath) => where(doc, lineCounter, ['hooks', i, 'options', ...optionPath]))),
     outbound: c.outbound ?? null,
   };
+}
+
+/** `locate` as a non-enumerable property: a Config stays plain data (structuredClone, JSON) and a clone just loses the lines. */
+function withLocate(h: Omit<HookEntry, 'locate'>, locate: NonNullable<HookEntry['locate']>): HookEntry {
+  return Object.defineProperty({ ...h }, 'locate', { value: locate, enumerable: false });
 }
 
 /** The warning to print loudly when the admin API can be reached from other machines, or null. */
@@ -368,17 +379,24 @@ export function adminExposure(c: Config): string | null {
   return `admin.listen ${formatHostPort(c.admin.listen)} is not a loopback address: anyone who reaches it can try the token, and it speaks plain HTTP; prefer 127.0.0.1 (or a TLS proxy in front)`;
 }
 
-/** "key.path (line N)" for a path into the document; walks up to the nearest node that exists. */
-function where(doc: Document, lc: LineCounter, keyPath: (string | number)[]): string {
+/**
+ * "key.path (line N)" for a path into the document. A key that is not in the file has no line
+ * of its own: it says so, and where to add it (the nearest mapping that is there).
+ */
+function where(doc: Document, lc: LineCounter, keyPath: readonly (string | number)[]): string {
   const name = keyPath.length ? keyPath.join('.') : '(top level)';
   for (let n = keyPath.length; n >= 0; n--) {
     // the line of the key itself (a block value such as a nested map starts on the next line)
     const parent = n === 0 ? null : n === 1 ? doc.contents : doc.getIn(keyPath.slice(0, n - 1), true);
     const key = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === keyPath[n - 1])?.key : null;
     const node = isNode(key) ? key : n === 0 ? doc.contents : doc.getIn(keyPath.slice(0, n), true);
-    if (isNode(node) && node.range) return `${name} (line ${lc.linePos(node.range[0]).line})`;
+    if (!isNode(node) || !node.range) continue;
+    const line = lc.linePos(node.range[0]).line;
+    if (n === keyPath.length) return `${name} (line ${line})`;
+    if (n === 0) return `${name} (not set; add it at the top level)`;
+    return `${name} (not set; add it under ${keyPath.slice(0, n).join('.')} on line ${line})`;
   }
-  return name;
+  return `${name} (not set; add it at the top level)`;
 }
 
 function substituteEnv(v: unknown, env: NodeJS.ProcessEnv, keyPath: (string | number)[], missing: (keyPath: (string | number)[], name: string) => void): unknown {
@@ -399,21 +417,28 @@ function substituteEnv(v: unknown, env: NodeJS.ProcessEnv, keyPath: (string | nu
   return v;
 }
 
-type Explained = { path: (string | number)[]; message: string };
+/** One problem to print: a message, or an unknown key (its "did you mean" is found when printed). */
+type Explained = { path: (string | number)[]; message: string; unknownKey?: string };
+
+/** What a required key is for, when it is missing. */
+const REQUIRED_HINTS: Record<string, string> = {
+  backend: 'the host:port of bitcoind\'s P2P listener, on loopback, e.g. backend: "127.0.0.1:8433" (see deploy/bitcoin.conf)',
+};
 
 /** A zod issue in the operator's terms: unknown keys one by one, "missing", and the union branch the value was meant for. */
 function explain(i: z.core.$ZodIssue, input: unknown, prefix: PropertyKey[] = []): Explained[] {
   const p = [...prefix, ...i.path] as (string | number)[];
   const missing = valueAt(input, p) === undefined;
-  if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path: [...p, k], message: 'unknown key' }));
+  if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path: [...p, k], message: 'unknown key', unknownKey: k }));
+  const required = (): Explained[] => [{ path: p, message: `required${REQUIRED_HINTS[p.join('.')] ? `: ${REQUIRED_HINTS[p.join('.')]}` : ''}` }];
   if (i.code === 'invalid_union') {
     // the branch that failed below its root is the one the operator meant (false | { listen, token })
     const meant = i.errors.filter((errs) => errs.some((e) => e.path.length > 0 || (e.code !== 'invalid_type' && e.code !== 'invalid_value')));
     if (meant.length === 1) return meant[0]!.flatMap((e) => explain(e, input, p));
-    if (missing) return [{ path: p, message: 'missing (required)' }];
+    if (missing) return required();
     return [{ path: p, message: [...new Set(i.errors.flatMap((errs) => errs.map((e) => e.message.replace(/^Invalid input: /, ''))))].join(', or ') }];
   }
-  if (i.code === 'invalid_type' && missing && i.message.startsWith('Invalid input')) return [{ path: p, message: 'missing (required)' }];
+  if (i.code === 'invalid_type' && missing && i.message.startsWith('Invalid input')) return required();
   return [{ path: p, message: i.message }];
 }
 

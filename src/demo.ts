@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startProxy } from './app.js';
 import { waitForShutdown } from './lifecycle.js';
 import { parseConfig } from './config.js';
+import { createLogger, type LogFormat } from './logging.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type BcoinModule = any;
@@ -67,7 +68,7 @@ const portOf = (server: { address(): unknown } | null) => (server?.address() as 
  * regtest full node (a Bitcoin node in JavaScript, from the npm registry) runs in-process on
  * loopback as the backend; the proxy listens in front of it on the regtest port (or `--port`).
  */
-export async function runDemo(opts: { port?: number | undefined }): Promise<number> {
+export async function runDemo(opts: { port?: number | undefined; logFormat?: LogFormat }): Promise<number> {
   if (opts.port !== undefined && !(Number.isInteger(opts.port) && opts.port >= 1 && opts.port <= 65535)) {
     console.error('demo --port needs a TCP port number from 1 to 65535');
     return 2;
@@ -115,7 +116,7 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
       ].join('\n'),
       'demo.yaml',
     );
-    running = await startProxy(config);
+    running = await startProxy(config, { log: createLogger('info', undefined, opts.logFormat) });
   } catch (err) {
     await node.close();
     cleanup();
@@ -135,7 +136,7 @@ export async function runDemo(opts: { port?: number | undefined }): Promise<numb
       "     the handshake but cannot sync it: Litecoin's regtest genesis block and proof of work differ)",
       `  metrics:          curl -s 127.0.0.1:${m}/metrics | grep ^bhp_`,
       `  readiness:        curl -s 127.0.0.1:${m}/ready`,
-      `  peers:            curl -s -H 'Authorization: Bearer ${token}' 127.0.0.1:${a}/peers`,
+      `  peers:            BHP_ADMIN_TOKEN=${token} npx bitcoin-hook-proxy peers --admin 127.0.0.1:${a}`,
       '  paid access (hook paywall, dev Lightning backend: real BOLT11 invoices, no Lightning node, no money):',
       "    offers:         a 'pro' pass (2,000 sat for 24 h: higher rate limits, mempool) and metered credit,",
       '                    over the x: protocol (docs/x-protocol.md §4.3: x:offers, x:invoice, x:claim)',

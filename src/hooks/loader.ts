@@ -4,6 +4,9 @@ import { pathToFileURL } from 'node:url';
 import { COMMAND_SIZE } from '../codec/index.js';
 import { HOOK_API_VERSION, type Direction, type HookChainEntry, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type OutgoingMessage, type Wants, type WantsByDirection } from './api.js';
 import { HookChain, type ChainSettings, type HookRuntimeObserver, type LoadedHook } from './chain.js';
+import { closest, knownKeysAt, unknownKeyMessage } from './suggest.js';
+
+export { closest };
 
 /** A module that cannot join the chain: wrong API version, bad shape, bad options, failed init. */
 export class HookLoadError extends Error {
@@ -23,6 +26,11 @@ export interface HookSpec {
   enabled?: boolean;
   /** an already imported module object (tests, embedding); skips import() of `module` */
   instance?: unknown;
+  /**
+   * Where a path inside `options` was written, as "hooks.2.options.deny (line 14)"; the config
+   * passes one so that an option problem names its line. Without it: "options.deny".
+   */
+  locate?: (optionPath: readonly (string | number)[]) => string;
 }
 
 /** What hooks may ask of the running proxy (implemented by the proxy server). */
@@ -67,27 +75,6 @@ type Unlisted = Exclude<keyof HookModule<unknown>, (typeof MODULE_KEY_LIST)[numb
 const everyKeyListed: [Unlisted] extends [never] ? true : Unlisted = true;
 void everyKeyListed;
 const MODULE_KEYS: ReadonlySet<string> = new Set(MODULE_KEY_LIST);
-
-/** The candidate nearest to `word` (case-insensitive edit distance at most 2), for "did you mean". */
-export function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: { c: string; d: number } | undefined;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d <= 2 && (!best || d < best.d)) best = { c, d };
-  }
-  return best?.c;
-}
-
-/** Levenshtein distance, two rows. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length]!;
-}
 
 /**
  * Load the chain of the `hooks:` list with dynamic import() (our dlopen). Every load gets
@@ -264,7 +251,14 @@ function validateOptions(mod: HookModule<unknown>, spec: HookSpec): unknown {
   if (!mod.options) return spec.options;
   const r = mod.options.safeParse(spec.options ?? {});
   if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => `options.${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
+  const at = spec.locate ?? ((p: readonly (string | number)[]) => (p.length ? ['options', ...p].join('.') : 'options.(root)'));
+  const issues = r.error.issues.flatMap((issue) => {
+    const i = issue as typeof issue & { code?: string; keys?: unknown };
+    const p = i.path.filter((k): k is string | number => typeof k !== 'symbol');
+    // each unknown key at its own line, with the nearest key the hook knows (a zod schema tells us which)
+    if (i.code === 'unrecognized_keys' && Array.isArray(i.keys)) return i.keys.map((k) => `${at([...p, String(k)])}: ${unknownKeyMessage(String(k), knownKeysAt(mod.options, p))}`);
+    return [`${at(p)}: ${i.message}`];
+  });
   throw new HookLoadError(spec.module, `hook "${mod.name}" has invalid options: ${issues.join('; ')}`);
 }
 

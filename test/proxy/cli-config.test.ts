@@ -10,58 +10,19 @@
  * listens on.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { P2PClient, httpRequest } from '../support/p2p-client.js';
 import { freePort } from '../support/ports.js';
 import { HOOK_API_VERSION } from '../../src/hooks/index.js';
 import { ADMIN_TOKEN } from '../support/proxy-harness.js';
+import { CLI, cli, RunningCli, ROOT, tempDir } from '../support/cli-process.js';
 import { waitFor } from '../support/wait.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = path.join(ROOT, 'dist/src/cli.js');
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-cli-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A running `cli.js run`: its JSON log lines, and its exit. */
-class RunningCli {
-  readonly lines: Record<string, unknown>[] = [];
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly child: ChildProcess;
-  constructor(config: string) {
-    this.child = spawn(process.execPath, [CLI, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let partial = '';
-    this.child.stdout!.on('data', (c: Buffer) => {
-      const parts = (partial + c.toString('utf8')).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
-    });
-    this.child.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString('utf8')));
-    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => r({ code, signal })));
-  }
-  waitForLog(match: (l: Record<string, unknown>) => boolean, what: string, ms = 10_000) {
-    return waitFor(() => this.lines.find(match), ms, `${what} in the CLI log (stderr: ${this.stderr.slice(0, 500)})`);
-  }
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-  }
-}
 
 test('check: listeners on port 0 never clash (the OS gives each its own port)', (t) => {
   const dir = tempDir(t);
@@ -86,16 +47,18 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
   // 9 levels of 9 aliases: 9^6 nodes if expanded
   const aliasBomb = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]', ...'bcdef'.split('').map((x, i) => `${x}: &${x} [${Array(9).fill(`*${'abcdef'[i]}`).join(',')}]`)];
   const cases: { name: string; yaml: string[]; expect: RegExp }[] = [
-    { name: 'unknown key', yaml: [...base, 'limits:', '  maxPeerz: 3'], expect: /limits\.maxPeerz \(line 4\): unknown key/ },
+    { name: 'unknown key', yaml: [...base, 'limits:', '  maxPeerz: 3'], expect: /limits\.maxPeerz \(line 4\): unknown key \(did you mean maxPeers\?\)\n$/ },
+    { name: 'unknown key, nothing near it', yaml: [...base, 'limits:', '  speed: 3'], expect: /limits\.speed \(line 4\): unknown key\n$/ },
+    { name: 'a typo inside a union', yaml: [...base, 'metrics: { lisen: "127.0.0.1:9333" }'], expect: /metrics\.lisen \(line 3\): unknown key \(did you mean listen\?\)\n$/ },
     { name: 'unknown key with a block value', yaml: [...base, 'limits:', '  maxPeers: 3', '  foo:', '    bar: 1'], expect: /limits\.foo \(line 5\): unknown key/ },
-    { name: 'unknown top-level key', yaml: [...base, 'bakcend: 127.0.0.1:1'], expect: /bakcend \(line 3\): unknown key/ },
+    { name: 'unknown top-level key', yaml: [...base, 'bakcend: 127.0.0.1:1'], expect: /bakcend \(line 3\): unknown key \(did you mean backend\?\)\n$/ },
     { name: 'bad duration', yaml: [...base, 'limits:', '  maxPeers: 8', '  handshakeTimeout: 5 parsecs'], expect: /limits\.handshakeTimeout \(line 5\): expected a duration.*5 parsecs/ },
     { name: 'a timeout longer than a Node timer', yaml: [...base, 'limits: { idleTimeout: 30d }'], expect: /limits\.idleTimeout \(line 3\): expected a duration.* up to 24d.*"30d"/ },
     { name: 'a size of 1e300', yaml: [...base, 'limits: { sendBuffer: 1e300 }'], expect: /limits\.sendBuffer \(line 3\): expected a size like 5MB/ },
     { name: 'bad host:port', yaml: ['network: regtest', 'backend: localhost'], expect: /backend \(line 2\): expected host:port.*"localhost"/ },
     { name: 'port out of range', yaml: ['network: regtest', 'backend: 127.0.0.1:70000'], expect: /backend \(line 2\): expected host:port/ },
     { name: 'missing env var', yaml: [...base, 'admin:', '  listen: 127.0.0.1:9334', '  token: "${BHP_SURELY_NOT_SET}"'], expect: /admin\.token \(line 5\): environment variable BHP_SURELY_NOT_SET is not set/ },
-    { name: 'missing admin token', yaml: [...base, 'admin:', '  listen: 127.0.0.1:9334'], expect: /admin\.token \(line 3\): missing: set it or \$\{BHP_ADMIN_TOKEN\}/ },
+    { name: 'missing admin token', yaml: [...base, 'admin:', '  listen: 127.0.0.1:9334'], expect: /admin\.token \(not set; add it under admin on line 3\): required: set it or \$\{BHP_ADMIN_TOKEN\}/ },
     { name: 'admin token of whitespace', yaml: [...base, 'admin:', `  token: "${' '.repeat(24)}"`], expect: /admin\.token \(line 4\): only whitespace/ },
     { name: 'admin token from an env var of whitespace', yaml: [...base, 'admin: { token: "${BHP_TEST_BLANK}" }'], expect: /admin\.token \(line 3\): only whitespace/ },
     { name: 'admin token with a space inside', yaml: [...base, 'admin: { token: "abcdefghij klmnopqrstu" }'], expect: /admin\.token \(line 3\): contains whitespace/ },
@@ -107,7 +70,8 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     { name: 'alias bomb', yaml: aliasBomb, expect: /YAML aliases expand too far/ },
     { name: 'nesting 100,000 deep', yaml: [`a: ${'['.repeat(100_000)}${']'.repeat(100_000)}`], expect: /line 1: YAML syntax: .*call stack/ },
     { name: 'unknown network', yaml: ['network: moonnet', 'backend: 127.0.0.1:18444'], expect: /network \(line 1\): unknown network "moonnet"/ },
-    { name: 'missing backend', yaml: ['network: regtest'], expect: /backend \(line 1\): missing \(required\)/ },
+    // a key that is not there has no line: the message says so instead of naming the first key's
+    { name: 'missing backend', yaml: ['# the proxy', '', 'network: regtest'], expect: /: backend \(not set; add it at the top level\): required: the host:port of bitcoind's P2P listener/ },
   ];
   const env: NodeJS.ProcessEnv = { ...process.env, BHP_TEST_BLANK: '   \t ' };
   delete env.BHP_SURELY_NOT_SET;
@@ -129,6 +93,47 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
   const missing = cli(['check', '--config', path.join(dir, 'does-not-exist.yaml')]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /cannot read/);
+});
+
+test('typos: "did you mean" for config keys, and a hook option typo names its line; check and run say the same', (t) => {
+  const dir = tempDir(t);
+  const typo = path.join(dir, 'typo.yaml');
+  writeFileSync(typo, ['network: regtest', 'bakend: 127.0.0.1:1'].join('\n'));
+  const r = cli(['check', '--config', typo]);
+  assert.equal(r.status, 1);
+  assert.deepEqual(r.stderr.trim().split('\n').sort(), [
+    `${typo}: backend (not set; add it at the top level): required: the host:port of bitcoind's P2P listener, on loopback, e.g. backend: "127.0.0.1:8433" (see deploy/bitcoin.conf)`,
+    `${typo}: bakend (line 2): unknown key (did you mean backend?)`,
+  ]);
+
+  // shipped hooks, loaded by package name; the typo is in the second hook, three levels down
+  const hooks = path.join(dir, 'hooks.yaml');
+  const yaml = [
+    'network: regtest', //                                       1
+    'backend: 127.0.0.1:1', //                                   2
+    'hooks:', //                                                 3
+    '  - module: bitcoin-hook-proxy/hooks/message-filter', //    4
+    '    options: { inbound: { deny: [mempool] } }', //          5
+    '  - module: bitcoin-hook-proxy/hooks/message-filter', //    6
+    '    options:', //                                           7
+    '      inbound:', //                                         8
+    '        deny: [mempool]', //                                9
+    '        denyy: [ping]', //                                 10
+    '      acton: drop', //                                     11
+  ];
+  writeFileSync(hooks, yaml.join('\n'));
+  const checked = cli(['check', '--config', hooks]);
+  assert.equal(checked.status, 1, checked.stdout);
+  assert.equal(checked.stderr.trim().split('\n').length, 1, checked.stderr);
+  assert.match(checked.stderr, /^hook module bitcoin-hook-proxy\/hooks\/message-filter: hook "message-filter" has invalid options: /);
+  assert.match(checked.stderr, /hooks\.1\.options\.inbound\.denyy \(line 10\): unknown key \(did you mean deny\?\)/);
+  assert.match(checked.stderr, /hooks\.1\.options\.acton \(line 11\): unknown key \(did you mean action\?\)/);
+  const run = cli(['run', '--config', hooks]);
+  assert.deepEqual([run.status, run.stderr], [1, checked.stderr], '`run` says exactly what `check` says');
+  // the same hooks without the typos load
+  writeFileSync(hooks, yaml.slice(0, 9).join('\n'));
+  const fixed = cli(['check', '--config', hooks]);
+  assert.equal(fixed.status, 0, fixed.stderr);
 });
 
 test('check: configs above 1 MiB are refused before parsing; 1 MiB of keys is parsed in linear time', { timeout: 120_000 }, (t) => {

@@ -18,6 +18,7 @@ import { startBcoin, bcoinAvailable } from '../support/bcoin-node.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 import { httpRequest } from '../support/p2p-client.js';
+import { cliAsync } from '../support/cli-process.js';
 import { DEMO_PORTS } from '../../src/demo.js';
 import bolt11 from 'bolt11';
 import { PaywallClient } from '../hooks/paywall/doc-client.js';
@@ -51,7 +52,7 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   assert.doesNotMatch(output, /litecoind -regtest -connect/, 'litecoind cannot sync from the demo chain; the banner must not suggest it');
   assert.match(output, /litecoind[\s\S]*cannot sync/);
   const metricsPort = Number(/curl -s 127\.0\.0\.1:(\d+)\/metrics/.exec(output)?.[1]);
-  const adminPort = Number(/127\.0\.0\.1:(\d+)\/peers/.exec(output)?.[1]);
+  const adminPort = Number(/peers --admin 127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
   assert.ok(metricsPort > 0 && adminPort > 0, output);
   if (held[0]) assert.notEqual(metricsPort, DEMO_PORTS.metrics);
   if (held[1]) assert.notEqual(adminPort, DEMO_PORTS.admin);
@@ -63,6 +64,12 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   await peer.waitForHeight(10, 60_000);
   assert.ok(peer.node.chain.height >= 10);
   assert.equal((await httpRequest(metricsPort, 'GET', '/ready')).status, 200, 'ready once a peer reached bcoin');
+  // the banner's peers line, typed as printed: the bcoin peer is listed
+  const bannerToken = /BHP_ADMIN_TOKEN=(\S+) npx bitcoin-hook-proxy peers/.exec(output)?.[1];
+  assert.ok(bannerToken, output);
+  const peers = await cliAsync(['peers', '--admin', `127.0.0.1:${adminPort}`], { ...process.env, BHP_ADMIN_TOKEN: bannerToken });
+  assert.equal(peers.status, 0, peers.stderr);
+  assert.match(peers.stdout, /^ID +ADDRESS .*\n +\d+ +127\.0\.0\.1:\d+ .*\/bcoin:/);
 
   // paid access with no Lightning node, as the banner says. bcoin speaks a protocol below 70016,
   // so the proxy's version shows bcoin's number: the buyer announces the x: feature right after

@@ -43,7 +43,7 @@ test('the root exports the programmatic API: config, startProxy, the hook API an
   const hooks = (await import(`${PACKAGE}/hooks`)) as typeof import('../../src/hooks/index.js');
   assert.equal(root.HookLoadError, hooks.HookLoadError);
   assert.equal(root.codec.encodeFrame, ((await import(`${PACKAGE}/codec`)) as typeof import('../../src/codec/index.js')).encodeFrame);
-  assert.throws(() => root.parseConfig('network: regtest\n', 'x.yaml'), (err: unknown) => err instanceof root.ConfigError && /backend \(line 1\): missing/.test(err.message));
+  assert.throws(() => root.parseConfig('network: regtest\n', 'x.yaml'), (err: unknown) => err instanceof root.ConfigError && /backend \(not set; add it at the top level\): required/.test(err.message));
   assert.equal(root.parseSize('5MiB'), 5 * 2 ** 20);
 });
 
