@@ -82,13 +82,14 @@ test('usage mistakes: exit 2, one clear message naming the command\'s help, neve
   assert.match(none.stderr, /^bitcoin-hook-proxy \S+\n/, 'no command: the list of commands');
 });
 
-test('the buyer commands are wired: an unreachable seller is a clear error with what to do, exit 1', async () => {
+test('the buyer commands are wired: an unreachable seller and a missing payer are clear errors with what to do', async () => {
   const port = await freePort(); // nobody listens there
-  for (const name of ['offers', 'buy']) {
-    const r = cli(name === 'buy' ? [name, `127.0.0.1:${port}`, '--tier', 'pro', '--max-sats', '10'] : [name, `127.0.0.1:${port}`]);
-    assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /unreachable[\s\S]*what to do/, `${name}: ${r.stderr}`);
-  }
+  const offers = cli(['offers', `127.0.0.1:${port}`]);
+  assert.equal(offers.status, 1, offers.stderr);
+  assert.match(offers.stderr, /unreachable[\s\S]*what to do/);
+  const buy = cli(['buy', `127.0.0.1:${port}`, '--tier', 'pro', '--max-sats', '10']);
+  assert.equal(buy.status, 2, buy.stderr);
+  assert.match(buy.stderr, /no payer: give --config with an outbound\.payer section/);
 });
 
 /** bitcoin.conf as deploy/ ships it: section name ('' at the top) → its bind= value. */
