@@ -8,10 +8,12 @@ import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
 import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
+import { openStore, type ProxyStore } from './store/index.js';
 
 export interface RunningProxy {
   config: Config;
   proxy: ProxyServer;
+  store: ProxyStore;
   metrics: ProxyMetrics;
   log: Logger;
   metricsServer: http.Server | null;
@@ -49,6 +51,8 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** where reload() reads the config from */
   configFile?: string;
+  /** the shared store to use instead of the one the config names (workers: the primary's over IPC) */
+  store?: ProxyStore;
   /** connect to the backend once at start (and again while it is down) so /ready does not wait for a peer; default true */
   probeBackend?: boolean;
 }
@@ -64,7 +68,9 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   }
   const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
   await bans.load();
-  const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics });
+  const store = options.store ?? (await openStore(config.store, log.child({ component: 'store' })));
+  const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics, banSync: store });
+  store.attachBans(proxy);
   metrics.watch(proxy);
   const loadChain = (c: Config): Promise<HookChain> =>
     loadHookChain(c.hooks, {
@@ -73,8 +79,14 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
       logger: (hook) => hookLogger(log.child({ hook })),
       metrics: () => metrics.hookMetrics(),
       observer: metrics,
+      store: (hook) => store.hookStore(hook),
     });
-  proxy.chain = await loadChain(config);
+  try {
+    proxy.chain = await loadChain(config);
+  } catch (err) {
+    await store.close(); // its connections would keep the process alive
+    throw err;
+  }
   if (config.hooks.length) log.info({ hooks: proxy.chain.hooks.map((h) => h.name) }, 'hook chain loaded');
 
   let current = config;
@@ -129,6 +141,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     return {
       config,
       proxy,
+      store,
       metrics,
       log,
       metricsServer,
@@ -139,12 +152,14 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
         await Promise.all([proxy.close(), ...servers.map((s) => new Promise<void>((r) => s.close(() => r())))]);
         bans.close();
         await proxy.chain.close();
+        await store.close();
       },
     };
   } catch (err) {
     await proxy.close();
     bans.close();
     await proxy.chain.close();
+    await store.close();
     for (const s of servers) s.close();
     throw err;
   }

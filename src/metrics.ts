@@ -133,6 +133,16 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
         if (h && h.backendUp !== null) this.set({ backend: formatHostPort(h.settings.backend) }, h.backendUp ? 1 : 0);
       },
     });
+    new Gauge({
+      name: 'bhp_store_up',
+      help: 'Whether the shared store (Redis) answers (1) or not (0: serving on local state); absent without a shared store',
+      registers,
+      collect(this: Gauge) {
+        this.reset();
+        const up = self.#health?.storeUp ?? null;
+        if (up !== null) this.set(up ? 1 : 0);
+      },
+    });
     this.#reloadSuccess = new Gauge({ name: 'bhp_config_reload_success', help: 'Whether the last config reload succeeded (1; also at start) or was refused (0)', registers });
     this.#reloadSuccess.set(1);
   }

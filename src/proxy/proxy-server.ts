@@ -9,7 +9,7 @@ import type { HookRuntimeHost } from '../hooks/loader.js';
 import { isThenable } from '../hooks/result.js';
 import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
 import { BackendDisconnectTracker } from './backend-disconnects.js';
-import { BanList, type Ban } from './ban-list.js';
+import { BanList, parseBanSubnet, type Ban } from './ban-list.js';
 import { ConnectionLimits } from './connection-limits.js';
 import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
 import { Eviction } from './eviction.js';
@@ -47,6 +47,16 @@ export interface ProxyServerOptions {
   observer?: ProxyObserver;
   /** the hook chain; empty when not given */
   chain?: HookChain;
+  /** tells other proxies of bans made here (the shared store); none: bans stay local */
+  banSync?: BanSync;
+}
+
+/** What the proxy needs of a shared store: publish its own ban changes, and whether it is reachable. */
+export interface BanSync {
+  readonly kind: string;
+  readonly up: boolean;
+  banAdded(ban: Ban): void;
+  banRemoved(subnet: string): void;
 }
 
 /**
@@ -59,6 +69,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly observer: ProxyObserver;
   readonly log: Logger;
   readonly bans: BanList;
+  readonly banSync: BanSync | null;
   settings: ProxySettings;
   /** swapped on reload; a message already inside the old chain finishes there */
   chain: HookChain;
@@ -82,6 +93,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   constructor(options: ProxyServerOptions) {
     this.settings = options.settings;
     this.bans = options.bans;
+    this.banSync = options.banSync ?? null;
     this.log = options.log;
     this.observer = options.observer ?? nullObserver;
     this.chain = options.chain ?? HookChain.empty({ network: this.settings.network, maxMessageSize: this.settings.maxMessageSize, timeoutMs: 5000 });
@@ -118,6 +130,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   sessions(): PeerSession[] {
     return [...this.#sessions.values()];
+  }
+
+  /** null: no shared store; else whether it is reachable now (unreachable: /ready says degraded) */
+  get storeUp(): boolean | null {
+    return this.banSync && this.banSync.kind !== 'local' ? this.banSync.up : null;
   }
 
   /** null until the first backend connection attempt (the probe at listen() makes one at once). */
@@ -382,15 +399,41 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.observer.banAdded(kind);
     this.observer.bansCurrent(this.bans.size);
     this.log.warn({ ban: ban.subnet, until: new Date(ban.until).toISOString(), reason }, 'banned');
+    this.banSync?.banAdded(ban);
+    this.#closeBanned(ban);
+    return ban;
+  }
+
+  #closeBanned(ban: Ban): void {
     const parsed = parseSubnet(ban.subnet)!;
     for (const s of this.#sessions.values()) if (subnetContains(parsed, s.address)) s.close('banned');
-    return ban;
   }
 
   unban(subnet: string): boolean {
     const removed = this.bans.remove(subnet);
     this.observer.bansCurrent(this.bans.size);
+    if (removed) this.banSync?.banRemoved(parseBanSubnet(subnet)!.text);
     return removed;
+  }
+
+  // BanSink: ban changes other proxies made, from the shared store (not published back)
+
+  applySharedBan(ban: Ban): void {
+    const merged = this.bans.merge(ban);
+    if (!merged) return;
+    this.observer.bansCurrent(this.bans.size);
+    this.log.warn({ ban: merged.subnet, until: new Date(merged.until).toISOString(), reason: merged.reason }, 'banned by another proxy');
+    this.#closeBanned(merged);
+  }
+
+  applySharedUnban(subnet: string): void {
+    if (!this.bans.remove(subnet)) return;
+    this.observer.bansCurrent(this.bans.size);
+    this.log.info({ ban: subnet }, 'ban lifted by another proxy');
+  }
+
+  localBans(): Ban[] {
+    return this.bans.list();
   }
 
   /** Stop accepting, close every session, save bans. */
