@@ -34,7 +34,7 @@ return n`;
 
 /** HSET only when it extends the ban: two proxies banning one subnet keep the later end. */
 const BAN_MERGE = `local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and tonumber(cjson.decode(cur).until) >= tonumber(ARGV[3]) then return 0 end
+if cur and tonumber(cjson.decode(cur)['until']) >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PUBLISH', KEYS[1], ARGV[4])
 return 1`;
