@@ -38,6 +38,7 @@ export function proxySettings(c: Config): ProxySettings {
     banThreshold: c.bans.threshold,
     banDuration: c.bans.duration,
     backendDisconnects: c.bans.backendDisconnects,
+    proxyProtocolTrusted: c.proxyProtocol?.trusted ?? [],
   };
 }
 

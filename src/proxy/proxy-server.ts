@@ -7,7 +7,8 @@ import { HookChain } from '../hooks/chain.js';
 import { parseDuration } from '../hooks/units.js';
 import type { HookRuntimeHost } from '../hooks/loader.js';
 import { isThenable } from '../hooks/result.js';
-import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
+import { normalizeAddress, subnetContains, parseSubnet, type Subnet } from './address.js';
+import { readProxyHeader } from './proxy-protocol.js';
 import { BackendDisconnectTracker } from './backend-disconnects.js';
 import { BanList, parseBanSubnet, type Ban } from './ban-list.js';
 import { ConnectionLimits } from './connection-limits.js';
@@ -34,6 +35,8 @@ export interface ProxySettings extends SessionSettings {
   banDuration: number;
   backendDisconnects: { count: number; window: number; duration: number };
   connectionRate: ConnectionRateSettings;
+  /** load balancers (CIDRs) whose connections start with a PROXY protocol header; empty: none */
+  proxyProtocolTrusted?: readonly string[];
 }
 
 /** How often eviction samples which peers are idle. */
@@ -87,6 +90,10 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   #nextId = 1;
   #closing = false;
   #backendUp: boolean | null = null;
+  /** load balancers that send the PROXY protocol */
+  #trusted: Subnet[];
+  /** trusted connections whose PROXY header is still being read */
+  readonly #headers = new Set<net.Socket>();
   #probing = false;
   #probeTimer: NodeJS.Timeout | null = null;
 
@@ -109,6 +116,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       },
     });
     this.#rate = new ConnectionRate(this.settings.connectionRate);
+    this.#trusted = trustedSubnets(this.settings);
   }
 
   /** How the candidates of backend-initiated disconnects were judged (counted or not, and why). */
@@ -208,6 +216,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.settings = settings;
     this.#limits.settings = settings;
     this.#rate.settings = settings.connectionRate;
+    this.#trusted = trustedSubnets(settings);
     this.#backendDisconnects.count = settings.backendDisconnects.count;
     this.#backendDisconnects.windowMs = settings.backendDisconnects.window;
   }
@@ -221,7 +230,26 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   }
 
   #accept(socket: net.Socket): void {
-    const address = normalizeAddress(socket.remoteAddress ?? '');
+    const source = normalizeAddress(socket.remoteAddress ?? '');
+    if (!this.#trusted.some((t) => subnetContains(t, source))) return this.#acceptFrom(socket, source, socket.remotePort ?? 0);
+    // a load balancer: the real peer is in the PROXY header; nothing is decided before it
+    if (this.#closing) return this.#refuse(socket, source, 'shutting_down');
+    socket.on('error', () => {});
+    this.#headers.add(socket);
+    readProxyHeader(socket, this.settings.handshakeTimeout).then(
+      (h) => {
+        if (!this.#headers.delete(socket)) return; // destroyed by close()
+        if (h.kind === 'local') return void socket.destroy(); // the balancer's health check
+        this.#acceptFrom(socket, h.address, h.port);
+      },
+      (err: Error) => {
+        this.#headers.delete(socket);
+        this.#refuse(socket, source, 'proxy_protocol', { err: err.message });
+      },
+    );
+  }
+
+  #acceptFrom(socket: net.Socket, address: string, port: number): void {
     if (this.#closing) return this.#refuse(socket, address, 'shutting_down');
     const ban = this.bans.find(address);
     if (ban) return this.#refuse(socket, address, 'banned', { ban: ban.subnet, until: new Date(ban.until).toISOString() });
@@ -232,7 +260,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const chain = this.chain;
     if (chain.acceptHooks.length === 0) return this.#admit(socket, address);
     if (this.#accepting.size >= Math.max(64, this.settings.maxPeers)) return this.#refuse(socket, address, 'accept_busy');
-    const conn: HookConnection = { address, port: socket.remotePort ?? 0, localAddress: normalizeAddress(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
+    const conn: HookConnection = { address, port, localAddress: normalizeAddress(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
     const decision = chain.accept(conn);
     if (!isThenable(decision)) return this.#decided(socket, address, decision);
     this.#accepting.add(socket);
@@ -445,6 +473,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     if (this.#idleSampler) clearInterval(this.#idleSampler);
     for (const s of this.#accepting) s.destroy();
     this.#accepting.clear();
+    for (const s of this.#headers) s.destroy();
+    this.#headers.clear();
     const closed = Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.#pending) s.destroy();
     for (const s of this.#sessions.values()) s.close('shutdown');
@@ -452,4 +482,12 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     await this.bans.save();
     this.log.info('proxy stopped');
   }
+}
+
+function trustedSubnets(settings: ProxySettings): Subnet[] {
+  return (settings.proxyProtocolTrusted ?? []).map((c) => {
+    const s = parseSubnet(c);
+    if (!s) throw new Error(`proxyProtocol.trusted: not an address or CIDR: ${c}`);
+    return s;
+  });
 }
