@@ -8,6 +8,7 @@ import { formatHostPort, type HostPort } from './config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from './hooks/loader.js';
 import { ProxyMetrics } from './metrics.js';
 import { checkBanFileWritable } from './proxy/ban-list.js';
+import { isWorker, runPrimary, runWorker } from './workers.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -90,6 +91,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(`${values.config}: valid (network ${config.network.name}, ${config.listen.length} listener(s), backend ${formatHostPort(config.backend)}, ${config.hooks.length} hook(s))`);
       return 0;
     }
+    if (isWorker()) return await runWorker(values.config);
+    if (config.workers > 1) return await runPrimary(config, values.config);
     const running = await startProxy(config, { configFile: values.config });
     process.on('SIGHUP', () => {
       running.log.info('SIGHUP: reloading config');

@@ -76,7 +76,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#backendFailures = new Counter({ name: 'bhp_backend_connect_failures_total', help: 'Failed connections to the backend node', registers });
     this.#v2Passthrough = new Counter({ name: 'bhp_v2_passthrough_total', help: 'Sessions piped raw because the peer opened with BIP324 v2', registers });
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
-    this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
+    this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers, aggregator: 'max' }); // workers hold the same list
     this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
     this.#hookCalls = new FastHistogram(this.registry, 'bhp_hook_invocation_seconds', 'Time spent in one hook call (count = invocations), by hook', 'hook', [
@@ -127,6 +127,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       help: 'Whether the last connection to the backend node succeeded (1) or failed (0); absent until the first attempt',
       labelNames: ['backend'],
       registers,
+      aggregator: 'min',
       collect(this: Gauge) {
         this.reset();
         const h = self.#health;
@@ -137,13 +138,14 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       name: 'bhp_store_up',
       help: 'Whether the shared store (Redis) answers (1) or not (0: serving on local state); absent without a shared store',
       registers,
+      aggregator: 'min',
       collect(this: Gauge) {
         this.reset();
         const up = self.#health?.storeUp ?? null;
         if (up !== null) this.set(up ? 1 : 0);
       },
     });
-    this.#reloadSuccess = new Gauge({ name: 'bhp_config_reload_success', help: 'Whether the last config reload succeeded (1; also at start) or was refused (0)', registers });
+    this.#reloadSuccess = new Gauge({ name: 'bhp_config_reload_success', help: 'Whether the last config reload succeeded (1; also at start) or was refused (0)', registers, aggregator: 'min' });
     this.#reloadSuccess.set(1);
   }
 
