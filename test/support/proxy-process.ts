@@ -30,7 +30,7 @@ export interface ProxyProcess {
 }
 
 /** `yaml` is added under the generated network/listen/backend/admin/metrics keys. */
-export async function startProxyProcess(backendPort: number, yaml = '', options: { port?: number; waitReady?: boolean } = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(backendPort: number, yaml = '', options: { port?: number; waitReady?: boolean; /** more keys of `bans:`, e.g. "threshold: 10" */ bans?: string } = {}): Promise<ProxyProcess> {
   const [port, adminPort, metricsPort] = [options.port ?? (await freePort()), await freePort(), await freePort()];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-proc-'));
   const config = path.join(dir, 'proxy.yaml');
@@ -42,7 +42,7 @@ export async function startProxyProcess(backendPort: number, yaml = '', options:
       `backend: 127.0.0.1:${backendPort}`,
       `metrics: { listen: "127.0.0.1:${metricsPort}" }`,
       `admin: { listen: "127.0.0.1:${adminPort}", token: "${ADMIN_TOKEN}" }`,
-      `bans: { file: ${JSON.stringify(path.join(dir, 'bans.json'))} }`,
+      `bans: { file: ${JSON.stringify(path.join(dir, 'bans.json'))}${options.bans ? `, ${options.bans}` : ''} }`,
       'log: { level: debug }',
       yaml,
     ].join('\n'),
@@ -71,6 +71,11 @@ export async function startProxyProcess(backendPort: number, yaml = '', options:
     },
   };
   const what = options.waitReady === false ? '/health' : '/ready';
-  await waitFor(async () => (await httpRequest(adminPort, 'GET', what)).status === 200, 60_000, `proxy process ${what} (output: ${out.slice(-2000)})`);
+  try {
+    await waitFor(async () => proc.exitCode === null && (await httpRequest(adminPort, 'GET', what)).status === 200, 60_000, `proxy process ${what}`);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}; its output: ${out.slice(-2000)}`);
+  }
   return p;
 }
