@@ -7,7 +7,7 @@ import { loadHookChain, type LoadOptions } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
-import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
+import { ProxyServer, type ProxySettings, type SlotGate } from './proxy/proxy-server.js';
 import { openStore, type ProxyStore } from './store/index.js';
 
 export interface RunningProxy {
@@ -54,6 +54,8 @@ export interface StartOptions {
   configFile?: string;
   /** the shared store to use instead of the one the config names (workers: the primary's over IPC) */
   store?: ProxyStore;
+  /** per-address slots counted over several processes (workers) */
+  slotGate?: SlotGate;
   /** connect to the backend once at start (and again while it is down) so /ready does not wait for a peer; default true */
   probeBackend?: boolean;
 }
@@ -70,7 +72,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
   await bans.load();
   const store = options.store ?? (await openStore(config.store, log.child({ component: 'store' })));
-  const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics, banSync: store });
+  const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics, banSync: store, slotGate: options.slotGate });
   store.attachBans(proxy);
   metrics.watch(proxy);
   const loadChain = (c: Config): Promise<HookChain> =>

@@ -19,6 +19,7 @@ import { waitForShutdown } from './lifecycle.js';
 import { createLogger, type Logger } from './logging.js';
 import { listenHttp } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
+import { ConnectionLimits } from './proxy/connection-limits.js';
 import { peerInfoJson } from './proxy/peer-info.js';
 import { ProxyServer } from './proxy/proxy-server.js';
 import { IpcStore, isToWorker, type ToPrimary, type ToWorker } from './store/ipc-store.js';
@@ -42,7 +43,7 @@ export async function runWorker(configFile: string): Promise<number> {
   const config = workerConfig(loadConfig(configFile));
   const send = (m: ToPrimary) => process.send?.(m);
   const store = new IpcStore({ send, on: (e, l) => process.on(e, l) }, config.store !== null);
-  const running = await startProxy(config, { store, configFile });
+  const running = await startProxy(config, { store, slotGate: store, configFile });
   new AggregatorRegistry(); // its constructor installs the listener that answers the primary's scrape
   AggregatorRegistry.setRegistries([running.metrics.registry]);
   process.on('message', (m: unknown) => {
@@ -110,6 +111,17 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     },
     localBans: () => control.localBans(),
   });
+  // per-address and per-subnet slots over every worker (maxPeers stays per worker: eviction is local)
+  const slots = new ConnectionLimits({ ...config.limits, maxPeers: Number.POSITIVE_INFINITY });
+  const held = new Map<number, Map<string, number>>();
+  const releaseSlot = (workerId: number, address: string) => {
+    const mine = held.get(workerId);
+    const n = mine?.get(address) ?? 0;
+    if (n <= 0) return;
+    if (n === 1) mine!.delete(address);
+    else mine!.set(address, n - 1);
+    slots.release(address);
+  };
   let storeUp = store.up;
   const storeWatch = setInterval(() => {
     if (store.up !== storeUp) broadcast({ bhp: 'store-up', up: (storeUp = store.up) });
@@ -159,6 +171,18 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
           (value) => w.isConnected() && w.send({ bhp: 'kv-reply', id: msg.id, ok: true, value } satisfies ToWorker),
           (err: Error) => w.isConnected() && w.send({ bhp: 'kv-reply', id: msg.id, ok: false, name: err.name, message: err.message } satisfies ToWorker),
         );
+      case 'slot': {
+        const refused = slots.check(msg.address);
+        if (!refused) {
+          slots.acquire(msg.address);
+          const mine = held.get(w.id) ?? new Map<string, number>();
+          held.set(w.id, mine.set(msg.address, (mine.get(msg.address) ?? 0) + 1));
+        }
+        w.send({ bhp: 'slot-reply', id: msg.id, refused } satisfies ToWorker);
+        return;
+      }
+      case 'unslot':
+        return releaseSlot(w.id, msg.address);
       case 'reply':
         asks.get(msg.id)?.(msg.value);
         asks.delete(msg.id);
@@ -174,6 +198,9 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     w.on('message', (m: unknown) => onMessage(w, m));
     w.on('exit', (code, signal) => {
       workers.delete(w.id);
+      // its peers are gone with it
+      for (const [address, n] of held.get(w.id) ?? []) for (let i = 0; i < n; i++) slots.release(address);
+      held.delete(w.id);
       if (stopping) return;
       log.error({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; starting another');
       setTimeout(() => !stopping && fork(), RESTART_DELAY_MS).unref();
@@ -212,6 +239,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
   const reload = async (): Promise<string> => {
     const c = loadConfig(configFile); // a bad file is refused here, before any worker sees it
     control.updateSettings({ ...proxySettings(c), listen: current.listen, backend: current.backend, network: current.network });
+    slots.settings = { ...c.limits, maxPeers: Number.POSITIVE_INFINITY };
     current = c;
     const answers = (await askAll('reload')) as unknown[];
     const failed = answers.filter((a) => typeof a !== 'string');

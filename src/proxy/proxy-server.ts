@@ -52,6 +52,18 @@ export interface ProxyServerOptions {
   chain?: HookChain;
   /** tells other proxies of bans made here (the shared store); none: bans stay local */
   banSync?: BanSync;
+  /** per-address and per-subnet slots counted over several processes (workers); none: counted here */
+  slotGate?: SlotGate;
+}
+
+/**
+ * Slots held across processes: `workers: N` counts per-address and per-subnet connections in
+ * the primary, so N workers allow what one would. Asked once per accepted connection (never per
+ * message); answers null (granted) or the refusal reason.
+ */
+export interface SlotGate {
+  acquire(address: string): Promise<RefuseReason | null>;
+  release(address: string): void;
 }
 
 /** What the proxy needs of a shared store: publish its own ban changes, and whether it is reachable. */
@@ -73,6 +85,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly log: Logger;
   readonly bans: BanList;
   readonly banSync: BanSync | null;
+  readonly #gate: SlotGate | null;
   settings: ProxySettings;
   /** swapped on reload; a message already inside the old chain finishes there */
   chain: HookChain;
@@ -101,6 +114,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.settings = options.settings;
     this.bans = options.bans;
     this.banSync = options.banSync ?? null;
+    this.#gate = options.slotGate ?? null;
     this.log = options.log;
     this.observer = options.observer ?? nullObserver;
     this.chain = options.chain ?? HookChain.empty({ network: this.settings.network, maxMessageSize: this.settings.maxMessageSize, timeoutMs: 5000 });
@@ -293,11 +307,28 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   }
 
   /** The last check (slots, evicting one peer when full), then the backend connection. */
-  #admit(socket: net.Socket, address: string): void {
+  #admit(socket: net.Socket, address: string, gated = false): void {
     if (socket.destroyed) return;
+    const gate = this.#gate;
+    if (gate && !gated) {
+      // the other workers' peers count too: ask the primary for the address's slot first
+      this.#accepting.add(socket);
+      void gate.acquire(address).then((refused) => {
+        if (!this.#accepting.delete(socket) || socket.destroyed || this.#closing) {
+          if (!refused) gate.release(address);
+          return void socket.destroy();
+        }
+        if (refused) return this.#refuse(socket, address, refused);
+        this.#admit(socket, address, true);
+      });
+      return;
+    }
     let limited = this.#limits.check(address);
     if (limited === 'max_peers' && this.#evictOne()) limited = this.#limits.check(address);
-    if (limited) return this.#refuse(socket, address, limited);
+    if (limited) {
+      if (gated) gate!.release(address);
+      return this.#refuse(socket, address, limited);
+    }
     this.#limits.acquire(address);
     this.#pending.add(socket);
 
@@ -324,7 +355,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const fail = (err: Error) => {
       clearTimeout(timer);
       this.#pending.delete(socket);
-      this.#limits.release(address);
+      this.#releaseSlot(address);
       this.observer.backendConnectFailed();
       this.#backendDisconnects.backendConnectFailed();
       this.#backendReachable(err);
@@ -337,7 +368,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       this.#pending.delete(socket);
       this.#backendReachable(null);
       if (socket.destroyed || this.#closing) {
-        this.#limits.release(address);
+        this.#releaseSlot(address);
         backend.destroy();
         socket.destroy();
         return;
@@ -355,7 +386,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   sessionEnded(session: PeerSession, reason: CloseReason): void {
     if (!this.#sessions.delete(session.info.id)) return;
-    this.#limits.release(session.address);
+    this.#releaseSlot(session.address);
     const seconds = (Date.now() - session.info.connectedAt) / 1000;
     this.observer.sessionClosed(reason, seconds);
     session.log.info({ reason, seconds: Math.round(seconds * 1000) / 1000, bytesIn: session.info.bytesIn, bytesOut: session.info.bytesOut }, 'peer disconnected');
@@ -363,6 +394,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       // judged a little later, once it is known whether this was the peer or an outage
       this.#backendDisconnects.backendClosed(session.address, session.info.handshakeComplete, this.#sessions.size + 1);
     }
+  }
+
+  #releaseSlot(address: string): void {
+    this.#limits.release(address);
+    this.#gate?.release(address);
   }
 
   #liveInfos(): PeerInfo[] {

@@ -7,6 +7,8 @@
 import type { HookStore, StoreTtl } from '../hooks/api.js';
 import { StoreUnavailableError } from '../hooks/memory-store.js';
 import type { Ban } from '../proxy/ban-list.js';
+import type { RefuseReason } from '../proxy/observer.js';
+import type { SlotGate } from '../proxy/proxy-server.js';
 import type { BanSink, ProxyStore } from './store.js';
 
 /** Messages between primary and workers; `bhp` tells them from other IPC traffic. */
@@ -15,12 +17,16 @@ export type ToPrimary =
   | { bhp: 'ban'; ban: Ban }
   | { bhp: 'unban'; subnet: string }
   | { bhp: 'kv'; id: number; ns: string; op: KvOp; args: unknown[] }
-  | { bhp: 'reply'; id: number; value: unknown };
+  | { bhp: 'reply'; id: number; value: unknown }
+  /** a per-address slot for a new connection (limits counted over every worker) */
+  | { bhp: 'slot'; id: number; address: string }
+  | { bhp: 'unslot'; address: string };
 
 export type ToWorker =
   | { bhp: 'shared-ban'; ban: Ban }
   | { bhp: 'shared-unban'; subnet: string }
   | { bhp: 'store-up'; up: boolean }
+  | { bhp: 'slot-reply'; id: number; refused: RefuseReason | null }
   | { bhp: 'kv-reply'; id: number; ok: true; value: unknown }
   | { bhp: 'kv-reply'; id: number; ok: false; name: string; message: string }
   /** the primary asks: peers, readiness, reload */
@@ -37,13 +43,14 @@ export function isToWorker(m: unknown): m is ToWorker {
   return typeof m === 'object' && m !== null && typeof (m as { bhp?: unknown }).bhp === 'string';
 }
 
-export class IpcStore implements ProxyStore {
+export class IpcStore implements ProxyStore, SlotGate {
   /** 'primary' when the primary holds Redis (its outages are reported); 'local' otherwise */
   readonly kind: 'primary' | 'local';
   #up = true;
   #sink: BanSink | null = null;
   #nextId = 1;
   readonly #calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #slots = new Map<number, (refused: RefuseReason | null) => void>();
 
   /** `shared`: the primary's store is Redis (other proxies see the keys); a local one is memory only */
   constructor(
@@ -56,6 +63,10 @@ export class IpcStore implements ProxyStore {
       if (m.bhp === 'shared-ban') this.#sink?.applySharedBan(m.ban);
       else if (m.bhp === 'shared-unban') this.#sink?.applySharedUnban(m.subnet);
       else if (m.bhp === 'store-up') this.#up = m.up;
+      else if (m.bhp === 'slot-reply') {
+        this.#slots.get(m.id)?.(m.refused);
+        this.#slots.delete(m.id);
+      }
       else if (m.bhp === 'kv-reply') {
         const call = this.#calls.get(m.id);
         if (!call) return;
@@ -84,6 +95,18 @@ export class IpcStore implements ProxyStore {
     this.channel.send({ bhp: 'unban', subnet });
   }
 
+  acquire(address: string): Promise<RefuseReason | null> {
+    return new Promise((resolve) => {
+      const id = this.#nextId++;
+      this.#slots.set(id, resolve);
+      this.channel.send({ bhp: 'slot', id, address });
+    });
+  }
+
+  release(address: string): void {
+    this.channel.send({ bhp: 'unslot', address });
+  }
+
   hookStore(ns: string): HookStore {
     const call = <T>(op: KvOp, ...args: unknown[]): Promise<T> =>
       new Promise((resolve, reject) => {
@@ -106,5 +129,7 @@ export class IpcStore implements ProxyStore {
   async close(): Promise<void> {
     for (const c of this.#calls.values()) c.reject(new StoreUnavailableError('the worker is shutting down'));
     this.#calls.clear();
+    for (const answer of this.#slots.values()) answer('shutting_down');
+    this.#slots.clear();
   }
 }

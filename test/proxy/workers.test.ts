@@ -24,7 +24,7 @@ let proxy: ProxyProcess;
 before(async () => {
   if (skip) return;
   node = await startLitecoind({ name: 'workers', disableWallet: true });
-  proxy = await startProxyProcess(node.p2pPort, 'workers: 2', { bans: 'threshold: 10' });
+  proxy = await startProxyProcess(node.p2pPort, 'workers: 2\nlimits: { maxPeersPerAddress: 2 }', { bans: 'threshold: 10' });
 });
 after(async () => {
   await proxy?.stop();
@@ -74,6 +74,33 @@ test('a ban through the admin API is on disk and enforced by both workers; a wor
   const listed = async () => ((await proxy.admin('GET', '/bans')).json.bans as { subnet: string }[]).some((b) => b.subnet === '127.0.5.31/32');
   await waitFor(listed, 20_000, 'the misbehaving address banned and known to the primary');
   assert.equal(await refusedEverywhere('127.0.5.31', 6), true, 'the worker-made ban holds at both workers');
+});
+
+test('maxPeersPerAddress holds over both workers, as with one', { skip }, async () => {
+  const open: P2PClient[] = [];
+  let refused = 0;
+  for (let i = 0; i < 6; i++) {
+    const c = await P2PClient.connect(proxy.port, { localAddress: '127.0.5.50' });
+    c.socket.on('error', () => {});
+    try {
+      await c.handshake(10_000);
+      open.push(c);
+    } catch {
+      assert.equal(await c.closedWithin(10_000), true, 'a connection that did not handshake was closed');
+      refused++;
+    }
+  }
+  assert.equal(open.length, 2, 'two connections of one address, whichever workers took them');
+  assert.equal(refused, 4);
+  const served = new Set((await peers()).filter((p) => p.address === '127.0.5.50').map((p) => p.worker));
+  assert.ok(served.size >= 1);
+  assert.match((await httpRequest(proxy.metricsPort, 'GET', '/metrics')).text, /^bhp_connections_refused_total\{reason="max_per_address"\} 4$/m);
+  // a slot freed at one worker can be taken at the other
+  await open.pop()!.close();
+  await waitFor(async () => (await peers()).filter((p) => p.address === '127.0.5.50').length === 1, 20_000, 'the closed session gone');
+  const again = await P2PClient.connect(proxy.port, { localAddress: '127.0.5.50' });
+  await again.handshake(10_000);
+  for (const c of [...open, again]) await c.close();
 });
 
 test('a killed worker is replaced and logged; SIGHUP reloads both', { skip }, async () => {
