@@ -14,7 +14,7 @@ const NET = NETWORKS.regtest;
 const BLOCK = encodeFrame(NET, 'block', Buffer.alloc(1_000_000, 7)).raw;
 const SMALL = encodeFrame(NET, 'tx', Buffer.alloc(250, 1)).raw;
 const BLOCKS_PER_RUN = 200;
-const SMALL_PER_RUN = 200_000;
+export const SMALL_PER_RUN = 200_000;
 const PINGS = 1000;
 const IDLE_PEERS = 1000;
 
@@ -45,7 +45,7 @@ export function splitter(onFrame: (cmd: string, payload: Buffer) => void): (chun
 }
 
 /** The bitcoind-shaped backend: version → version+verack; ping → pong; getblocks → N blocks; tx ×N → "done". */
-async function startBackend(): Promise<{ server: net.Server; port: number }> {
+export async function startBackend(): Promise<{ server: net.Server; port: number }> {
   const server = net.createServer((s) => {
     s.setNoDelay(true);
     let txs = 0;
@@ -174,7 +174,7 @@ async function blockDownload(port: number): Promise<number> {
   return total / seconds / 1e6;
 }
 
-async function smallMessages(port: number): Promise<number> {
+export async function smallMessages(port: number): Promise<number> {
   const c = await client(port);
   const done = new Promise<void>((r) => c.frames((cmd) => cmd === 'notfound' && r()));
   const batch = Buffer.concat(Array.from({ length: 100 }, () => SMALL));

@@ -13,6 +13,7 @@ const MODULES: Record<string, BenchModule> = {
   chain: benchChain,
   'block-cache': async (o) => (await import('./block-cache.bench.js')).benchBlockCache(o),
   'cut-through': async (o) => (await import('./cut-through.bench.js')).benchCutThrough(o),
+  workers: async (o) => (await import('./workers.bench.js')).benchWorkers(o),
 };
 
 async function main(argv: string[]): Promise<void> {
