@@ -47,7 +47,7 @@ if (mode === 'workers') {
       'limits: { maxPeers: 5000, maxPeersPerAddress: 5000, maxPeersPerSubnet: 5000, idleTimeout: 1h, handshakeTimeout: 1h, connectionRate: { perAddress: { burst: 0 }, perSubnet: { burst: 0 } } }',
     ].join('\n');
     writeFileSync(file, yaml);
-    void runPrimary(loadConfig(file), file);
+    void runPrimary(loadConfig(file), file).then((code) => process.exit(code)); // stdin keeps it alive otherwise
     // READY once a worker accepts
     for (;;) {
       const ok = await new Promise<boolean>((r) => {
