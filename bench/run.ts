@@ -14,6 +14,7 @@ const MODULES: Record<string, BenchModule> = {
   'block-cache': async (o) => (await import('./block-cache.bench.js')).benchBlockCache(o),
   'cut-through': async (o) => (await import('./cut-through.bench.js')).benchCutThrough(o),
   v2: async (o) => (await import('./v2.bench.js')).benchV2(o),
+  workers: async (o) => (await import('./workers.bench.js')).benchWorkers(o),
 };
 
 async function main(argv: string[]): Promise<void> {

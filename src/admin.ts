@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parseDuration } from './config-values.js';
-import { readiness } from './health.js';
+import { readiness, type Readiness } from './health.js';
 import { AdminRouteError, findAdminRoute, runAdminRoute } from './hooks/admin-routes.js';
 import { listenHttp } from './metrics.js';
 import { isoTime, parseBanSubnet, type Ban } from './proxy/ban-list.js';
@@ -17,6 +17,10 @@ export interface AdminActions {
   hooks?: () => unknown;
   /** where server-side failures (500) are logged */
   log?: Logger;
+  /** workers: the peers of every worker (default: this process's sessions) */
+  peers?: () => Promise<unknown[]>;
+  /** workers: readiness over every worker (default: this process's proxy) */
+  readiness?: () => Promise<Readiness>;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -67,7 +71,7 @@ export function createAdminServer(token: string, actions: AdminActions): http.Se
     const { proxy } = actions;
     if (route === 'GET /health') return send(res, 200, { status: 'ok' });
     if (route === 'GET /ready') {
-      const r = readiness(proxy);
+      const r = actions.readiness ? await actions.readiness() : readiness(proxy);
       return send(res, r.ready ? 200 : 503, r);
     }
     const m = /^bearer[ \t]+(.*)$/i.exec(req.headers.authorization ?? '');
@@ -79,7 +83,7 @@ export function createAdminServer(token: string, actions: AdminActions): http.Se
     if (known && !known.methods.includes(req.method ?? '')) {
       throw new ClientError(405, `${path} accepts ${known.methods.join(', ')}`, { allow: known.methods.join(', ') });
     }
-    if (route === 'GET /peers') return send(res, 200, { peers: proxy.sessions().map((s) => peerInfoJson(s.info)) });
+    if (route === 'GET /peers') return send(res, 200, { peers: actions.peers ? await actions.peers() : proxy.sessions().map((s) => peerInfoJson(s.info)) });
     if (route === 'GET /bans') return send(res, 200, { bans: proxy.bans.list().map(banJson) });
     if (route === 'POST /bans') {
       const { subnet, duration, reason } = banRequest(await readJson(req), proxy.settings.banDuration);

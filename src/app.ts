@@ -7,12 +7,14 @@ import { loadHookChain, type LoadOptions } from './hooks/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { ProxyMetrics } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
-import { ProxyServer, type ProxySettings } from './proxy/proxy-server.js';
+import { ProxyServer, type ProxySettings, type SlotGate } from './proxy/proxy-server.js';
 import type { RunningOutbound } from './outbound.js';
+import { openStore, type ProxyStore } from './store/index.js';
 
 export interface RunningProxy {
   config: Config;
   proxy: ProxyServer;
+  store: ProxyStore;
   metrics: ProxyMetrics;
   log: Logger;
   metricsServer: http.Server | null;
@@ -39,6 +41,7 @@ export function proxySettings(c: Config): ProxySettings {
     banThreshold: c.bans.threshold,
     banDuration: c.bans.duration,
     backendDisconnects: c.bans.backendDisconnects,
+    proxyProtocolTrusted: c.proxyProtocol?.trusted ?? [],
   };
 }
 
@@ -52,6 +55,10 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** where reload() reads the config from */
   configFile?: string;
+  /** the shared store to use instead of the one the config names (workers: the primary's over IPC) */
+  store?: ProxyStore;
+  /** per-address slots counted over several processes (workers) */
+  slotGate?: SlotGate;
   /** connect to the backend once at start (and again while it is down) so /ready does not wait for a peer; default true */
   probeBackend?: boolean;
 }
@@ -67,7 +74,9 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   }
   const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
   await bans.load();
-  const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics });
+  const store = options.store ?? (await openStore(config.store, log.child({ component: 'store' })));
+  const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics, banSync: store, slotGate: options.slotGate });
+  store.attachBans(proxy);
   metrics.watch(proxy);
   const loadChain = (c: Config): Promise<HookChain> =>
     loadHookChain(c.hooks, {
@@ -76,8 +85,14 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
       logger: (hook) => hookLogger(log.child({ hook })),
       metrics: () => metrics.hookMetrics(),
       observer: metrics,
+      store: (hook) => store.hookStore(hook),
     });
-  proxy.chain = await loadChain(config);
+  try {
+    proxy.chain = await loadChain(config);
+  } catch (err) {
+    await store.close(); // its connections would keep the process alive
+    throw err;
+  }
   if (config.hooks.length) log.info({ hooks: proxy.chain.hooks.map((h) => h.name) }, 'hook chain loaded');
 
   let current = config;
@@ -146,6 +161,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     return {
       config,
       proxy,
+      store,
       metrics,
       log,
       metricsServer,
@@ -157,12 +173,14 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
         await Promise.all([proxy.close(), outbound?.close(), ...servers.map((s) => new Promise<void>((r) => s.close(() => r())))]);
         bans.close();
         await proxy.chain.close();
+        await store.close();
       },
     };
   } catch (err) {
     await proxy.close();
     bans.close();
     await proxy.chain.close();
+    await store.close();
     for (const s of servers) s.close();
     throw err;
   }

@@ -1,5 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
+import { parseSubnet } from './proxy/address.js';
 import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, visit, type Document, type Scalar } from 'yaml';
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
@@ -72,6 +74,21 @@ export interface Config {
   hooks: HookEntry[];
   /** our own node's outbound connections through the SOCKS5 front, with a buying policy (docs/buyer.md); null: off */
   outbound: OutboundConfig | null;
+  /** shared state: null keeps it in this process (memory and the ban file) */
+  store: StoreSetting | null;
+  /** PROXY protocol (v1/v2) accepted from these load balancers only; null: not accepted */
+  proxyProtocol: { trusted: string[] } | null;
+  /** processes sharing the listeners (node:cluster); 1 runs in this process */
+  workers: number;
+}
+
+export interface StoreSetting {
+  /** redis://[user:pass@]host:port[/db] or rediss:// */
+  redis: string;
+  /** key prefix, so several fleets can share one Redis */
+  prefix: string;
+  /** how often the whole ban set is compared with Redis (pub/sub carries changes at once) */
+  syncInterval: number;
 }
 
 export interface HookBudgetSetting {
@@ -249,6 +266,20 @@ const schema = z.strictObject({
       }),
     )
     .default([]),
+  store: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        redis: z.string().regex(/^rediss?:\/\/\S+$/, 'expected a redis:// or rediss:// URL'),
+        prefix: z.string().max(64).default('bhp:'),
+        syncInterval: duration('10s'),
+      }),
+    ])
+    .default(false),
+  proxyProtocol: z
+    .union([z.literal(false), z.strictObject({ trusted: z.array(z.string().refine((c) => parseSubnet(c) !== null, 'expected an address or CIDR')).min(1) })])
+    .default(false),
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
 });
 
 /** A config problem, with every issue naming its key and line. */
@@ -365,6 +396,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     log: c.log,
     hooks: c.hooks.map((h, i): HookEntry => withLocate(h, (optionPath) => where(doc, lineCounter, ['hooks', i, 'options', ...optionPath]))),
     outbound: c.outbound ?? null,
+    store: c.store === false ? null : c.store,
+    proxyProtocol: c.proxyProtocol === false ? null : c.proxyProtocol,
+    workers: c.workers === 'auto' ? availableParallelism() : c.workers,
   };
 }
 

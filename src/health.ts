@@ -7,6 +7,8 @@
 export interface HealthSource {
   addresses(): readonly unknown[];
   readonly backendUp: boolean | null;
+  /** null: no shared store configured; false: it is unreachable (degraded, still serving) */
+  readonly storeUp?: boolean | null;
   readonly settings: { readonly backend: { host: string; port: number } };
 }
 
@@ -15,10 +17,22 @@ export interface Readiness {
   /** null: no backend connection was attempted yet */
   backendUp: boolean | null;
   listening: readonly unknown[];
+  /**
+   * The shared store (Redis) is unreachable: still ready (peers are served on local state), but
+   * bans and grants made elsewhere do not arrive meanwhile. Only present with a shared store.
+   */
+  degraded?: boolean;
+  store?: 'up' | 'down';
 }
 
 export function readiness(source: HealthSource): Readiness {
   const listening = source.addresses();
   const backendUp = source.backendUp;
-  return { ready: listening.length > 0 && backendUp === true, backendUp, listening };
+  const r: Readiness = { ready: listening.length > 0 && backendUp === true, backendUp, listening };
+  const storeUp = source.storeUp ?? null;
+  if (storeUp !== null) {
+    r.degraded = !storeUp;
+    r.store = storeUp ? 'up' : 'down';
+  }
+  return r;
 }

@@ -82,7 +82,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#v2Sessions = new Counter({ name: 'bhp_v2_sessions_total', help: 'BIP324 v2 handshakes completed at the proxy, by the proxy\'s role', labelNames: ['role'], registers });
     this.#v2Failures = new Counter({ name: 'bhp_v2_failures_total', help: 'BIP324 v2 connections closed for a transport failure, by reason', labelNames: ['reason'], registers });
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
-    this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers });
+    this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers, aggregator: 'max' }); // workers hold the same list
     this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
     const hookCounters = this.#hookCounters;
@@ -151,13 +151,25 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       help: 'Whether the last connection to the backend node succeeded (1) or failed (0); absent until the first attempt',
       labelNames: ['backend'],
       registers,
+      aggregator: 'min',
       collect(this: Gauge) {
         this.reset();
         const h = self.#health;
         if (h && h.backendUp !== null) this.set({ backend: formatHostPort(h.settings.backend) }, h.backendUp ? 1 : 0);
       },
     });
-    this.#reloadSuccess = new Gauge({ name: 'bhp_config_reload_success', help: 'Whether the last config reload succeeded (1; also at start) or was refused (0)', registers });
+    new Gauge({
+      name: 'bhp_store_up',
+      help: 'Whether the shared store (Redis) answers (1) or not (0: serving on local state); absent without a shared store',
+      registers,
+      aggregator: 'min',
+      collect(this: Gauge) {
+        this.reset();
+        const up = self.#health?.storeUp ?? null;
+        if (up !== null) this.set(up ? 1 : 0);
+      },
+    });
+    this.#reloadSuccess = new Gauge({ name: 'bhp_config_reload_success', help: 'Whether the last config reload succeeded (1; also at start) or was refused (0)', registers, aggregator: 'min' });
     this.#reloadSuccess.set(1);
   }
 

@@ -36,11 +36,13 @@ import {
   type HookPeer,
   type HookResult,
   type OutgoingMessage,
+  StoreUnavailableError,
 } from '../../src/hooks/index.js';
 import { actionSchema, applyAction, commandName, positiveDurationSeconds as duration } from '../lib/common.js';
 import { BackendError, createBackend, type BackendConfig, type DevBackend, type LightningBackend } from './backends/index.js';
 import { loadKeyring, signCredential, verifyCredential, type CredentialProblem, type Keyring } from './credentials.js';
 import * as P from './protocol.js';
+import { SharedPaywallStore } from './shared-store.js';
 import { FileStore, type GrantKind, type GrantRecord, type PaywallStore } from './store.js';
 
 const NAME = 'paywall';
@@ -293,6 +295,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     s.pending++;
     void work()
       .catch((e: unknown) => {
+        if (e instanceof StoreUnavailableError) return refusal(nonce, request, 'backend_unavailable', 'the shared store is unreachable; try again later');
         hookCtx.log.error('paywall request failed', { request, error: e instanceof Error ? e.message : String(e) });
         return refusal(nonce, request, 'internal', 'internal error; try again');
       })
@@ -602,7 +605,8 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       ring = loadKeyring(o.keys, deps.env);
       lnNetwork = o.lightningNetwork ?? LN_NETWORK[ctx.network] ?? 'regtest';
       backend = createBackend(o.backend as BackendConfig, lnNetwork, Math.ceil(o.backendTimeout * 1000));
-      store = (deps.openStore ?? ((f) => new FileStore(f)))(o.store.file);
+      // a shared ctx.store (Redis) holds claims and balances for the whole fleet; else the file
+      store = ctx.store.shared && !deps.openStore ? new SharedPaywallStore(ctx.store) : (deps.openStore ?? ((f) => new FileStore(f)))(o.store.file);
       await store.open();
       offers = [
         ...Object.entries(o.passes).map(([id, p]): P.Offer => ({

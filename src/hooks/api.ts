@@ -185,6 +185,12 @@ export interface HookContext {
    * disconnected. Returns false if the peer is gone.
    */
   setPriority(peerId: number, priority: boolean): boolean;
+  /**
+   * Key-value and counters namespaced to this hook (since API 1.3): in this process's memory,
+   * or in Redis shared by every proxy when the config has `store: { redis: URL }`. Never call
+   * it per relayed message: keep a local copy and refresh it.
+   */
+  readonly store: HookStore;
 }
 
 /** What an admin route handler receives: the JSON body (POST, PUT, DELETE) or the query parameters (GET). */
@@ -210,6 +216,38 @@ export class HookAdminError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * A hook's share of the proxy's store (ctx.store). Keys are namespaced by the hook's name, so
+ * two hooks never see each other's keys. Values are strings; counters are integers kept
+ * within ±2^53 (Number.MAX_SAFE_INTEGER: 90,071 BTC in msat). Every operation is atomic on
+ * its key, across every proxy sharing the store. When a shared store is unreachable the
+ * operation rejects with StoreUnavailableError (`code: 'store_unavailable'`): answer "try
+ * again later", never act as if it succeeded.
+ */
+export interface HookStore {
+  /** true when other proxies see the same keys (Redis); false: this process only */
+  readonly shared: boolean;
+  get(key: string): Promise<string | null>;
+  /** ttlSeconds: the key disappears that long after (default: never) */
+  set(key: string, value: string, options?: StoreTtl): Promise<void>;
+  /** Set only if the key is absent; true when this call set it (claim a payment hash once). */
+  setNX(key: string, value: string, options?: StoreTtl): Promise<boolean>;
+  /**
+   * Add `delta` (may be negative) to an integer counter (absent = 0) and return the new value.
+   * `floor: 0n` clamps at zero in the same atomic step: a balance debited by two proxies at
+   * once never goes below zero.
+   */
+  incrBy(key: string, delta: bigint, options?: { floor?: 0n }): Promise<bigint>;
+  /** true when the key existed */
+  delete(key: string): Promise<boolean>;
+  /** set a key's time to live; false when the key does not exist */
+  expire(key: string, seconds: number): Promise<boolean>;
+}
+
+export interface StoreTtl {
+  ttlSeconds?: number;
 }
 
 /** A schema for the module's options: zod's schemas fit, as does anything with this shape. */

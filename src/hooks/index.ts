@@ -5,6 +5,8 @@
 export * from './api.js';
 export { HookFault } from './result.js';
 export { HookLoadError } from './loader.js';
+/** what ctx.store operations reject with while a shared store (Redis) is unreachable */
+export { StoreUnavailableError } from './memory-store.js';
 /** the proxy's one parser for sizes (5MB SI, 512KiB IEC) and durations (500ms ... 2w): hooks parse their options with it */
 export { parseSize, parseDuration, SIZE_HINT, DURATION_HINT } from './units.js';
 export * as codec from '../codec/index.js';

@@ -2,7 +2,8 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { COMMAND_SIZE } from '../codec/index.js';
-import { HOOK_API_VERSION, type Direction, type HookChainEntry, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type OutgoingMessage, type Wants, type WantsByDirection } from './api.js';
+import { HOOK_API_VERSION, type Direction, type HookChainEntry, type HookContext, type HookLogger, type HookMetrics, type HookModule, type HookPeer, type HookStore, type OutgoingMessage, type Wants, type WantsByDirection } from './api.js';
+import { MemoryKv } from './memory-store.js';
 import { HookChain, type ChainSettings, type HookRuntimeObserver, type LoadedHook } from './chain.js';
 import { closest, knownKeysAt, unknownKeyMessage } from './suggest.js';
 
@@ -53,6 +54,8 @@ export interface LoadOptions {
   observer?: HookRuntimeObserver;
   /** time budget of importing each module, and then of its init() (default 30 s) */
   loadTimeoutMs?: number;
+  /** ctx.store of a hook, by its chain name (default: this load's own memory) */
+  store?(hook: string): HookStore;
 }
 
 const DEFAULT_LOAD_TIMEOUT_MS = 30_000;
@@ -88,6 +91,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
   const xOwners = new Map<string, string>();
   const entries: HookChainEntry[] = [];
   const chainInfo = (): readonly HookChainEntry[] => entries.slice();
+  let memory: MemoryKv | undefined;
   try {
     for (const spec of specs) {
       if (spec.enabled === false) continue;
@@ -113,6 +117,7 @@ export async function loadHookChain(specs: readonly HookSpec[], opts: LoadOption
         disconnect: (id, reason) => opts.host.disconnect(id, reason),
         misbehave: (id, points, reason) => opts.host.misbehave(id, points, reason),
         setPriority: (id, priority) => opts.host.setPriority(id, priority),
+        store: opts.store ? opts.store(name) : (memory ??= new MemoryKv()).namespace(name),
       };
       const hook: LoadedHook = {
         name,

@@ -169,6 +169,22 @@ export class BanList {
     return publicBan(entry);
   }
 
+  /**
+   * Take a ban made elsewhere (another proxy) as it is: its end and creation time. Returns the
+   * entry when it is new here or ends later than ours, null when it changes nothing.
+   */
+  merge(ban: Ban): Ban | null {
+    const parsed = parseBanSubnet(ban.subnet);
+    if (!parsed || !(ban.until > this.#now())) return null;
+    const prev = this.#bans.get(parsed.text);
+    if (prev && prev.until >= ban.until) return null;
+    const until = Math.min(MAX_TIME_MS, ban.until);
+    const entry: BanEntry = { subnet: parsed.text, until, reason: ban.reason, created: prev?.created ?? ban.created, parsed };
+    this.#bans.set(parsed.text, entry);
+    this.#changed();
+    return publicBan(entry);
+  }
+
   remove(subnet: string): boolean {
     const parsed = parseBanSubnet(subnet);
     const removed = parsed ? this.#bans.delete(parsed.text) : false;

@@ -16,7 +16,9 @@ export type RefuseReason =
   /** too many connections waiting for onAccept hooks */
   | 'accept_busy'
   | 'backend_down'
-  | 'shutting_down';
+  | 'shutting_down'
+  /** from a trusted load balancer without a valid PROXY protocol header */
+  | 'proxy_protocol';
 
 export type CloseReason =
   | 'peer_closed'

@@ -7,9 +7,10 @@ import { HookChain } from '../hooks/chain.js';
 import { parseDuration } from '../hooks/units.js';
 import type { HookRuntimeHost } from '../hooks/loader.js';
 import { isThenable } from '../hooks/result.js';
-import { normalizeAddress, subnetContains, parseSubnet } from './address.js';
+import { normalizeAddress, subnetContains, parseSubnet, type Subnet } from './address.js';
+import { readProxyHeader } from './proxy-protocol.js';
 import { BackendDisconnectTracker } from './backend-disconnects.js';
-import { BanList, type Ban } from './ban-list.js';
+import { BanList, parseBanSubnet, type Ban } from './ban-list.js';
 import { ConnectionLimits, type Slot } from './connection-limits.js';
 import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
 import { Eviction } from './eviction.js';
@@ -38,6 +39,8 @@ export interface ProxySettings extends SessionSettings {
   banDuration: number;
   backendDisconnects: { count: number; window: number; duration: number };
   connectionRate: ConnectionRateSettings;
+  /** load balancers (CIDRs) whose connections start with a PROXY protocol header; empty: none */
+  proxyProtocolTrusted?: readonly string[];
 }
 
 /** How often eviction samples which peers are idle. */
@@ -51,6 +54,28 @@ export interface ProxyServerOptions {
   observer?: ProxyObserver;
   /** the hook chain; empty when not given */
   chain?: HookChain;
+  /** tells other proxies of bans made here (the shared store); none: bans stay local */
+  banSync?: BanSync;
+  /** per-address and per-subnet slots counted over several processes (workers); none: counted here */
+  slotGate?: SlotGate;
+}
+
+/**
+ * Slots held across processes: `workers: N` counts per-address and per-subnet connections in
+ * the primary, so N workers allow what one would. Asked once per accepted connection (never per
+ * message); answers null (granted) or the refusal reason.
+ */
+export interface SlotGate {
+  acquire(address: string): Promise<RefuseReason | null>;
+  release(address: string): void;
+}
+
+/** What the proxy needs of a shared store: publish its own ban changes, and whether it is reachable. */
+export interface BanSync {
+  readonly kind: string;
+  readonly up: boolean;
+  banAdded(ban: Ban): void;
+  banRemoved(subnet: string): void;
 }
 
 /**
@@ -66,6 +91,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly observer: ProxyObserver;
   readonly log: Logger;
   readonly bans: BanList;
+  readonly banSync: BanSync | null;
+  readonly #gate: SlotGate | null;
   settings: ProxySettings;
   /** swapped on reload; a message already inside the old chain finishes there */
   chain: HookChain;
@@ -85,12 +112,18 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   #nextId = 1;
   #closing = false;
   #backendUp: boolean | null = null;
+  /** load balancers that send the PROXY protocol */
+  #trusted: Subnet[];
+  /** trusted connections whose PROXY header is still being read */
+  readonly #headers = new Set<net.Socket>();
   #probing = false;
   #probeTimer: NodeJS.Timeout | null = null;
 
   constructor(options: ProxyServerOptions) {
     this.settings = options.settings;
     this.bans = options.bans;
+    this.banSync = options.banSync ?? null;
+    this.#gate = options.slotGate ?? null;
     this.log = options.log;
     this.observer = options.observer ?? nullObserver;
     this.chain = options.chain ?? HookChain.empty({ network: this.settings.network, maxMessageSize: this.settings.maxMessageSize, timeoutMs: 5000 });
@@ -106,6 +139,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       },
     });
     this.#rate = new ConnectionRate(this.settings.connectionRate);
+    this.#trusted = trustedSubnets(this.settings);
   }
 
   /** How the candidates of backend-initiated disconnects were judged (counted or not, and why). */
@@ -127,6 +161,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   sessions(): PeerSession[] {
     return [...this.#sessions.values()];
+  }
+
+  /** null: no shared store; else whether it is reachable now (unreachable: /ready says degraded) */
+  get storeUp(): boolean | null {
+    return this.banSync && this.banSync.kind !== 'local' ? this.banSync.up : null;
   }
 
   /** null until the first backend connection attempt (the probe at listen() makes one at once). */
@@ -200,6 +239,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.settings = settings;
     this.#limits.settings = settings;
     this.#rate.settings = settings.connectionRate;
+    this.#trusted = trustedSubnets(settings);
     this.#backendDisconnects.count = settings.backendDisconnects.count;
     this.#backendDisconnects.windowMs = settings.backendDisconnects.window;
   }
@@ -213,7 +253,26 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   }
 
   #accept(socket: net.Socket): void {
-    const address = normalizeAddress(socket.remoteAddress ?? '');
+    const source = normalizeAddress(socket.remoteAddress ?? '');
+    if (!this.#trusted.some((t) => subnetContains(t, source))) return this.#acceptFrom(socket, source, socket.remotePort ?? 0);
+    // a load balancer: the real peer is in the PROXY header; nothing is decided before it
+    if (this.#closing) return this.#refuse(socket, source, 'shutting_down');
+    socket.on('error', () => {});
+    this.#headers.add(socket);
+    readProxyHeader(socket, this.settings.handshakeTimeout).then(
+      (h) => {
+        if (!this.#headers.delete(socket)) return; // destroyed by close()
+        if (h.kind === 'local') return void socket.destroy(); // the balancer's health check
+        this.#acceptFrom(socket, h.address, h.port);
+      },
+      (err: Error) => {
+        this.#headers.delete(socket);
+        this.#refuse(socket, source, 'proxy_protocol', { err: err.message });
+      },
+    );
+  }
+
+  #acceptFrom(socket: net.Socket, address: string, port: number): void {
     if (this.#closing) return this.#refuse(socket, address, 'shutting_down');
     const ban = this.bans.find(address);
     if (ban) return this.#refuse(socket, address, 'banned', { ban: ban.subnet, until: new Date(ban.until).toISOString() });
@@ -224,7 +283,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const chain = this.chain;
     if (chain.acceptHooks.length === 0) return this.#admit(socket, address);
     if (this.#accepting.size >= Math.max(64, this.settings.maxPeers)) return this.#refuse(socket, address, 'accept_busy');
-    const conn: HookConnection = { address, port: socket.remotePort ?? 0, localAddress: normalizeAddress(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
+    const conn: HookConnection = { address, port, localAddress: normalizeAddress(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
     const decision = chain.accept(conn);
     if (!isThenable(decision)) return this.#decided(socket, address, decision);
     this.#accepting.add(socket);
@@ -257,11 +316,28 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   }
 
   /** The last check (slots, evicting one peer when full), then the backend connection. */
-  #admit(socket: net.Socket, address: string): void {
+  #admit(socket: net.Socket, address: string, gated = false): void {
     if (socket.destroyed) return;
+    const gate = this.#gate;
+    if (gate && !gated) {
+      // the other workers' peers count too: ask the primary for the address's slot first
+      this.#accepting.add(socket);
+      void gate.acquire(address).then((refused) => {
+        if (!this.#accepting.delete(socket) || socket.destroyed || this.#closing) {
+          if (!refused) gate.release(address);
+          return void socket.destroy();
+        }
+        if (refused) return this.#refuse(socket, address, refused);
+        this.#admit(socket, address, true);
+      });
+      return;
+    }
     let limited = this.#limits.check(address);
     if (limited === 'max_peers' && this.#evictOne()) limited = this.#limits.check(address);
-    if (limited) return this.#refuse(socket, address, limited);
+    if (limited) {
+      if (gated) gate!.release(address);
+      return this.#refuse(socket, address, limited);
+    }
     const slot = this.#limits.slot()!;
     this.#limits.acquire(address, slot);
     this.#pending.add(socket);
@@ -289,7 +365,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     const fail = (err: Error) => {
       clearTimeout(timer);
       this.#pending.delete(socket);
-      this.#limits.release(address, slot);
+      this.#releaseSlot(address, slot);
       this.observer.backendConnectFailed();
       this.#backendDisconnects.backendConnectFailed();
       this.#backendReachable(err);
@@ -302,7 +378,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       this.#pending.delete(socket);
       this.#backendReachable(null);
       if (socket.destroyed || this.#closing) {
-        this.#limits.release(address, slot);
+        this.#releaseSlot(address, slot);
         backend.destroy();
         socket.destroy();
         return;
@@ -329,7 +405,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   sessionEnded(session: PeerSession, reason: CloseReason): void {
     if (!this.#sessions.delete(session.info.id)) return;
-    this.#limits.release(session.address, this.#slotOf(session));
+    this.#releaseSlot(session.address, this.#slotOf(session));
     this.#disarmReserve(session.info.id);
     const seconds = (Date.now() - session.info.connectedAt) / 1000;
     this.observer.sessionClosed(reason, seconds);
@@ -338,6 +414,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       // judged a little later, once it is known whether this was the peer or an outage
       this.#backendDisconnects.backendClosed(session.address, session.info.handshakeComplete, this.#sessions.size + 1);
     }
+  }
+
+  #releaseSlot(address: string, slot: Slot): void {
+    this.#limits.release(address, slot);
+    this.#gate?.release(address);
   }
 
   #liveInfos(): PeerInfo[] {
@@ -447,15 +528,41 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.observer.banAdded(kind);
     this.observer.bansCurrent(this.bans.size);
     this.log.warn({ ban: ban.subnet, until: new Date(ban.until).toISOString(), reason }, 'banned');
+    this.banSync?.banAdded(ban);
+    this.#closeBanned(ban);
+    return ban;
+  }
+
+  #closeBanned(ban: Ban): void {
     const parsed = parseSubnet(ban.subnet)!;
     for (const s of this.#sessions.values()) if (subnetContains(parsed, s.address)) s.close('banned');
-    return ban;
   }
 
   unban(subnet: string): boolean {
     const removed = this.bans.remove(subnet);
     this.observer.bansCurrent(this.bans.size);
+    if (removed) this.banSync?.banRemoved(parseBanSubnet(subnet)!.text);
     return removed;
+  }
+
+  // BanSink: ban changes other proxies made, from the shared store (not published back)
+
+  applySharedBan(ban: Ban): void {
+    const merged = this.bans.merge(ban);
+    if (!merged) return;
+    this.observer.bansCurrent(this.bans.size);
+    this.log.warn({ ban: merged.subnet, until: new Date(merged.until).toISOString(), reason: merged.reason }, 'banned by another proxy');
+    this.#closeBanned(merged);
+  }
+
+  applySharedUnban(subnet: string): void {
+    if (!this.bans.remove(subnet)) return;
+    this.observer.bansCurrent(this.bans.size);
+    this.log.info({ ban: subnet }, 'ban lifted by another proxy');
+  }
+
+  localBans(): Ban[] {
+    return this.bans.list();
   }
 
   /** Stop accepting, close every session, save bans. */
@@ -469,6 +576,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#reserveTimers.clear();
     for (const s of this.#accepting) s.destroy();
     this.#accepting.clear();
+    for (const s of this.#headers) s.destroy();
+    this.#headers.clear();
     const closed = Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.#pending) s.destroy();
     for (const s of this.#sessions.values()) s.close('shutdown');
@@ -476,4 +585,12 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     await this.bans.save();
     this.log.info('proxy stopped');
   }
+}
+
+function trustedSubnets(settings: ProxySettings): Subnet[] {
+  return (settings.proxyProtocolTrusted ?? []).map((c) => {
+    const s = parseSubnet(c);
+    if (!s) throw new Error(`proxyProtocol.trusted: not an address or CIDR: ${c}`);
+    return s;
+  });
 }
