@@ -55,6 +55,15 @@ export interface SessionHost {
   readonly chain: HookChain;
 }
 
+const EMPTY_CHUNK = Buffer.alloc(0);
+const PROXY_V1 = Buffer.from('PROXY ', 'latin1');
+const PROXY_V2 = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+
+/** The first bytes are a PROXY protocol v1 or v2 header (HAProxy's), not a peer's opening. */
+function isProxyProtocolHeader(b: Buffer): boolean {
+  return (b.length >= PROXY_V1.length && b.subarray(0, PROXY_V1.length).equals(PROXY_V1)) || (b.length >= PROXY_V2.length && b.subarray(0, PROXY_V2.length).equals(PROXY_V2));
+}
+
 /** How long a closing side may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 500;
 
@@ -267,8 +276,15 @@ export class PeerSession implements PipelineHost {
 
   /** The initiator's first bytes decide the transport (only when the proxy offers v2). */
   #detect(chunk: Buffer): Buffer {
+    if (this.#closed) return EMPTY_CHUNK;
     const { detected, bytes } = this.#detector.feed(chunk);
     if (detected === 'v1') this.info.transport = 'v1';
+    else if (detected === 'v2' && this.kind === 'inbound' && isProxyProtocolHeader(bytes)) {
+      // a load balancer's header from a source not in proxyProtocol.trusted: never a peer's v2 key (2^-48 odds)
+      this.log.warn('a PROXY protocol header from an untrusted source: closing');
+      this.close('protocol_error');
+      return EMPTY_CHUNK;
+    }
     // a peer's v2 opening is answered here; our own node opening v2 (outbound kind) speaks it end to end with the remote
     else if (detected === 'v2' && this.settings.v2 === 'terminate' && this.kind === 'inbound') this.speakV2('responder');
     else if (detected === 'v2') {
