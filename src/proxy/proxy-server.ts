@@ -19,6 +19,7 @@ import { adoptWithReadBuffer } from './transport/adopt-socket.js';
 import { LendingReadBuffer } from './transport/lending-read-buffer.js';
 import type { PeerInfo } from './peer-info.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
+import { listenOn } from './listen.js';
 
 export interface Endpoint {
   host: string;
@@ -221,15 +222,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     for (const ep of this.settings.listen) {
       const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.#accept(s));
       server.on('error', (err) => this.log.error({ err: err.message, listen: ep }, 'listener error'));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: ep.host, port: ep.port, ipv6Only: ep.host.includes(':') }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      const a = await listenOn(server, ep);
       this.#servers.push(server);
-      const a = server.address() as net.AddressInfo;
       this.log.info({ listen: `${a.address}:${a.port}`, backend: `${this.settings.backend.host}:${this.settings.backend.port}`, network: this.network.name }, 'listening for peers');
     }
   }

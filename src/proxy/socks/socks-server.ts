@@ -20,6 +20,7 @@ import { OutboundSession } from '../outbound-session.js';
 import type { PeerSession, SessionHost, SessionSettings } from '../peer-session.js';
 import { CMD, METHOD, REPLY, SocksProtocolError, encodeReply, isPrivacyNetworkName, parseGreeting, parseRequest, parseUserPass, replyForError, type ReplyCode, type SocksRequest } from './protocol.js';
 import { UpstreamError, connectVia, type Upstream } from './upstream.js';
+import { listenOn } from '../listen.js';
 
 /** peer.state key: "host:port" as our node asked for it (a name stays a name) */
 export const STATE_DESTINATION = 'socks.destination';
@@ -94,15 +95,8 @@ export class SocksServer implements SessionHost {
     for (const ep of this.o.settings.listen) {
       const server = net.createServer({ noDelay: true }, (s) => this.#accept(s));
       server.on('error', (err) => this.log.error({ err: err.message }, 'SOCKS listener error'));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: ep.host, port: ep.port, ipv6Only: ep.host.includes(':') }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      const a = await listenOn(server, ep);
       this.#servers.push(server);
-      const a = server.address() as net.AddressInfo;
       this.log.info({ listen: `${a.address}:${a.port}`, upstream: this.o.settings.upstream ? `${this.o.settings.upstream.host}:${this.o.settings.upstream.port}` : null }, 'SOCKS5 listening for our node\'s outbound connections');
     }
   }
