@@ -24,6 +24,7 @@ import { NODE_P2P_V2 } from '../../src/proxy/handshake.js';
 import { startTestProxy } from '../support/proxy-harness.js';
 import { TcpRecorder } from '../support/tcp-recorder.js';
 import { waitFor } from '../support/wait.js';
+import { testSessionSettings } from '../support/session-settings.js';
 
 const skip = litecoindSkipReason();
 const regtest = { network: NETWORKS.regtest, checksum: 'always' as const };
@@ -106,21 +107,7 @@ function testHost(chain: HookChain): SessionHost & { ended: string[] } {
   };
 }
 
-const SETTINGS: SessionSettings = {
-  network: NETWORKS.regtest,
-  checksum: 'lazy',
-  v2: 'reject',
-  handshakeTimeout: 30_000,
-  idleTimeout: 0,
-  maxMessageSize: 4_000_000,
-  sendBuffer: 1_000_000,
-  receiveBuffer: 5_000_000,
-  hookQueue: 1_000_000,
-  xUnknown: 'drop',
-  hookBudget: null,
-  hookBudgetAction: 'throttle',
-  logLinesPerMinute: 10,
-};
+const SETTINGS: SessionSettings = testSessionSettings();
 
 test('OutboundSession: our node opens the connection; same pipeline, sockets swapped; it syncs from the peer', { skip, timeout: 120_000 }, async (t) => {
   const cleanup: (() => Promise<unknown> | void)[] = [];

@@ -26,6 +26,7 @@ import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { startV2Bridge } from '../support/v2-bridge.js';
 import { waitFor } from '../support/wait.js';
+import { testSessionSettings } from '../support/session-settings.js';
 
 const skip = litecoindSkipReason();
 const regtest = NETWORKS.regtest;
@@ -61,21 +62,7 @@ test('a v1 client through a v2 link: handshake, NODE_P2P_V2 in the version, ping
   assert.ok((await proxy.metricValue('bhp_messages_total', { command: 'version', direction: 'outbound' })) === 1);
 });
 
-const RELAY_SETTINGS: SessionSettings = {
-  network: regtest,
-  checksum: 'lazy',
-  v2: 'terminate',
-  handshakeTimeout: 30_000,
-  idleTimeout: 0,
-  maxMessageSize: 4_000_000,
-  sendBuffer: 1_000_000,
-  receiveBuffer: 5_000_000,
-  hookQueue: 1_000_000,
-  xUnknown: 'drop',
-  hookBudget: null,
-  hookBudgetAction: 'throttle',
-  logLinesPerMinute: 10,
-};
+const RELAY_SETTINGS: SessionSettings = testSessionSettings({ network: regtest, v2: 'terminate' });
 
 /**
  * Our node's side (stands in for the SOCKS5 front a later issue adds): the node connects here,
