@@ -4,10 +4,10 @@
  * mean", `init` for every network (its config passes `check`, hooks loaded, and its bitcoin.conf
  * lines are deploy/bitcoin.conf's), shell completion run by real bash and zsh (zsh driven
  * through a pseudo-terminal by its own zpty module, as a person pressing TAB), and the log
- * format: pretty on a terminal (a real pty from util-linux `script`), JSON in a pipe.
+ * format: pretty on a terminal (a real pty from python3's pty module), JSON in a pipe.
  *
  * Real implementations: the built CLI, GNU bash, zsh (Debian; the zsh test is skipped, visibly,
- * without it), util-linux script. The proxy's backend in the log-format test is a plain TCP
+ * without it), python3's pty module. The proxy's backend in the log-format test is a plain TCP
  * listener: the test is about log lines, not P2P.
  */
 import assert from 'node:assert/strict';
@@ -268,20 +268,42 @@ test('log format: JSON in a pipe, pretty on request; --log-format json and prett
   }
 });
 
+/** Runs argv on a new pseudo-terminal, copies what it prints to stdout, passes SIGINT on, exits with its code. */
+const PTY_DRIVER = `
+import os, pty, signal, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+signal.signal(signal.SIGINT, lambda *_: os.kill(pid, signal.SIGINT))
+while True:
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+
 test('log format: pretty and coloured by default on a terminal (a real pty)', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   const config = await proxyConfig(t, dir);
   for (const [args, pretty] of [[[], true], [['--log-format', 'json'], false]] as const) {
-    // util-linux script gives the CLI a pseudo-terminal as stdout; its own process group so it can be stopped whole
-    const command = [process.execPath, CLI, 'run', '--config', config, ...args].map((a) => `'${a}'`).join(' ');
-    const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, NO_COLOR: '' } });
+    // python3's pty module gives the CLI a pseudo-terminal as stdout (util-linux script printed nothing on one CI machine)
+    const child = spawn('python3', ['-c', PTY_DRIVER, process.execPath, CLI, 'run', '--config', config, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, NO_COLOR: '' } });
+    let driverErr = '';
+    child.stderr.on('data', (c: Buffer) => (driverErr += c.toString('utf8')));
+    child.once('error', (e) => (driverErr += String(e)));
     let screen = '';
     child.stdout.on('data', (c: Buffer) => (screen += c.toString('utf8')));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     t.after(() => {
-      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+      if (child.exitCode === null) process.kill(child.pid!, 'SIGINT'); // the driver passes it to the CLI on the pty
     });
-    await waitFor(() => screen.includes('listening for peers'), 20_000, `the listening line on the terminal (${screen.slice(0, 500)})`);
+    await waitFor(() => screen.includes('listening for peers'), 20_000, `the listening line on the terminal (${screen.slice(0, 500)}) (driver stderr: ${driverErr.slice(0, 500)})`);
     if (pretty) {
       assert.match(screen, /INFO.*: .*listening for peers/);
       assert.match(screen, /\x1b\[\d+m/, 'coloured');
@@ -289,7 +311,7 @@ test('log format: pretty and coloured by default on a terminal (a real pty)', { 
     } else {
       assert.match(screen, /\{"level":30,.*"msg":"listening for peers"/);
     }
-    process.kill(-child.pid!, 'SIGINT');
-    assert.equal(await exited, 0, screen.slice(-1000));
+    process.kill(child.pid!, 'SIGINT');
+    assert.equal(await exited, 0, `${screen.slice(-1000)} ${driverErr}`);
   }
 });
