@@ -334,8 +334,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   // uniqueKeys is checked below in linear time: the yaml package's check is quadratic in the keys of a map
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const lineOf = (pos: number) => lineCounter.linePos(pos).line;
-  const syntax = [...new Map(doc.errors.map((e) => [`${e.code} ${e.message}`, e])).values()]; // a deep nest repeats one error per level
-  if (syntax.length > 0) throw ConfigError.of(file, syntax, (e) => `line ${lineOf(e.pos[0])}: YAML syntax: ${e.message.split('\n')[0]}`);
+  // a deep nest repeats one error per level, and runs the parser out of stack in more than one
+  // place (how many depends on the Node version): one line for all of those
+  const tooDeep = (m: string) => /call stack|stack overflow/i.test(m);
+  const syntax = [...new Map(doc.errors.map((e) => [tooDeep(e.message) ? 'too deep' : `${e.code} ${e.message}`, e])).values()];
+  if (syntax.length > 0) {
+    throw ConfigError.of(file, syntax, (e) => `line ${lineOf(e.pos[0])}: YAML syntax: ${tooDeep(e.message) ? 'nested too deep (the parser ran out of call stack)' : e.message.split('\n')[0]}`);
+  }
   const duplicates = duplicateKeys(doc);
   if (duplicates.length > 0) {
     throw ConfigError.of(file, duplicates, ({ key, first, chain }) => `${[...keyPathOf(chain), key.value].join('.')} (line ${lineOf(key.range![0])}): duplicate key "${String(key.value)}" (first on line ${lineOf(first)})`);

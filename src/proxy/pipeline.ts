@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, type CutThroughSink, type Frame, type FrameError, type Network } from '../codec/index.js';
 import { UNTIMED, type ChainTarget, type HookChain } from '../hooks/chain.js';
@@ -32,15 +33,40 @@ export interface FrameStage {
 }
 
 /**
- * Hook calls are timed by sample: a clock read costs as much as a few pass-through hooks, so
- * while the sampled frames show the chain is cheap (under CHEAP_MS a frame), up to
- * SAMPLE_EVERY frames in a row run untimed and the time of that whole stretch is measured at
- * its end (the next sample, the end of the read) and charged to the peer's hook budget; a
- * stretch over the hook timeout is a fault like a single call over it. A chain that is not
- * cheap is timed on every frame, hook by hook.
+ * Hook calls are timed by sample: a clock read costs as much as a few pass-through hooks. While
+ * the sampled frames show the chain is cheap (under CHEAP_MS a frame), the frames between two
+ * samples run untimed and are charged to the peer's hook budget at the last sample's cost per
+ * frame: the chain's time, not the proxy's own work around it (decoding, forwarding), which a
+ * wall-clock stretch would charge too and so throttle a fast peer through a chain of cheap
+ * hooks. The gap between samples is drawn at random (0 to 2 x SAMPLE_EVERY frames, mean
+ * SAMPLE_EVERY), so a peer cannot line up costly frames to fall between samples: the charge
+ * is right on average. A stretch whose wall time is over the hook timeout is still a fault,
+ * like a single call over it. A chain that is not cheap is timed on every frame, hook by hook.
  */
 const SAMPLE_EVERY = 64;
 const CHEAP_MS = 0.05;
+
+/** what reading the clock itself adds to a timed interval (the least of back-to-back reads): not the hooks' time */
+const CLOCK_MS = (() => {
+  let least = Infinity;
+  for (let i = 0; i < 200; i++) {
+    const a = performance.now();
+    const d = performance.now() - a;
+    if (d > 0 && d < least) least = d;
+  }
+  return Number.isFinite(least) ? least : 0;
+})();
+
+/** xorshift32 for the sample gaps: statistical, not secret (a peer sees no sample either way) */
+let gapState = (randomBytes(4).readUInt32LE(0) | 1) >>> 0;
+function nextGap(): number {
+  let x = gapState;
+  x ^= x << 13;
+  x ^= x >>> 17;
+  x ^= x << 5;
+  gapState = x >>> 0;
+  return gapState % (2 * SAMPLE_EVERY);
+}
 
 export interface PipelineOptions {
   direction: Direction;
@@ -91,8 +117,12 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   /** performance.now() where the current untimed stretch of hooked frames began; -1: none open */
   #stretchAt = -1;
   #untimed = 0;
+  /** untimed frames allowed before the next sample (see nextGap) */
+  #gap = 0;
   /** the last timed frame's chain took under CHEAP_MS */
   #cheap = false;
+  /** ms the last timed frame's chain took: what each untimed frame after it is charged */
+  #sampleMs = 0;
   /** Date.now() for the frames of this read (hooks' msg.receivedAt); 0: not read yet */
   #receivedAt = 0;
 
@@ -230,7 +260,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   /** The chain over one frame, timed or in an untimed stretch (see SAMPLE_EVERY); undefined when the session closed first. */
   #runHooks(chain: HookChain, frame: Frame): ReturnType<HookChain['run']> | undefined {
     if (this.#receivedAt === 0) this.#receivedAt = Date.now();
-    if (this.#cheap && this.#stretchAt >= 0 && this.#untimed < SAMPLE_EVERY) {
+    if (this.#cheap && this.#stretchAt >= 0 && this.#untimed < this.#gap) {
       this.#untimed++;
       return chain.run(this.direction, frame, this.host, this.#receivedAt, UNTIMED);
     }
@@ -238,18 +268,20 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     if (this.host.closed) return undefined;
     const out = chain.run(this.direction, frame, this.host, this.#receivedAt, t0);
     if (isThenable(out)) return out;
-    this.#cheap = chain.lastClock - t0 < CHEAP_MS;
+    this.#sampleMs = Math.max(0, chain.lastClock - t0 - CLOCK_MS);
+    this.#cheap = this.#sampleMs < CHEAP_MS;
     this.#stretchAt = chain.lastClock;
+    this.#gap = nextGap();
     return out;
   }
 
-  /** Read the clock; charge an open untimed stretch to the peer's hook budget (a fault over the timeout). */
+  /** Read the clock; charge an open untimed stretch to the peer's hook budget at the sampled cost (a fault when its wall time is over the timeout). */
   #endStretch(chain: HookChain): number {
     const now = performance.now();
     if (this.#stretchAt >= 0 && this.#untimed > 0) {
-      const ms = now - this.#stretchAt;
       const frames = this.#untimed;
-      this.host.hookTime?.(ms, now);
+      this.host.hookTime?.(frames * this.#sampleMs, now);
+      const ms = now - this.#stretchAt;
       const limit = chain.settings.timeoutMs;
       if (ms > limit && !this.host.closed) {
         this.host.fault(new HookFault('(chain)', 'timeout', `hooks held the event loop for ${Math.round(ms)} ms over ${frames} messages, over the budget of ${limit} ms a call`));

@@ -175,3 +175,42 @@ test('hookBudgetAction: disconnect drops the peer over budget, counted, and the 
   await bystander.ping(10_000);
   assert.equal(bystander.isClosed, false);
 });
+
+/**
+ * The budget charges hook time, not the proxy's own work around the hooks. With `checksum:
+ * always` every frame costs the proxy a double SHA-256 before the chain runs; a hook that costs
+ * next to nothing (burn with ms 0: one clock read) must leave a fast peer unthrottled, while the
+ * same flood through a hook that really burns 20 µs a frame is throttled. Before the fix, the
+ * time between two sampled frames (hashing included) was charged as hook time and throttled the
+ * first peer as well. Reads end a stretch of untimed frames, so with 16 KB frames a GC pause in
+ * one sampled call is charged to at most 3 more frames.
+ */
+test('hook time, not the proxy work around it, is charged: a cheap hook never throttles a fast peer; a 20 µs one does', { skip, timeout: 180_000 }, async (t) => {
+  const blob = Buffer.from(encodeFrame(regtest, 'blob', Buffer.alloc(16 * 1024, 7)).raw);
+  const batch = Buffer.concat(Array.from({ length: 50 }, () => blob));
+  const FRAMES = 10_000;
+  for (const [hookMs, throttled] of [[0, false], [0.02, true]] as const) {
+    const proxy = await startTestProxy(
+      node.p2pPort,
+      `checksum: always\nlimits: { hookBudget: "30ms per 60s", hookTimeout: 5s, maxPeersPerSubnet: 100 }\n${hooksYaml([{ module: fixture('burn'), options: { ms: hookMs, commands: ['blob'] } }])}`,
+    );
+    t.after(() => proxy.close());
+    const c = await peer(proxy.port);
+    t.after(() => c.close());
+    const sendBy = Date.now() + 60_000; // a throttled peer's writes stop draining: give up then
+    let sent = 0;
+    for (; sent < FRAMES && Date.now() < sendBy; sent += 50) if (!c.sendRaw(batch)) await drainOrTimeout(c, 1000);
+    if (!throttled) {
+      assert.equal(sent, FRAMES, 'the proxy kept reading the peer');
+      await c.ping(60_000); // behind every blob: all of them went through the chain
+      assert.equal(await proxy.metricValue('bhp_hook_budget_exceeded_total', { action: 'throttle' }), 0, `a hook of ${hookMs} ms a call used 30 ms over ${FRAMES} frames? throttled`);
+    } else {
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && (await proxy.metricValue('bhp_hook_budget_exceeded_total', { action: 'throttle' })) === 0) await sleep(100);
+      assert.ok((await proxy.metricValue('bhp_hook_budget_exceeded_total', { action: 'throttle' })) >= 1, `${FRAMES} calls of a ${hookMs * 1000} µs hook (${FRAMES * hookMs} ms) throttle the peer over a 30 ms budget`);
+    }
+    assert.equal(c.isClosed, false);
+    await c.close();
+    await proxy.close();
+  }
+});
