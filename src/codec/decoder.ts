@@ -110,6 +110,16 @@ export class FrameDecoder {
   readonly #runs: boolean;
   /** frames in the run #scanRun found last */
   #runFrames = 0;
+  /**
+   * Magic and command field of the last valid header read whole from a chunk, as four words, and
+   * its command: a stream of one command (the common case) skips the magic check and the
+   * command lookup. -1 matches no word.
+   */
+  #memo0 = -1;
+  #memo1 = 0;
+  #memo2 = 0;
+  #memo3 = 0;
+  #memoCommand = '';
 
   constructor(
     options: FrameDecoderOptions,
@@ -192,9 +202,28 @@ export class FrameDecoder {
 
   /** A header lies whole in `chunk` at `pos`: the fast path. Returns the new position. */
   #headerInChunk(chunk: Buffer, pos: number): number {
-    const payloadLen = this.#checkHeader(chunk, pos, false);
-    if (payloadLen < 0) return chunk.length;
-    const command = internCommand(chunk, pos + 4) ?? INVALID_COMMAND;
+    let payloadLen: number;
+    let command: string;
+    if (
+      word(chunk, pos) === this.#memo0 &&
+      word(chunk, pos + 4) === this.#memo1 &&
+      word(chunk, pos + 8) === this.#memo2 &&
+      word(chunk, pos + 12) === this.#memo3 &&
+      (payloadLen = word(chunk, pos + 16)) <= this.maxPayload
+    ) {
+      command = this.#memoCommand; // the magic and command field of the last good header: checked then
+    } else {
+      payloadLen = this.#checkHeader(chunk, pos, false);
+      if (payloadLen < 0) return chunk.length;
+      command = internCommand(chunk, pos + 4) ?? INVALID_COMMAND;
+      if (command !== INVALID_COMMAND) {
+        this.#memo0 = word(chunk, pos);
+        this.#memo1 = word(chunk, pos + 4);
+        this.#memo2 = word(chunk, pos + 8);
+        this.#memo3 = word(chunk, pos + 12);
+        this.#memoCommand = command;
+      }
+    }
     const end = pos + HEADER_SIZE + payloadLen;
     if (this.#cut && this.#cut.wantsCut(command, payloadLen)) {
       if (command === INVALID_COMMAND) this.#badCommand(chunk, pos + 4);

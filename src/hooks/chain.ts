@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { codecFor, decodePayload, encodeFrame, encodePayload, type Frame, type Network } from '../codec/index.js';
 import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
 import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
+import { CLOCK_MS } from './clock.js';
 import { FrameMessage } from './message.js';
 import { HookFault, checkResult, isThenable } from './result.js';
 
@@ -81,10 +82,15 @@ export class HookChain {
   readonly #runnersByCommand: Record<Direction, Map<string, readonly Runner[]>> = { inbound: new Map(), outbound: new Map() };
   readonly #messageHooks: Record<Direction, readonly LoadedHook[]>;
   readonly #runners: Record<Direction, readonly Runner[]>;
+  /** the command and runner list of the last #runnersFor, per direction */
+  readonly #lastIn: { command: string; runners: readonly Runner[] } = { command: '', runners: NO_RUNNERS };
+  readonly #lastOut: { command: string; runners: readonly Runner[] } = { command: '', runners: NO_RUNNERS };
   /** the message object lent to the next synchronous run (see FrameMessage) */
   #spare: FrameMessage | null = null;
   /** performance.now() after the last hook of the last timed synchronous run() */
   lastClock = 0;
+  /** ms of hook time the last timed synchronous run() charged (clock reads taken off) */
+  lastCharged = 0;
   readonly #counters = new Map<LoadedHook, HookCallCounters>();
   readonly #x = new Map<string, { hook: LoadedHook; handler: NonNullable<HookModule<unknown>['commands']>[string] }>();
   readonly featureProviders: readonly LoadedHook[];
@@ -151,6 +157,16 @@ export class HookChain {
   #runnersFor(direction: Direction, command: string): readonly Runner[] {
     const all = this.#runners[direction];
     if (all.length === 0) return NO_RUNNERS;
+    // a stream of one command asks for the same list frame after frame: no map lookup then
+    const last = direction === 'inbound' ? this.#lastIn : this.#lastOut;
+    if (last.command === command) return last.runners;
+    const list = this.#runnersLookup(direction, command, all);
+    last.command = command;
+    last.runners = list;
+    return list;
+  }
+
+  #runnersLookup(direction: Direction, command: string, all: readonly Runner[]): readonly Runner[] {
     const cache = this.#runnersByCommand[direction];
     let list = cache.get(command);
     if (list === undefined) {
@@ -330,6 +346,7 @@ export class HookChain {
 
   #runFrom(runners: readonly Runner[], start: number, direction: Direction, frame: Frame, msg: FrameMessage, target: ChainTarget, clock: number): MaybePromise<Frame | null> {
     const peer = target.hookPeer;
+    let charges = 0;
     for (let i = start; i < runners.length; i++) {
       const { h, c } = runners[i]!;
       c.calls++;
@@ -344,11 +361,15 @@ export class HookChain {
       if (clock !== UNTIMED) {
         clock = performance.now();
         const ms = clock - startedAt;
-        target.hookTime?.(ms, clock);
+        const charged = ms > CLOCK_MS ? ms - CLOCK_MS : 0;
+        charges += charged;
+        target.hookTime?.(charged, clock);
         if (!async) {
           this.observer.invocation(h.name, ms / 1000);
           if (ms > this.settings.timeoutMs) return this.#fault(target, new HookFault(h.name, 'timeout', `blocked for ${Math.round(ms)} ms, over its budget of ${this.settings.timeoutMs} ms`));
         }
+        // the next hook's time starts here: the bookkeeping above (histogram, budget) is the proxy's
+        if (i + 1 < runners.length) clock = performance.now();
       }
       if (!async && target.closed) return null; // over its hook budget with action disconnect, or the hook closed it
       if (r === undefined || r === null) {
@@ -365,7 +386,10 @@ export class HookChain {
         i = -1;
       }
     }
-    if (clock !== UNTIMED) this.lastClock = clock;
+    if (clock !== UNTIMED) {
+      this.lastClock = clock;
+      this.lastCharged = charges;
+    }
     return frame;
   }
 

@@ -37,11 +37,17 @@ export class HookBudget {
     return true;
   }
 
-  /** Resolves (with null, as a dropped frame) when the debt is repaid; one timer however many lanes wait. */
+  /**
+   * Resolves (with null, as a dropped frame) when the debt is repaid and a quarter of the budget
+   * is back; one timer however many lanes wait. Waiting only until the debt is repaid would let
+   * the peer run just until the next charge, a few frames per timer tick: its share of the loop
+   * would shrink far below budgetMs/windowMs. With a quarter back, it works in bursts of at
+   * least that (12.5 ms by default) and still averages its share.
+   */
   refilled(): Promise<null> {
     if (this.#refill) return this.#refill;
     const s = this.settings!;
-    const waitMs = Math.max(1, Math.ceil((-this.#level * s.windowMs) / s.budgetMs));
+    const waitMs = Math.max(1, Math.ceil(((s.budgetMs / 4 - this.#level) * s.windowMs) / s.budgetMs));
     this.#refill = new Promise<null>((resolve) => {
       // unref: a closed session's pending refill must not keep the process alive
       setTimeout(

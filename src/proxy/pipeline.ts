@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, type CutThroughSink, type Frame, type FrameError, type Network } from '../codec/index.js';
 import { UNTIMED, type ChainTarget, type HookChain } from '../hooks/chain.js';
 import { HookFault, isThenable } from '../hooks/result.js';
+import { HookCostEstimate, SAMPLE_EVERY } from './hook-cost-estimate.js';
 import { Lane, type LaneDriver } from './lanes.js';
 import type { Direction } from './observer.js';
 import type { FrameReader, FrameWriter, Transport } from './transport/types.js';
@@ -34,29 +35,14 @@ export interface FrameStage {
 
 /**
  * Hook calls are timed by sample: a clock read costs as much as a few pass-through hooks. While
- * the sampled frames show the chain is cheap (under CHEAP_MS a frame), the frames between two
- * samples run untimed and are charged to the peer's hook budget at the last sample's cost per
+ * the sampled frames show the chain is cheap (see HookCostEstimate), the frames between two
+ * samples run untimed and are charged to the peer's hook budget at the estimated cost per
  * frame: the chain's time, not the proxy's own work around it (decoding, forwarding), which a
  * wall-clock stretch would charge too and so throttle a fast peer through a chain of cheap
  * hooks. The gap between samples is drawn at random (0 to 2 x SAMPLE_EVERY frames, mean
- * SAMPLE_EVERY), so a peer cannot line up costly frames to fall between samples: the charge
- * is right on average. A stretch whose wall time is over the hook timeout is still a fault,
- * like a single call over it. A chain that is not cheap is timed on every frame, hook by hook.
+ * SAMPLE_EVERY), so a peer cannot line up costly frames to fall between samples. A stretch
+ * whose wall time is over the hook timeout is still a fault, like a single call over it.
  */
-const SAMPLE_EVERY = 64;
-const CHEAP_MS = 0.05;
-
-/** what reading the clock itself adds to a timed interval (the least of back-to-back reads): not the hooks' time */
-const CLOCK_MS = (() => {
-  let least = Infinity;
-  for (let i = 0; i < 200; i++) {
-    const a = performance.now();
-    const d = performance.now() - a;
-    if (d > 0 && d < least) least = d;
-  }
-  return Number.isFinite(least) ? least : 0;
-})();
-
 /** xorshift32 for the sample gaps: statistical, not secret (a peer sees no sample either way) */
 let gapState = (randomBytes(4).readUInt32LE(0) | 1) >>> 0;
 function nextGap(): number {
@@ -114,15 +100,17 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   #cutCommand = '';
   #cutChain: HookChain | null = null;
   #cutAnswer = false;
+  /** the last command a hook of `#hookedChain` wanted: the next frame of it skips the lookup */
+  #hookedCommand = '';
+  #hookedChain: HookChain | null = null;
   /** performance.now() where the current untimed stretch of hooked frames began; -1: none open */
   #stretchAt = -1;
   #untimed = 0;
   /** untimed frames allowed before the next sample (see nextGap) */
   #gap = 0;
-  /** the last timed frame's chain took under CHEAP_MS */
+  /** the frames after the last timed one may run untimed */
   #cheap = false;
-  /** ms the last timed frame's chain took: what each untimed frame after it is charged */
-  #sampleMs = 0;
+  readonly #cost = new HookCostEstimate();
   /** Date.now() for the frames of this read (hooks' msg.receivedAt); 0: not read yet */
   #receivedAt = 0;
 
@@ -232,7 +220,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     if (entered === null) return;
     if (isThenable(entered)) return this.#hold(entered, () => {});
     const chain = this.host.chain;
-    if (chain.hooksFor(this.direction, entered.command).length === 0) return this.#forward(entered);
+    if (entered.command !== this.#hookedCommand || chain !== this.#hookedChain) {
+      if (chain.hooksFor(this.direction, entered.command).length === 0) return this.#forward(entered);
+      this.#hookedCommand = entered.command;
+      this.#hookedChain = chain;
+    }
     const out = this.#runHooks(chain, entered);
     if (out === undefined) return;
     if (isThenable(out)) this.#hold(out, (f) => f && this.#forward(f));
@@ -268,8 +260,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     if (this.host.closed) return undefined;
     const out = chain.run(this.direction, frame, this.host, this.#receivedAt, t0);
     if (isThenable(out)) return out;
-    this.#sampleMs = Math.max(0, chain.lastClock - t0 - CLOCK_MS);
-    this.#cheap = this.#sampleMs < CHEAP_MS;
+    this.#cheap = this.#cost.sample(chain.lastCharged, chain.lastClock - t0);
     this.#stretchAt = chain.lastClock;
     this.#gap = nextGap();
     return out;
@@ -280,7 +271,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     const now = performance.now();
     if (this.#stretchAt >= 0 && this.#untimed > 0) {
       const frames = this.#untimed;
-      this.host.hookTime?.(frames * this.#sampleMs, now);
+      this.host.hookTime?.(frames * this.#cost.perFrame, now);
       const ms = now - this.#stretchAt;
       const limit = chain.settings.timeoutMs;
       if (ms > limit && !this.host.closed) {
