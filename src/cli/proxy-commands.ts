@@ -1,10 +1,10 @@
 /** `run` and `check`: the proxy a config describes, started or only validated. */
 import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
+import cluster from 'node:cluster';
 import { adminExposure, ConfigError, loadConfig, type Config } from '../config.js';
 import { formatHostPort, type HostPort } from '../config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loader.js';
 import { waitForShutdown } from '../lifecycle.js';
-import cluster from 'node:cluster';
 import { createLogger, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../logging.js';
 import { ProxyMetrics } from '../metrics.js';
 import { checkBanFileWritable } from '../proxy/ban-list.js';
