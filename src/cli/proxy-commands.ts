@@ -1,6 +1,6 @@
 /** `run` and `check`: the proxy a config describes, started or only validated. */
-import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
 import cluster from 'node:cluster';
+import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
 import { adminExposure, ConfigError, loadConfig, type Config } from '../config.js';
 import { formatHostPort, type HostPort } from '../config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loader.js';
