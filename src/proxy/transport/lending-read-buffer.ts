@@ -43,7 +43,7 @@ export class LendingReadBuffer {
     }
     // the shared buffer: the next read of any socket overwrites it
     const copy = Buffer.allocUnsafe(n);
-    copy.set(buf.subarray(0, n));
+    (buf as Buffer).copy(copy, 0, 0, n);
     if (n >= BULK_READ) {
       this.#own = Buffer.allocUnsafeSlow(this.max);
       this.#lent = false;
