@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import PinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -23,7 +24,9 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream,
 }
 
 function prettyStream(destination: NodeJS.WritableStream | undefined): PinoPretty.PrettyStream {
-  return PinoPretty({
+  // loaded only for pretty logs (a person at a terminal): a service logging JSON never needs it
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  return pretty({
     sync: true,
     destination: destination ?? 1,
     colorize: destination === undefined ? Boolean(process.stdout.isTTY) && !process.env.NO_COLOR : false,

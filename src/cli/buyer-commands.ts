@@ -4,7 +4,6 @@
  * arguments: runBuyerCommand(cmd, argv) gets argv as typed after the name (--help never reaches it).
  */
 import { NETWORKS } from '../codec/index.js';
-import { runBuyerCommand } from './buyer.js';
 import type { CommandSpec, OptionSpec } from './spec.js';
 
 const NETWORK: OptionSpec = { type: 'string', arg: 'NAME', choices: Object.keys(NETWORKS), help: 'the network the proxy serves (default mainnet)' };
@@ -18,7 +17,7 @@ export const BUYER_COMMANDS: readonly CommandSpec[] = [
     summary: 'list what a proxy sells over the x: protocol',
     args: PROXY,
     options: { network: NETWORK, json: JSON_OUT },
-    raw: (argv) => runBuyerCommand('offers', argv),
+    raw: (argv) => runBuyer('offers', argv),
   },
   {
     name: 'buy',
@@ -33,12 +32,17 @@ export const BUYER_COMMANDS: readonly CommandSpec[] = [
       network: NETWORK,
       json: JSON_OUT,
     },
-    raw: (argv) => runBuyerCommand('buy', argv),
+    raw: (argv) => runBuyer('buy', argv),
   },
   {
     name: 'credentials',
     summary: 'show the stored access credentials',
     options: { wallet: WALLET, refresh: { type: 'boolean', help: 'present them again to refresh' }, network: NETWORK, json: JSON_OUT },
-    raw: (argv) => runBuyerCommand('credentials', argv),
+    raw: (argv) => runBuyer('credentials', argv),
   },
 ];
+
+/** The buyer's side (client, payers, BOLT11 decoding) is loaded only by its commands, not by `run`. */
+async function runBuyer(cmd: string, argv: string[]): Promise<number> {
+  return (await import('./buyer.js')).runBuyerCommand(cmd, argv);
+}

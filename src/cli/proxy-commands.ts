@@ -1,10 +1,10 @@
 /** `run` and `check`: the proxy a config describes, started or only validated. */
+import cluster from 'node:cluster';
 import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
 import { adminExposure, ConfigError, loadConfig, type Config } from '../config.js';
 import { formatHostPort, type HostPort } from '../config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loader.js';
 import { waitForShutdown } from '../lifecycle.js';
-import { isWorker, runPrimary, runWorker } from '../workers.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../logging.js';
 import { ProxyMetrics } from '../metrics.js';
 import { checkBanFileWritable } from '../proxy/ban-list.js';
@@ -59,8 +59,9 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
     return 0;
   }
   // workers: N runs N processes under node:cluster (src/workers.ts); this process is then their primary
-  if (isWorker()) return await runWorker(file);
-  if (config.workers > 1) return await runPrimary(config, file);
+  // loaded only then: the primary's AggregatorRegistry and the IPC store are no use to one process
+  if (cluster.isWorker) return await (await import('../workers.js')).runWorker(file);
+  if (config.workers > 1) return await (await import('../workers.js')).runPrimary(config, file);
   const running = await startProxy(config, { configFile: file, log: createLogger(config.log.level, undefined, logFormat(values)) });
   process.on('SIGHUP', () => {
     running.log.info('SIGHUP: reloading config');

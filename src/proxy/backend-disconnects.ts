@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { LruMap } from './lru-map.js';
 
 /**
  * bitcoind sees every proxied peer as 127.0.0.1, so it disconnects a misbehaving peer but
@@ -42,7 +42,7 @@ export type Verdict = 'counted' | 'outage' | 'massClose' | 'noSurvivor';
 
 export class BackendDisconnectTracker {
   // bounded: a flood of distinct addresses cannot grow this without limit
-  readonly #hits = new LRUCache<string, number[]>({ max: 50_000 });
+  readonly #hits = new LruMap<string, number[]>(50_000);
   /** when the backend closed sessions (handshaken or not), oldest first */
   #closes: { at: number; address: string }[] = [];
   #lastConnectFailure = -Infinity;

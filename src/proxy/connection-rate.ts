@@ -1,5 +1,5 @@
-import { LRUCache } from 'lru-cache';
 import { subnetKey } from './address.js';
+import { LruMap } from './lru-map.js';
 
 /** One token bucket's shape: `burst` connections at once, refilled at `perMinute`. burst 0 disables it. */
 export interface RateBucket {
@@ -25,8 +25,8 @@ interface Bucket {
  */
 export class ConnectionRate {
   // bounded: a bucket that drops out of the cache comes back full, which only errs towards accepting
-  readonly #addresses = new LRUCache<string, Bucket>({ max: 65_536 });
-  readonly #subnets = new LRUCache<string, Bucket>({ max: 16_384 });
+  readonly #addresses = new LruMap<string, Bucket>(65_536);
+  readonly #subnets = new LruMap<string, Bucket>(16_384);
 
   constructor(
     public settings: ConnectionRateSettings,
@@ -46,7 +46,7 @@ export class ConnectionRate {
   }
 }
 
-function refill(cache: LRUCache<string, Bucket>, key: string, shape: RateBucket, now: number): Bucket {
+function refill(cache: LruMap<string, Bucket>, key: string, shape: RateBucket, now: number): Bucket {
   let b = cache.get(key);
   if (!b) {
     b = { tokens: shape.burst, at: now };

@@ -10,7 +10,7 @@ import { HookBudget, type HookBudgetSettings } from './hook-budget.js';
 import { LogLimiter } from './log-limiter.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
 import { noteInboundCommand, notePing, notePong } from './peer-activity.js';
-import type { PeerInfo } from './peer-info.js';
+import { SessionInfo } from './peer-info.js';
 import { Pipeline, type FrameStage, type PipelineHost } from './pipeline.js';
 import { pauseWhileFull } from './transport/backpressure.js';
 import { TransportDetector, type V2Policy } from './transport/detect.js';
@@ -79,7 +79,7 @@ const CLOSE_GRACE_MS = 500;
  * (inbound = peer → node).
  */
 export class PeerSession implements PipelineHost {
-  readonly info: PeerInfo;
+  readonly info: SessionInfo;
   readonly log: Logger;
   #closed = false;
   #closeReason: CloseReason | null = null;
@@ -113,29 +113,7 @@ export class PeerSession implements PipelineHost {
     private readonly peerReads: LendingReadBuffer | null = null,
   ) {
     this.#detector = new TransportDetector(settings.network, settings.v2);
-    this.info = {
-      id,
-      address,
-      port: peer.remotePort ?? 0,
-      backendLocalPort: null,
-      connectedAt: Date.now(),
-      transport: settings.v2 === 'reject' ? 'v1' : 'detecting',
-      version: null,
-      services: null,
-      userAgent: null,
-      startHeight: null,
-      relay: null,
-      handshakeComplete: false,
-      bytesIn: 0,
-      bytesOut: 0,
-      messagesIn: 0,
-      messagesOut: 0,
-      misbehaviour: 0,
-      priority: false,
-      reserved: false,
-      features: new Map(),
-      state: new Map(),
-    };
+    this.info = new SessionInfo(id, address, peer.remotePort ?? 0, settings.v2 === 'reject' ? 'v1' : 'detecting');
     this.log = host.log.child({ peer: `${address}:${this.info.port}`, session: id, ...(kind === 'outbound' ? { kind } : {}) });
     this.budget = new HookBudget(settings.hookBudget);
     this.logs = new LogLimiter(this.log, settings.logLinesPerMinute, host.observer);
@@ -154,8 +132,8 @@ export class PeerSession implements PipelineHost {
       injectToPeer: (raw) => this.#toPeer.inject(raw),
       completed: () => this.#handshakeDone(),
     });
-    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), lend: peerReads && (() => peerReads.lend()) }, this, this.#peerStage());
-    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, lend: backendReads && (() => backendReads.lend()) }, this, this.#nodeStage());
+    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), lend: peerReads && (() => peerReads.lend()) }, this, new PeerStage(this, this.#handshake));
+    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, lend: backendReads && (() => backendReads.lend()) }, this, new NodeStage(this, this.#handshake));
   }
 
   get closed(): boolean {
@@ -357,44 +335,26 @@ export class PeerSession implements PipelineHost {
     this.close('protocol_error');
   }
 
-  /** peer → node: the handshake records, x: commands go to their module and never to bitcoind. */
-  #peerStage(): FrameStage {
-    const hs = this.#handshake;
-    return {
-      // pongs stay whole (32 bytes) so eviction learns the peer's ping time
-      intercepts: (command) => command.startsWith('x:') || command === 'pong' || hs.interceptsFromPeer(command),
-      mayIntercept: (field, offset, n) =>
-        (field[offset] === 0x78 && (n < 2 || field[offset + 1] === 0x3a)) || commandFieldStartsWith('pong', field, offset, n) || hs.mayInterceptFromPeer(field, offset, n),
-      enter: (frame) => {
-        if (frame.command === 'pong') {
-          notePong(this.info, frame);
-          return frame;
-        }
-        hs.fromPeer(frame);
-        if (!frame.command.startsWith('x:')) return frame;
-        if (!this.info.features.has(X_FEATURE_ID) && this.#xFromPeerWithoutFeature(frame.command)) return null;
-        const handled = this.host.chain.runX(frame, this, Date.now());
-        if (isThenable(handled)) return Promise.resolve(handled);
-        if (!handled) this.#unknownX(frame.command);
-        return null;
-      },
-      forwarded: () => {},
-    };
+  /** @internal PeerStage.enter: the handshake records, x: commands go to their module and never to bitcoind. */
+  enterFromPeer(frame: Frame): Frame | null | Promise<unknown> {
+    if (frame.command === 'pong') {
+      notePong(this.info, frame);
+      return frame;
+    }
+    this.#handshake.fromPeer(frame);
+    if (!frame.command.startsWith('x:')) return frame;
+    if (!this.info.features.has(X_FEATURE_ID) && this.#xFromPeerWithoutFeature(frame.command)) return null;
+    const handled = this.host.chain.runX(frame, this, Date.now());
+    if (isThenable(handled)) return Promise.resolve(handled);
+    if (!handled) this.#unknownX(frame.command);
+    return null;
   }
 
-  /** node → peer: the handshake mends bitcoind's version and announces features after it. */
-  #nodeStage(): FrameStage {
-    const hs = this.#handshake;
-    return {
-      intercepts: (command) => command === 'ping' || hs.interceptsFromNode(command),
-      mayIntercept: (field, offset, n) => commandFieldStartsWith('ping', field, offset, n) || hs.mayInterceptFromNode(field, offset, n),
-      enter: (frame) => {
-        if (frame.command !== 'ping') return hs.fromNode(frame);
-        notePing(this.info, frame);
-        return frame;
-      },
-      forwarded: (frame) => hs.forwardedToPeer(frame),
-    };
+  /** @internal NodeStage.enter: the handshake mends bitcoind's version; pings are noted for eviction. */
+  enterFromNode(frame: Frame): Frame | null | Promise<unknown> {
+    if (frame.command !== 'ping') return this.#handshake.fromNode(frame);
+    notePing(this.info, frame);
+    return frame;
   }
 
   #unknownX(command: string): void {
@@ -478,5 +438,55 @@ export class PeerSession implements PipelineHost {
   fault(fault: HookFault): void {
     this.log.error({ hook: fault.hook, kind: fault.kind, err: fault.message }, 'hook incompatibility: disconnecting peer');
     this.close('hook_error');
+  }
+}
+
+// The two stages are classes rather than objects of arrow functions: their methods are shared
+// by every session, where closures cost each idle session eight functions and their contexts.
+
+/** peer → node: what the proxy itself must see whole of the peer's frames. */
+class PeerStage implements FrameStage {
+  constructor(
+    private readonly session: PeerSession,
+    private readonly hs: Handshake,
+  ) {}
+
+  // pongs stay whole (32 bytes) so eviction learns the peer's ping time
+  intercepts(command: string): boolean {
+    return command.startsWith('x:') || command === 'pong' || this.hs.interceptsFromPeer(command);
+  }
+
+  mayIntercept(field: Buffer, offset: number, n: number): boolean {
+    return (field[offset] === 0x78 && (n < 2 || field[offset + 1] === 0x3a)) || commandFieldStartsWith('pong', field, offset, n) || this.hs.mayInterceptFromPeer(field, offset, n);
+  }
+
+  enter(frame: Frame): Frame | null | Promise<unknown> {
+    return this.session.enterFromPeer(frame);
+  }
+
+  forwarded(): void {}
+}
+
+/** node → peer: the handshake mends bitcoind's version and announces features after it. */
+class NodeStage implements FrameStage {
+  constructor(
+    private readonly session: PeerSession,
+    private readonly hs: Handshake,
+  ) {}
+
+  intercepts(command: string): boolean {
+    return command === 'ping' || this.hs.interceptsFromNode(command);
+  }
+
+  mayIntercept(field: Buffer, offset: number, n: number): boolean {
+    return commandFieldStartsWith('ping', field, offset, n) || this.hs.mayInterceptFromNode(field, offset, n);
+  }
+
+  enter(frame: Frame): Frame | null | Promise<unknown> {
+    return this.session.enterFromNode(frame);
+  }
+
+  forwarded(frame: Frame): void {
+    this.hs.forwardedToPeer(frame);
   }
 }

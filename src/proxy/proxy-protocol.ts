@@ -5,8 +5,13 @@
  * socket; what follows it is put back for the session); the header itself is parsed by
  * proxy-protocol-js, then checked (address family, addresses, ports).
  */
+import { createRequire } from 'node:module';
 import * as net from 'node:net';
-import { Command, INETProtocol, V1ProxyProtocol, V2ProxyProtocol, IPv4ProxyAddress, IPv6ProxyAddress } from 'proxy-protocol-js';
+
+type ProxyProtocolJs = typeof import('proxy-protocol-js');
+let lib: ProxyProtocolJs | null = null;
+/** the parser, loaded by the first header (only a proxy behind a trusted load balancer reads one) */
+const pp = (): ProxyProtocolJs => (lib ??= createRequire(import.meta.url)('proxy-protocol-js') as ProxyProtocolJs);
 import { normalizeAddress } from './address.js';
 
 const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -66,6 +71,7 @@ export function parseHeader(header: Buffer): ProxyHeader {
 function parseV1(header: Buffer): ProxyHeader {
   const text = header.toString('latin1');
   if (/^PROXY UNKNOWN[ \r]/.test(text)) return { kind: 'local', version: 1 };
+  const { V1ProxyProtocol, INETProtocol } = pp();
   const p = V1ProxyProtocol.parse(text);
   const family = p.inetProtocol === INETProtocol.TCP4 ? 4 : p.inetProtocol === INETProtocol.TCP6 ? 6 : 0;
   for (const peer of [p.source, p.destination]) {
@@ -77,6 +83,7 @@ function parseV1(header: Buffer): ProxyHeader {
 }
 
 function parseV2(header: Buffer): ProxyHeader {
+  const { V2ProxyProtocol, Command, IPv4ProxyAddress, IPv6ProxyAddress } = pp();
   const p = V2ProxyProtocol.parse(new Uint8Array(header.buffer, header.byteOffset, header.length));
   if (p.command === Command.LOCAL) return { kind: 'local', version: 2 };
   const a = p.proxyAddress;

@@ -337,24 +337,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#pending.add(socket);
 
     const { host, port } = this.settings.backend;
-    // bitcoind → peer carries the bulk (blocks): read it into one reused buffer (see LendingReadBuffer)
-    const readBuffer = new LendingReadBuffer();
-    let deliver: ((chunk: Buffer) => void) | null = null;
-    const early: Buffer[] = [];
-    const backend = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: readBuffer.next,
-        callback: (n, buf) => {
-          const chunk = readBuffer.read(n, buf);
-          if (deliver) deliver(chunk);
-          else early.push(Buffer.from(chunk)); // before the session exists: keep a copy
-          return true; // backpressure is the session's pause()/resume()
-        },
-      },
-    });
+    const link = new BackendLink(host, port);
+    const backend = link.socket;
     const timer = setTimeout(() => backend.destroy(new Error(`connect timeout after ${this.settings.backendConnectTimeout} ms`)), this.settings.backendConnectTimeout);
     const fail = (err: Error) => {
       clearTimeout(timer);
@@ -377,24 +361,35 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
         socket.destroy();
         return;
       }
-      // the peer's bytes too go into one reused buffer, when its socket can be re-wrapped for it
-      const peerReads = new LendingReadBuffer();
-      let toSession: ((chunk: Buffer) => void) | null = null;
-      const peer = adoptWithReadBuffer(socket, peerReads, (chunk) => toSession?.(chunk));
-      const session = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, readBuffer, 'inbound', peer && peerReads);
-      toSession = (chunk) => session.onPeerRead(chunk);
-      deliver = (chunk) => session.onBackendRead(chunk);
-      this.#sessions.set(session.info.id, session);
-      this.observer.connectionAccepted();
-      this.observer.sessionOpened();
-      if (slot === 'reserved') {
-        session.info.reserved = true;
-        this.#armReserve(session);
-      }
-      session.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
-      session.start();
-      for (const chunk of early.splice(0)) session.onBackendRead(chunk);
+      this.#startSession(socket, address, slot, link);
     });
+  }
+
+  /**
+   * Both sockets are connected: the session. Its own method, so that the closures that live as
+   * long as the session (the read callbacks) hold the session and nothing of the accept path
+   * (the socket that adoptWithReadBuffer replaced, the connect timer).
+   */
+  #startSession(socket: net.Socket, address: string, slot: Slot, link: BackendLink): void {
+    const backend = link.socket;
+    // the peer's bytes too go through a LendingReadBuffer, when its socket can be re-wrapped for it
+    const peerReads = new LendingReadBuffer();
+    let created: PeerSession | null = null;
+    const peer = adoptWithReadBuffer(socket, peerReads, (chunk) => created?.onPeerRead(chunk));
+    const s = (created = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, link.reads, 'inbound', peer && peerReads));
+    link.deliver = (chunk) => s.onBackendRead(chunk);
+    this.#sessions.set(s.info.id, s);
+    this.observer.connectionAccepted();
+    this.observer.sessionOpened();
+    if (slot === 'reserved') {
+      s.info.reserved = true;
+      this.#armReserve(s);
+    }
+    s.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
+    s.start();
+    const early = link.early;
+    link.early = null;
+    if (early) for (const chunk of early) s.onBackendRead(chunk);
   }
 
   sessionEnded(session: PeerSession, reason: CloseReason): void {
@@ -587,4 +582,31 @@ function trustedSubnets(settings: ProxySettings): Subnet[] {
     if (!s) throw new Error(`proxyProtocol.trusted: not an address or CIDR: ${c}`);
     return s;
   });
+}
+
+/** A connection to bitcoind whose reads go to `deliver` once the session exists. */
+class BackendLink {
+  /** bitcoind → peer carries the bulk (blocks): read through a LendingReadBuffer */
+  readonly reads = new LendingReadBuffer();
+  readonly socket: net.Socket;
+  deliver: ((chunk: Buffer) => void) | null = null;
+  /** what bitcoind sent before the session existed (copies) */
+  early: Buffer[] | null = null;
+
+  constructor(host: string, port: number) {
+    this.socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: this.reads.next,
+        callback: (n, buf) => {
+          const chunk = this.reads.read(n, buf);
+          if (this.deliver) this.deliver(chunk);
+          else (this.early ??= []).push(Buffer.from(chunk)); // before the session exists: keep a copy
+          return true; // backpressure is the session's pause()/resume()
+        },
+      },
+    });
+  }
 }

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import type { HookStore } from '../../src/hooks/index.js';
 import { MemoryKv, StoreUnavailableError } from '../../src/hooks/memory-store.js';
-import { RedisStore } from '../../src/store/index.js';
+import { RedisStore } from '../../src/store/redis-store.js';
 import type { Ban } from '../../src/proxy/ban-list.js';
 import { SharedPaywallStore } from '../../hooks/paywall/shared-store.js';
 import type { GrantRecord } from '../../hooks/paywall/store.js';

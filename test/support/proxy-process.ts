@@ -30,7 +30,15 @@ export interface ProxyProcess {
 }
 
 /** `yaml` is added under the generated network/listen/backend/admin/metrics keys. */
-export async function startProxyProcess(backendPort: number, yaml = '', options: { port?: number; waitReady?: boolean; /** more keys of `bans:`, e.g. "threshold: 10" */ bans?: string } = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(backendPort: number, yaml = '', options: {
+    port?: number;
+    waitReady?: boolean;
+    /** more keys of `bans:`, e.g. "threshold: 10" */
+    bans?: string;
+    /** node options before the script, e.g. ['--import', hookUrl] */
+    execArgv?: string[];
+    env?: NodeJS.ProcessEnv;
+  } = {},): Promise<ProxyProcess> {
   const [port, adminPort, metricsPort] = [options.port ?? (await freePort()), await freePort(), await freePort()];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-proc-'));
   const config = path.join(dir, 'proxy.yaml');
@@ -47,7 +55,7 @@ export async function startProxyProcess(backendPort: number, yaml = '', options:
       yaml,
     ].join('\n'),
   );
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...(options.execArgv ?? []), CLI, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
   process.once('exit', () => proc.kill('SIGKILL'));
   let out = '';
   const keep = (c: Buffer) => (out = (out + c.toString()).slice(-200_000));

@@ -1,4 +1,5 @@
-import { Block } from 'bitcoinjs-lib';
+import type { Block } from 'bitcoinjs-lib';
+import { bitcoinjs } from './bitcoinjs.js';
 import { hash256 } from '../checksum.js';
 import { PayloadReader } from '../reader.js';
 import { PayloadWriter } from '../writer.js';
@@ -113,7 +114,7 @@ export class RawBlock {
 
   /** The full parse, by bitcoinjs-lib. */
   block(): Block {
-    return Block.fromBuffer(this.raw);
+    return bitcoinjs().Block.fromBuffer(this.raw);
   }
 }
 

@@ -1,4 +1,5 @@
-import { Transaction } from 'bitcoinjs-lib';
+import type { Transaction } from 'bitcoinjs-lib';
+import { bitcoinjs } from './bitcoinjs.js';
 import { hash256 } from '../checksum.js';
 import { MAX_SIZE, type PayloadReader } from '../reader.js';
 import type { PayloadWriter } from '../writer.js';
@@ -73,7 +74,7 @@ export class RawTransaction {
 
   /** The full parse, by bitcoinjs-lib. */
   transaction(): Transaction {
-    return Transaction.fromBuffer(this.raw);
+    return bitcoinjs().Transaction.fromBuffer(this.raw);
   }
 }
 

@@ -1,6 +1,8 @@
 import { guessTransport, v1Prefix, type Network } from '../../codec/index.js';
 
 const EMPTY = Buffer.alloc(0);
+/** one v1 prefix per network, not one per connection */
+const prefixes = new WeakMap<Network, Buffer>();
 
 /** `terminate`: speak BIP324 v2 with the peer at the proxy (hooks and limits as for v1), v1 to bitcoind. */
 export type V2Policy = 'reject' | 'passthrough' | 'terminate';
@@ -17,7 +19,6 @@ export type Detected = 'v1' | 'v2' | 'undecided';
  */
 export class TransportDetector {
   #head: Buffer = EMPTY;
-  #prefix: Buffer | null = null;
 
   constructor(
     readonly network: Network,
@@ -28,7 +29,9 @@ export class TransportDetector {
   feed(chunk: Buffer): { detected: Detected; bytes: Buffer } {
     if (this.policy === 'reject') return { detected: 'v1', bytes: chunk };
     const head = this.#head.length ? Buffer.concat([this.#head, chunk]) : chunk;
-    const detected = guessTransport(head, (this.#prefix ??= v1Prefix(this.network)));
+    let prefix = prefixes.get(this.network);
+    if (!prefix) prefixes.set(this.network, (prefix = v1Prefix(this.network)));
+    const detected = guessTransport(head, prefix);
     this.#head = detected === 'undecided' ? Buffer.from(head) : EMPTY;
     return { detected, bytes: detected === 'undecided' ? EMPTY : head };
   }

@@ -1,42 +1,75 @@
 /**
- * One reusable read buffer for a socket opened with `onread`: Node calls `next()` after every
- * read for the buffer of the following read. Reusing one buffer saves the per-read allocation,
- * but bytes still queued in a writable after a read point into it; then the buffer is "lent"
- * and the next read gets a fresh one instead of overwriting it.
+ * The read buffers of a socket opened with `onread`: Node calls `next()` after every read for
+ * the buffer of the following read.
  *
- * It starts small (an idle peer's handshake is a few hundred bytes, and thousands of idle peers
- * each holding 64 KB would be external memory the GC has to reckon with) and grows to `max`
- * once a read fills it: then the peer is sending in bulk.
+ * A quiet socket (a few hundred bytes now and then: an idle peer's handshake, pings, inv) reads
+ * into one buffer the whole process shares, and its bytes are copied into a chunk of their own
+ * (a slice of Node's pool when small). Reads run one at a time on the event loop and the copy
+ * is made before the next one, so thousands of idle peers hold no read buffer at all, where a
+ * 4 KB buffer per socket was 40 MB for 5,000 peers.
+ *
+ * A socket whose read fills BULK_READ bytes or more is sending in bulk: from its next read on
+ * it reads into a buffer of its own, without the copy. Bytes still queued in a writable, or a
+ * frame a hook keeps, point into that buffer; then it is "lent" and the next read gets a fresh
+ * one instead of overwriting them. After QUIET_READS small reads in a row the socket goes back
+ * to the shared buffer and its own is left to the GC.
  */
 export class LendingReadBuffer {
-  #buf: Buffer | null = null;
-  #size: number;
+  #own: Buffer | null = null;
   #lent = false;
+  #quiet = 0;
 
-  constructor(
-    readonly max = 64 * 1024,
-    initial = 4 * 1024,
-  ) {
-    this.#size = Math.min(initial, max);
-  }
+  constructor(readonly max = SHARED_SIZE) {}
 
   /** for onread.buffer */
   readonly next = (): Buffer => {
-    if (this.#lent || this.#buf === null || this.#buf.length !== this.#size) {
-      this.#buf = Buffer.allocUnsafeSlow(this.#size);
+    if (this.#own === null) return shared();
+    if (this.#lent) {
+      this.#own = Buffer.allocUnsafeSlow(this.max);
       this.#lent = false;
     }
-    return this.#buf;
+    return this.#own;
   };
 
-  /** The `n` bytes the last read put into `buf`, as a view (valid until the next read unless lent). */
+  /** The `n` bytes the last read put into `buf`: a view of our own buffer (valid until the next read unless lent), or a copy. */
   read(n: number, buf: Uint8Array): Buffer {
-    if (n === buf.length && this.#size < this.max) this.#size = Math.min(this.max, this.#size * 4);
-    return (buf as Buffer).subarray(0, n);
+    if (buf === this.#own) {
+      if (n >= BULK_READ) this.#quiet = 0;
+      else if (++this.#quiet >= QUIET_READS) {
+        this.#own = null; // the views of this read keep it alive as long as they need it
+        this.#lent = false;
+      }
+      return (buf as Buffer).subarray(0, n);
+    }
+    // the shared buffer: the next read of any socket overwrites it
+    const copy = Buffer.allocUnsafe(n);
+    (buf as Buffer).copy(copy, 0, 0, n);
+    if (n >= BULK_READ) {
+      this.#own = Buffer.allocUnsafeSlow(this.max);
+      this.#lent = false;
+      this.#quiet = 0;
+    }
+    return copy;
   }
 
-  /** the bytes of the last read are still referenced (queued in a writable): do not reuse */
+  /** the bytes of the last read are still referenced (queued in a writable, kept by a hook): do not reuse */
   lend(): void {
-    this.#lent = true;
+    if (this.#own !== null) this.#lent = true;
   }
+
+  /** reading into a buffer of its own (for tests and stats) */
+  get bulk(): boolean {
+    return this.#own !== null;
+  }
+}
+
+const SHARED_SIZE = 64 * 1024;
+/** a read this large means bulk transfer: a buffer of its own saves copying it */
+const BULK_READ = 4 * 1024;
+/** small reads in a row after which a socket gives its own buffer back */
+const QUIET_READS = 16;
+
+let sharedBuffer: Buffer | null = null;
+function shared(): Buffer {
+  return (sharedBuffer ??= Buffer.allocUnsafeSlow(SHARED_SIZE));
 }

@@ -1,5 +1,17 @@
 import * as crypto from 'node:crypto';
-import { elligatorSwift } from '@scure/btc-signer/p2p.js';
+import { createRequire } from 'node:module';
+
+type ElligatorSwift = typeof import('@scure/btc-signer/p2p.js').elligatorSwift;
+let ellswift: ElligatorSwift | null = null;
+
+/**
+ * @scure/btc-signer and @noble/curves (about 9 MB resident), loaded by the first v2 key: a
+ * proxy whose peers all speak v1 never needs them. require() of the ES module (Node >= 20.19)
+ * keeps the handshake synchronous, so bytes that arrive meanwhile cannot overtake it.
+ */
+function elligatorSwift(): ElligatorSwift {
+  return (ellswift ??= (createRequire(import.meta.url)('@scure/btc-signer/p2p.js') as typeof import('@scure/btc-signer/p2p.js')).elligatorSwift);
+}
 
 /** BIP324: both rekeying ciphers change key every 224 messages. */
 export const REKEY_INTERVAL = 224;
@@ -183,12 +195,12 @@ export function newEphemeralKey(): EphemeralKey {
   const ecdh = crypto.createECDH('secp256k1');
   ecdh.generateKeys();
   const x = ecdh.getPublicKey(null, 'compressed').subarray(1);
-  return { secret: fixed32(ecdh.getPrivateKey()), ellswift: elligatorSwift.encode(BigInt('0x' + x.toString('hex'))) };
+  return { secret: fixed32(ecdh.getPrivateKey()), ellswift: elligatorSwift().encode(BigInt('0x' + x.toString('hex'))) };
 }
 
 /** BIP324's x-only ECDH secret, tagged with both encodings (the initiator's first). */
 export function sharedSecret(ours: EphemeralKey, theirs: Uint8Array, initiating: boolean): Buffer {
-  const x = elligatorSwift.decode(theirs);
+  const x = elligatorSwift().decode(theirs);
   const ecdh = crypto.createECDH('secp256k1');
   ecdh.setPrivateKey(ours.secret);
   // x-only: the point with either y gives the same x of the product, so take the even one
