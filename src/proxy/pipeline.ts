@@ -85,6 +85,8 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   readonly lane: Lane;
   readonly #magic: Buffer;
   readonly #lend: (() => void) | null;
+  /** a whole frame of this read went to the stage and hooks (who may keep its bytes): lend the read buffer */
+  #lendRead = false;
   /** a fatal header that arrived while a hook held the lane: it goes on after the queued frames */
   #fatal: { header: Buffer; err: FrameError } | null = null;
   #fatalHeader: Buffer | null = null;
@@ -140,6 +142,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   /** Bytes read from the source socket. */
   push(chunk: Buffer): void {
     this.reader.push(chunk);
+    if (this.#lendRead) {
+      // once a read, not once a frame: the next read's buffer is chosen after this returns
+      this.#lendRead = false;
+      this.#lend!();
+    }
     this.#endOfBatch();
     this.out.flush();
   }
@@ -215,7 +222,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     }
     this.#count(frame.command, frame.byteLength);
     if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
-    this.#lend?.();
+    this.#lendRead = this.#lend !== null;
     const entered = this.stage.enter(frame);
     if (entered === null) return;
     if (isThenable(entered)) return this.#hold(entered, () => {});

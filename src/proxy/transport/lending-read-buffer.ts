@@ -9,9 +9,9 @@
  * 4 KB buffer per socket was 40 MB for 5,000 peers.
  *
  * A socket whose read fills BULK_READ bytes or more is sending in bulk: from its next read on
- * it reads into a buffer of its own, without the copy. Bytes still queued in a writable, or a
- * frame a hook keeps, point into that buffer; then it is "lent" and the next read gets a fresh
- * one instead of overwriting them. After QUIET_READS small reads in a row the socket goes back
+ * it reads into a buffer of its own (BULK_SIZE), without the copy. Bytes still queued in a
+ * writable, or a frame a hook keeps, point into that buffer; then it is "lent" and the next
+ * read gets a fresh one instead of overwriting them. After QUIET_READS small reads in a row the socket goes back
  * to the shared buffer and its own is left to the GC.
  */
 export class LendingReadBuffer {
@@ -19,7 +19,7 @@ export class LendingReadBuffer {
   #lent = false;
   #quiet = 0;
 
-  constructor(readonly max = SHARED_SIZE) {}
+  constructor(readonly max = BULK_SIZE) {}
 
   /** for onread.buffer */
   readonly next = (): Buffer => {
@@ -64,6 +64,13 @@ export class LendingReadBuffer {
 }
 
 const SHARED_SIZE = 64 * 1024;
+/**
+ * A bulk reader's own buffer: 256 KB reads take a quarter of the read and write system calls
+ * of 64 KB ones (Node's default), about a fifth less proxy CPU for a stream of small messages
+ * (measured with and without a hook). Only sockets reading in bulk hold one, and give it back
+ * when they go quiet; a bulk session already holds up to `sendBuffer` queued besides.
+ */
+const BULK_SIZE = 256 * 1024;
 /** a read this large means bulk transfer: a buffer of its own saves copying it */
 const BULK_READ = 4 * 1024;
 /** small reads in a row after which a socket gives its own buffer back */
