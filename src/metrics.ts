@@ -7,7 +7,11 @@ import type { HookCallCounters, HookRuntimeObserver } from './hooks/chain.js';
 import { FastHistogram } from './fast-histogram.js';
 import { formatHostPort } from './config-values.js';
 import { readiness, type HealthSource } from './health.js';
-import type { CloseReason, Direction, ProxyObserver, RefuseReason } from './proxy/observer.js';
+import type { CloseReason, Direction, ProxyObserver, RefuseReason, SocksCounts } from './proxy/observer.js';
+import { REPLY } from './proxy/socks/protocol.js';
+
+/** RFC 1928 reply codes as label values: generalFailure -> general_failure */
+const SOCKS_REPLY_NAMES: Record<number, string> = Object.fromEntries(Object.entries(REPLY).map(([name, code]) => [code, name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]));
 
 /**
  * Prometheus metrics, prefix bhp_. Per-message counts are kept in plain numbers on the hot
@@ -310,6 +314,47 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     const c = this.#logLines.get(key);
     if (c) c.n++;
     else this.#logLines.set(key, { reason, outcome, n: 1 });
+  }
+
+  /** The SOCKS5 front (outbound mode) started: its counters are published from now on, at scrape time. */
+  socksCounts(counts: SocksCounts): void {
+    if (this.registry.getSingleMetric('bhp_socks_connections_total')) return; // one front a process
+    const registers = [this.registry];
+    const plain = (name: string, help: string, value: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect(this: Counter) {
+          this.reset();
+          this.inc(value());
+        },
+      });
+    plain('bhp_socks_connections_total', 'Connections our node opened to the SOCKS5 front, taken for negotiation', () => counts.accepted);
+    plain('bhp_socks_sessions_total', 'SOCKS5 requests that became P2P sessions through the hook chain', () => counts.sessions);
+    plain('bhp_socks_protocol_errors_total', 'SOCKS5 negotiations that broke the protocol or timed out', () => counts.protocolErrors);
+    new Counter({
+      name: 'bhp_socks_refused_total',
+      help: 'SOCKS5 connections refused, by reply (max_connections: closed at once, no reply)',
+      labelNames: ['reply'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        if (counts.overLimit > 0) this.inc({ reply: 'max_connections' }, counts.overLimit);
+        for (const [code, n] of counts.refused) this.inc({ reply: SOCKS_REPLY_NAMES[code] ?? String(code) }, n);
+      },
+    });
+    new Counter({
+      name: 'bhp_socks_auth_total',
+      help: 'SOCKS5 negotiations, by the authentication method chosen',
+      labelNames: ['method'],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        this.inc({ method: 'none' }, counts.methods.none);
+        this.inc({ method: 'userpass' }, counts.methods.userpass);
+      },
+    });
   }
 
   /**

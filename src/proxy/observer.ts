@@ -60,6 +60,24 @@ export interface ProxyObserver {
   hookBudgetExceeded(action: 'throttle' | 'disconnect'): void;
   /** a rate-limited log line was written or suppressed (see LogLimiter) */
   logLine(reason: string, outcome: 'written' | 'suppressed'): void;
+  /** the SOCKS5 front's counters, to publish at scrape time (called once, when it starts) */
+  socksCounts?(counts: SocksCounts): void;
+}
+
+/** The SOCKS5 front's plain counters, bumped where things happen, published by whoever scrapes them. */
+export interface SocksCounts {
+  /** connections taken for negotiation */
+  accepted: number;
+  /** connections closed at once: maxConnections were open */
+  overLimit: number;
+  /** requests refused, by SOCKS reply code */
+  refused: Map<number, number>;
+  /** negotiations that broke the protocol or timed out */
+  protocolErrors: number;
+  /** requests that became P2P sessions */
+  sessions: number;
+  /** negotiations by the method chosen */
+  methods: { none: number; userpass: number };
 }
 
 export const nullObserver: ProxyObserver = {

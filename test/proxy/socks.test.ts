@@ -159,6 +159,12 @@ test('refusals with their reply codes; the front keeps serving', { skip, timeout
   // and a good request still works
   assert.equal((await rawRequest(out.port, Buffer.concat([Buffer.from([5, 1, 0, 1]), ip(targetPort)]))).reply, 0);
   assert.ok((out.socks.counts.refused.get(8) ?? 0) >= 3);
+  // published to Prometheus at scrape time, by reply name
+  assert.ok((await proxy.metricValue('bhp_socks_refused_total', { reply: 'address_type_not_supported' })) >= 3, 'refusals by reply (8)');
+  assert.ok((await proxy.metricValue('bhp_socks_refused_total', { reply: 'command_not_supported' })) >= 2, 'refusals by reply (7)');
+  assert.ok((await proxy.metricValue('bhp_socks_refused_total', { reply: 'connection_refused' })) >= 1, 'refusals by reply (5)');
+  assert.ok((await proxy.metricValue('bhp_socks_protocol_errors_total')) >= 2, 'GSSAPI only, SOCKS4, silence');
+  assert.equal(await proxy.metricValue('bhp_socks_connections_total'), out.socks.counts.accepted);
 });
 
 test('upstream SOCKS5 (microsocks): connections are chained through it, onion names go to it instead of being refused', { skip: skip || (!hasMicrosocks && !process.env.CI && 'microsocks is not installed (apt-get install microsocks; .ci/run does)'), timeout: 120_000 }, async () => {

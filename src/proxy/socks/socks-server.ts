@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { OutgoingMessage } from '../../hooks/api.js';
 import type { HookChain } from '../../hooks/chain.js';
 import { normalizeAddress } from '../address.js';
-import { nullObserver, type CloseReason, type ProxyObserver } from '../observer.js';
+import { nullObserver, type CloseReason, type ProxyObserver, type SocksCounts } from '../observer.js';
 import { OutboundSession } from '../outbound-session.js';
 import type { PeerSession, SessionHost, SessionSettings } from '../peer-session.js';
 import { CMD, METHOD, REPLY, SocksProtocolError, encodeReply, isPrivacyNetworkName, parseGreeting, parseRequest, parseUserPass, replyForError, type ReplyCode, type SocksRequest } from './protocol.js';
@@ -49,21 +49,12 @@ export interface SocksServerOptions {
   firstId?: number;
 }
 
-/** Plain counters, published by whoever scrapes them. */
-export interface SocksCounts {
-  accepted: number;
-  /** refusals by SOCKS reply code */
-  refused: Map<number, number>;
-  protocolErrors: number;
-  sessions: number;
-  /** negotiations by the method chosen */
-  methods: { none: number; userpass: number };
-}
+export type { SocksCounts };
 
 export class SocksServer implements SessionHost {
   readonly log: Logger;
   readonly observer: ProxyObserver;
-  readonly counts: SocksCounts = { accepted: 0, refused: new Map(), protocolErrors: 0, sessions: 0, methods: { none: 0, userpass: 0 } };
+  readonly counts: SocksCounts = { accepted: 0, overLimit: 0, refused: new Map(), protocolErrors: 0, sessions: 0, methods: { none: 0, userpass: 0 } };
   readonly #servers: net.Server[] = [];
   readonly #negotiating = new Set<net.Socket>();
   readonly #sessions = new Map<number, OutboundSession>();
@@ -73,6 +64,7 @@ export class SocksServer implements SessionHost {
   constructor(private readonly o: SocksServerOptions) {
     this.log = o.log.child({ socks: true });
     this.observer = o.observer ?? nullObserver;
+    this.observer.socksCounts?.(this.counts);
     this.#nextId = o.firstId ?? 1_000_000_000;
   }
 
@@ -111,6 +103,7 @@ export class SocksServer implements SessionHost {
   #accept(socket: net.Socket): void {
     socket.on('error', () => {});
     if (this.#closing || this.#negotiating.size + this.#sessions.size >= this.o.settings.maxConnections) {
+      this.counts.overLimit++;
       this.log.info({ connections: this.#negotiating.size + this.#sessions.size }, 'SOCKS connection refused: at maxConnections');
       socket.destroy();
       return;
