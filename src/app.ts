@@ -156,6 +156,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
           logger: (hook) => hookLogger(log.child({ hook })),
           metrics: () => metrics.hookMetrics(),
           baseDir: config.baseDir,
+          attach: (sessions) => proxy.attachSessions(sessions),
         })
       : null;
     return {

@@ -15,6 +15,7 @@ import { HookChain, type HookRuntimeObserver } from './hooks/chain.js';
 import { loadHookChain, silentHookServices } from './hooks/loader.js';
 import type { ProxyObserver } from './proxy/observer.js';
 import type { SessionSettings } from './proxy/peer-session.js';
+import type { AttachedSessions } from './proxy/proxy-server.js';
 import { SocksServer } from './proxy/socks/socks-server.js';
 
 export interface OutboundDeps {
@@ -30,6 +31,8 @@ export interface OutboundDeps {
   baseDir: string;
   /** a payer instead of the configured one (tests, embedding) */
   payer?: Payer;
+  /** let the inbound proxy's hooks reach these sessions too (ctx.peers, ctx.send, ctx.disconnect) */
+  attach?: (sessions: AttachedSessions) => void;
 }
 
 export interface RunningOutbound {
@@ -86,6 +89,7 @@ export async function startOutbound(config: OutboundConfig, deps: OutboundDeps):
     ...(deps.observer ? { observer: deps.observer } : {}),
   });
   await socks.listen();
+  deps.attach?.(socks);
   return {
     socks,
     wallet,

@@ -88,6 +88,14 @@ export interface BanSync {
  * paid by a hook (setPriority) within `reservedAuthTimeout`, or it moves to a regular slot that
  * has become free, or it is closed (`reserve_timeout`). Priority peers are never evicted.
  */
+/** Sessions held elsewhere that hooks reach through the proxy's host (see attachSessions). */
+export interface AttachedSessions {
+  sessions(): { readonly hookPeer: HookPeer }[];
+  /** false when `peerId` is not one of these */
+  send(peerId: number, message: OutgoingMessage): boolean;
+  disconnect(peerId: number, reason: string): void;
+}
+
 export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly observer: ProxyObserver;
   readonly log: Logger;
@@ -98,6 +106,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   /** swapped on reload; a message already inside the old chain finishes there */
   chain: HookChain;
   readonly #servers: net.Server[] = [];
+  readonly #attached: AttachedSessions[] = [];
   readonly #sessions = new Map<number, PeerSession>();
   /** accepted peers whose backend connection is still being opened */
   readonly #pending = new Set<net.Socket>();
@@ -475,17 +484,32 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   // HookRuntimeHost: what hooks may do outside a message callback
 
+  /**
+   * Another set of sessions the hooks reach through this host (ctx.peers, ctx.send,
+   * ctx.disconnect): our node's outbound sessions of the SOCKS5 front. Their ids never collide
+   * with ours; they stay out of this server's limits, eviction and admin listing.
+   */
+  attachSessions(other: AttachedSessions): void {
+    this.#attached.push(other);
+  }
+
   peers(): HookPeer[] {
-    return this.sessions().map((s) => s.hookPeer);
+    const own = this.sessions().map((s) => s.hookPeer);
+    return this.#attached.length === 0 ? own : own.concat(...this.#attached.map((a) => a.sessions().map((s) => s.hookPeer)));
   }
 
   send(peerId: number, message: OutgoingMessage): boolean {
-    return this.#sessions.get(peerId)?.sendMessage(message) ?? false;
+    const own = this.#sessions.get(peerId);
+    if (own) return own.sendMessage(message);
+    return this.#attached.some((a) => a.send(peerId, message));
   }
 
   disconnect(peerId: number, reason: string): void {
     const s = this.#sessions.get(peerId);
-    if (!s) return;
+    if (!s) {
+      for (const a of this.#attached) a.disconnect(peerId, reason);
+      return;
+    }
     s.log.info({ reason }, 'disconnected by a hook');
     s.close('hook');
   }

@@ -31,6 +31,7 @@ export async function startTestOutbound(proxy: TestProxy, yaml: string, baseDir:
     },
     metrics: () => proxy.metrics.hookMetrics(),
     baseDir,
+    attach: (sessions) => proxy.proxy.attachSessions(sessions),
     ...(payer ? { payer } : {}),
   });
   return Object.assign(running, { port });

@@ -107,6 +107,13 @@ test('litecoind -proxy (Core 0.21 SOCKS5 client, username/password) syncs from a
     assert.equal(outcome, 'no_x', 'a plain node announces no x: feature: nothing to buy');
     const peers = await b.getPeerInfo();
     assert.ok(peers.some((p) => p.inbound), 'B sees A as an ordinary inbound peer');
+    // the inbound proxy's hooks reach our node's outbound sessions too (ctx.peers, ctx.send)
+    const outboundId = out.socks.sessions()[0]!.info.id;
+    assert.ok(proxy.proxy.peers().some((p) => p.id === outboundId), 'ctx.peers() lists the outbound session');
+    const pingsAtB = async () => (await b.getPeerInfo()).reduce((n, p) => n + ((p as { bytesrecv_per_msg?: Record<string, number> }).bytesrecv_per_msg?.ping ?? 0), 0);
+    const before = await pingsAtB();
+    assert.equal(proxy.proxy.send(outboundId, { command: 'ping', payload: Buffer.alloc(8, 0x42) }), true, 'ctx.send to an outbound session');
+    await waitFor(async () => (await pingsAtB()) >= before + 32, 20_000, 'B to receive the ping a hook sent');
   } finally {
     await a.stop();
   }
