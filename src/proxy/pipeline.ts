@@ -27,7 +27,11 @@ export interface FrameStage {
   intercepts(command: string): boolean;
   /** could a command whose field starts with `field[offset..offset+n)` be one it intercepts? */
   mayIntercept(field: Buffer, offset: number, n: number): boolean;
-  /** a whole frame: the frame for the hooks (maybe rewritten), or null when consumed here; a promise holds the lane */
+  /**
+   * A whole frame of a command it intercepts (others go past it): the frame for the hooks (maybe
+   * rewritten), or null when consumed here; a promise holds the lane. intercepts() must answer
+   * the same for a command all along.
+   */
   enter(frame: Frame): Frame | null | Promise<unknown>;
   /** `frame` went out */
   forwarded(frame: Frame): void;
@@ -102,6 +106,9 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   #cutCommand = '';
   #cutChain: HookChain | null = null;
   #cutAnswer = false;
+  /** the last command asked of the stage, and whether it intercepts it */
+  #stagedCommand = '';
+  #staged = false;
   /** the last command a hook of `#hookedChain` wanted: the next frame of it skips the lookup */
   #hookedCommand = '';
   #hookedChain: HookChain | null = null;
@@ -223,9 +230,12 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.#count(frame.command, frame.byteLength);
     if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
     this.#lendRead = this.#lend !== null;
-    const entered = this.stage.enter(frame);
-    if (entered === null) return;
-    if (isThenable(entered)) return this.#hold(entered, () => {});
+    let entered: Frame | null | Promise<unknown> = frame;
+    if (frame.command === this.#stagedCommand ? this.#staged : this.#stageIntercepts(frame.command)) {
+      entered = this.stage.enter(frame);
+      if (entered === null) return;
+      if (isThenable(entered)) return this.#hold(entered, () => {});
+    }
     const chain = this.host.chain;
     if (entered.command !== this.#hookedCommand || chain !== this.#hookedChain) {
       if (chain.hooksFor(this.direction, entered.command).length === 0) return this.#forward(entered);
@@ -271,6 +281,12 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.#stretchAt = chain.lastClock;
     this.#gap = nextGap();
     return out;
+  }
+
+  /** Does the stage intercept `command`? Remembered for the last command (a stage's answer never changes). */
+  #stageIntercepts(command: string): boolean {
+    this.#stagedCommand = command;
+    return (this.#staged = this.stage.intercepts(command));
   }
 
   /** Read the clock; charge an open untimed stretch to the peer's hook budget at the sampled cost (a fault when its wall time is over the timeout). */
