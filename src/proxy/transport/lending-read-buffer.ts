@@ -65,12 +65,12 @@ export class LendingReadBuffer {
 
 const SHARED_SIZE = 64 * 1024;
 /**
- * A bulk reader's own buffer: 256 KB reads take a quarter of the read and write system calls
- * of 64 KB ones (Node's default), about a fifth less proxy CPU for a stream of small messages
- * (measured with and without a hook). Only sockets reading in bulk hold one, and give it back
- * when they go quiet; a bulk session already holds up to `sendBuffer` queued besides.
+ * A bulk reader's own buffer, as large as Node's default read. 256 KB reads take about a fifth
+ * less proxy CPU for a stream of small messages (a quarter of the read and write calls), but a
+ * read is what a slow peer's queue may pass its bound by (`sendBuffer` plus about one read):
+ * 64 KB keeps that bound.
  */
-const BULK_SIZE = 256 * 1024;
+const BULK_SIZE = 64 * 1024;
 /** a read this large means bulk transfer: a buffer of its own saves copying it */
 const BULK_READ = 4 * 1024;
 /** small reads in a row after which a socket gives its own buffer back */
