@@ -8,10 +8,7 @@ import { FastHistogram } from './fast-histogram.js';
 import { formatHostPort } from './config-values.js';
 import { readiness, type HealthSource } from './health.js';
 import type { CloseReason, Direction, ProxyObserver, RefuseReason, SocksCounts } from './proxy/observer.js';
-import { REPLY } from './proxy/socks/protocol.js';
 
-/** RFC 1928 reply codes as label values: generalFailure -> general_failure */
-const SOCKS_REPLY_NAMES: Record<number, string> = Object.fromEntries(Object.entries(REPLY).map(([name, code]) => [code, name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]));
 
 /**
  * Prometheus metrics, prefix bhp_. Per-message counts are kept in plain numbers on the hot
@@ -341,7 +338,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       collect(this: Counter) {
         this.reset();
         if (counts.overLimit > 0) this.inc({ reply: 'max_connections' }, counts.overLimit);
-        for (const [code, n] of counts.refused) this.inc({ reply: SOCKS_REPLY_NAMES[code] ?? String(code) }, n);
+        for (const [reply, n] of counts.refused) this.inc({ reply }, n);
       },
     });
     new Counter({

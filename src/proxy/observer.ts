@@ -70,8 +70,8 @@ export interface SocksCounts {
   accepted: number;
   /** connections closed at once: maxConnections were open */
   overLimit: number;
-  /** requests refused, by SOCKS reply code */
-  refused: Map<number, number>;
+  /** requests refused, by SOCKS reply name (replyName: `connection_refused`, ...) */
+  refused: Map<string, number>;
   /** negotiations that broke the protocol or timed out */
   protocolErrors: number;
   /** requests that became P2P sessions */

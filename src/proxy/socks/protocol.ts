@@ -25,6 +25,13 @@ export const REPLY = {
 } as const;
 export type ReplyCode = (typeof REPLY)[keyof typeof REPLY];
 
+const REPLY_NAMES = new Map<number, string>(Object.entries(REPLY).map(([name, code]) => [code, name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]));
+
+/** A reply code as a metric label: generalFailure -> general_failure */
+export function replyName(code: number): string {
+  return REPLY_NAMES.get(code) ?? String(code);
+}
+
 export class SocksProtocolError extends Error {
   constructor(
     message: string,

@@ -18,7 +18,7 @@ import { normalizeAddress } from '../address.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type SocksCounts } from '../observer.js';
 import { OutboundSession } from '../outbound-session.js';
 import type { PeerSession, SessionHost, SessionSettings } from '../peer-session.js';
-import { CMD, METHOD, REPLY, SocksProtocolError, encodeReply, isPrivacyNetworkName, parseGreeting, parseRequest, parseUserPass, replyForError, type ReplyCode, type SocksRequest } from './protocol.js';
+import { CMD, METHOD, REPLY, SocksProtocolError, encodeReply, isPrivacyNetworkName, parseGreeting, parseRequest, parseUserPass, replyForError, replyName, type ReplyCode, type SocksRequest } from './protocol.js';
 import { UpstreamError, connectVia, type Upstream } from './upstream.js';
 import { listenOn } from '../listen.js';
 
@@ -94,7 +94,8 @@ export class SocksServer implements SessionHost {
   }
 
   #refuse(socket: net.Socket, code: ReplyCode, why: string, fields: Record<string, unknown> = {}): void {
-    this.counts.refused.set(code, (this.counts.refused.get(code) ?? 0) + 1);
+    const name = replyName(code);
+    this.counts.refused.set(name, (this.counts.refused.get(name) ?? 0) + 1);
     this.log.info({ reply: code, why, ...fields }, 'SOCKS request refused');
     if (!socket.destroyed) socket.end(encodeReply(code));
     setTimeout(() => socket.destroy(), 1000).unref();
