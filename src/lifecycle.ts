@@ -1,25 +1,45 @@
 import type { RunningProxy } from './app.js';
 
+type Stop = (signal: string) => void;
+
+/**
+ * Take SIGTERM and SIGINT from now on. Call it before starting: a signal that arrives while the
+ * proxy starts (it may already listen and log so) is kept, and the proxy stops gracefully once
+ * it is up, instead of the process dying of the signal's default action.
+ */
+export function trapShutdown(): { until(running: RunningProxy, onStop?: () => Promise<void>): Promise<number> } {
+  let caught: string | null = null;
+  let stop: Stop | null = null;
+  const on = (signal: string) => {
+    if (caught) return;
+    caught = signal;
+    stop?.(signal);
+  };
+  process.once('SIGTERM', () => on('SIGTERM'));
+  process.once('SIGINT', () => on('SIGINT'));
+  return {
+    until(running, onStop) {
+      return new Promise((resolve) => {
+        stop = (signal) => {
+          running.log.info({ signal }, 'shutting down');
+          running
+            .close()
+            .then(() => onStop?.())
+            .then(
+              () => resolve(0),
+              (err: Error) => {
+                running.log.error({ err: err.message }, 'error during shutdown');
+                resolve(1);
+              },
+            );
+        };
+        if (caught) stop(caught);
+      });
+    },
+  };
+}
+
 /** Resolve with the exit code once SIGTERM or SIGINT has stopped everything gracefully. */
 export function waitForShutdown(running: RunningProxy, onStop?: () => Promise<void>): Promise<number> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      running.log.info({ signal }, 'shutting down');
-      running
-        .close()
-        .then(() => onStop?.())
-        .then(
-          () => resolve(0),
-          (err: Error) => {
-            running.log.error({ err: err.message }, 'error during shutdown');
-            resolve(1);
-          },
-        );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return trapShutdown().until(running, onStop);
 }

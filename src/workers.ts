@@ -15,7 +15,7 @@ import { proxySettings, startProxy, type RunningProxy } from './app.js';
 import { serveAdmin } from './admin.js';
 import { loadConfig, type Config } from './config.js';
 import type { Readiness } from './health.js';
-import { waitForShutdown } from './lifecycle.js';
+import { trapShutdown } from './lifecycle.js';
 import { createLogger, type Logger } from './logging.js';
 import { listenHttp } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
@@ -43,6 +43,7 @@ export async function runWorker(configFile: string): Promise<number> {
   const config = workerConfig(loadConfig(configFile));
   const send = (m: ToPrimary) => process.send?.(m);
   const store = new IpcStore({ send, on: (e, l) => process.on(e, l) }, config.store !== null);
+  const shutdown = trapShutdown(); // a signal while starting stops the worker gracefully once up
   const running = await startProxy(config, { store, slotGate: store, configFile });
   new AggregatorRegistry(); // its constructor installs the listener that answers the primary's scrape
   AggregatorRegistry.setRegistries([running.metrics.registry]);
@@ -54,7 +55,7 @@ export async function runWorker(configFile: string): Promise<number> {
     );
   });
   process.on('SIGHUP', () => {}); // the primary forwards reloads; a HUP sent to the whole group must not kill workers
-  return waitForShutdown(running);
+  return shutdown.until(running);
 }
 
 async function answer(running: RunningProxy, configFile: string, what: 'peers' | 'ready' | 'reload'): Promise<unknown> {

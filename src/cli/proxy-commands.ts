@@ -4,7 +4,7 @@ import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
 import { adminExposure, ConfigError, loadConfig, type Config } from '../config.js';
 import { formatHostPort, type HostPort } from '../config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loader.js';
-import { waitForShutdown } from '../lifecycle.js';
+import { trapShutdown } from '../lifecycle.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../logging.js';
 import { ProxyMetrics } from '../metrics.js';
 import { checkBanFileWritable } from '../proxy/ban-list.js';
@@ -62,12 +62,14 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
   // loaded only then: the primary's AggregatorRegistry and the IPC store are no use to one process
   if (cluster.isWorker) return await (await import('../workers.js')).runWorker(file);
   if (config.workers > 1) return await (await import('../workers.js')).runPrimary(config, file);
+  // before the start: the listener is up (and says so) before startProxy returns
+  const shutdown = trapShutdown();
   const running = await startProxy(config, { configFile: file, log: createLogger(config.log.level, undefined, logFormat(values)) });
   process.on('SIGHUP', () => {
     running.log.info('SIGHUP: reloading config');
     running.reload().catch(() => {}); // logged by reload; the old chain keeps running
   });
-  return await waitForShutdown(running);
+  return await shutdown.until(running);
 }
 
 /** `check` also loads the hook chain (API versions, option schemas, init) and closes it again. */
