@@ -63,6 +63,23 @@ export interface CutThroughSink extends FrameSink {
    * frames then costs a header comparison each, not a round of calls.
    */
   onCutRun?(command: string, frames: number, bytes: number): void;
+  /**
+   * Optional. A declined frame (valid command) that lies whole in the pushed chunk, and the
+   * whole frames right after it with the same magic and command field and a valid size: the
+   * range `chunk[start..stop)` instead of Frames (frameLengthAt gives each one's end), so the
+   * sink makes a Frame only for one it keeps or changes. Returns where it stopped: frames from
+   * there on go the usual way (wantsCut asked anew). Valid only during the call, like onBytes.
+   * Not used with the `always` policy.
+   */
+  onFrames?(chunk: Buffer, command: string, start: number, stop: number): number;
+  /**
+   * Optional. The last `bytes` of `chunk` begin a frame of `frameSize` bytes (HEADER_SIZE when
+   * only part of its header is there) that is not cut through. True: the reader of the socket
+   * will hand them again at the start of the next chunk (it reads after them in the same
+   * buffer), so the decoder leaves them instead of copying them into a frame of their own; a
+   * frame split across reads then still goes on in the same write as the frames after it.
+   */
+  carry?(chunk: Buffer, bytes: number, frameSize: number): boolean;
 }
 
 function isCutSink(sink: FrameSink): sink is CutThroughSink {
@@ -108,6 +125,10 @@ export class FrameDecoder {
   #remaining = 0;
   /** the sink takes runs of frames (onCutRun) */
   readonly #runs: boolean;
+  /** the sink takes whole frames as ranges of the chunk (onFrames) */
+  readonly #ranges: CutThroughSink | null;
+  /** the sink may carry a frame's first bytes over to the next chunk (carry) */
+  readonly #carrier: CutThroughSink | null;
   /** frames in the run #scanRun found last */
   #runFrames = 0;
   /**
@@ -136,6 +157,8 @@ export class FrameDecoder {
     this.#passOn = isCutSink(sink) ? sink : null;
     this.#cut = this.checksumPolicy === 'lazy' ? this.#passOn : null;
     this.#runs = typeof this.#cut?.onCutRun === 'function';
+    this.#ranges = typeof this.#cut?.onFrames === 'function' ? this.#cut : null;
+    this.#carrier = typeof this.#cut?.carry === 'function' ? this.#cut : null;
   }
 
   /** The fatal error that stopped this decoder, if any. */
@@ -178,9 +201,12 @@ export class FrameDecoder {
         this.#emit(partial, this.#partialCommand);
         continue;
       }
-      if (this.#headerFill === 0 && len - pos >= HEADER_SIZE) {
-        pos = this.#headerInChunk(chunk, pos);
-        continue;
+      if (this.#headerFill === 0) {
+        if (len - pos >= HEADER_SIZE) {
+          pos = this.#headerInChunk(chunk, pos);
+          continue;
+        }
+        if (this.#carrier !== null && this.#carrier.carry!(chunk, len - pos, HEADER_SIZE)) return;
       }
       // The header straddles chunks: gather it in the scratch buffer.
       const take = Math.min(HEADER_SIZE - this.#headerFill, len - pos);
@@ -240,9 +266,13 @@ export class FrameDecoder {
       return stop;
     }
     if (end <= chunk.length) {
-      this.#emit(chunk, command, pos, end);
-      return end;
+      if (this.#ranges === null || command === INVALID_COMMAND) {
+        this.#emit(chunk, command, pos, end);
+        return end;
+      }
+      return this.#ranges.onFrames!(chunk, command, pos, end < chunk.length ? this.#scanRun(chunk, pos, end) : end);
     }
+    if (this.#carrier !== null && this.#carrier.carry!(chunk, chunk.length - pos, HEADER_SIZE + payloadLen)) return chunk.length;
     this.#partial = Buffer.allocUnsafe(HEADER_SIZE + payloadLen);
     chunk.copy(this.#partial, 0, pos, chunk.length);
     this.#partialFill = chunk.length - pos;

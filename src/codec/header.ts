@@ -6,6 +6,11 @@ export const COMMAND_SIZE = 12;
 /** bitcoind's MAX_PROTOCOL_MESSAGE_LENGTH (net.h). */
 export const MAX_PROTOCOL_MESSAGE_LENGTH = 4_000_000;
 
+/** The length of the frame whose (checked) header is at `buf[offset..]`: header plus declared payload. */
+export function frameLengthAt(buf: Uint8Array, offset: number): number {
+  return HEADER_SIZE + (buf[offset + 16]! | (buf[offset + 17]! << 8) | (buf[offset + 18]! << 16)) + buf[offset + 19]! * 0x1000000;
+}
+
 /**
  * Validate the 12-byte command field at `buf[offset..offset+12]` the way bitcoind does
  * (CMessageHeader::IsMessageTypeValid): printable ASCII (0x20..0x7e), then only NUL padding.

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { codecFor, decodePayload, encodeFrame, encodePayload, type Frame, type Network } from '../codec/index.js';
+import { Frame, codecFor, decodePayload, encodeFrame, encodePayload, type Network } from '../codec/index.js';
 import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
 import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { CLOCK_MS } from './clock.js';
@@ -76,6 +76,9 @@ interface Runner {
 /** Untimed: run() reads no clock (see Pipeline's sampling). */
 export const UNTIMED = -1;
 
+/** runAt(): every hook passed the range on, unchanged, synchronously */
+export const PASSED: unique symbol = Symbol('passed');
+
 /** The modules of the `hooks:` list, in order, with per-command lookups for the fast path. */
 export class HookChain {
   readonly #byCommand: Record<Direction, Map<string, readonly LoadedHook[]>> = { inbound: new Map(), outbound: new Map() };
@@ -91,6 +94,8 @@ export class HookChain {
   lastClock = 0;
   /** ms of hook time the last timed synchronous run() charged (clock reads taken off) */
   lastCharged = 0;
+  /** a hook of the last synchronous run() read the frame's bytes (FrameMessage.bytesSeen): they may be kept */
+  lastBytesSeen = false;
   readonly #counters = new Map<LoadedHook, HookCallCounters>();
   readonly #x = new Map<string, { hook: LoadedHook; handler: NonNullable<HookModule<unknown>['commands']>[string] }>();
   readonly featureProviders: readonly LoadedHook[];
@@ -187,11 +192,23 @@ export class HookChain {
    * caller then accounts for the time of a stretch of frames (see Pipeline).
    */
   run(direction: Direction, frame: Frame, target: ChainTarget, receivedAt: number, clock: number = performance.now()): MaybePromise<Frame | null> {
+    const out = this.runAt(direction, frame, frame.source, frame.command, frame.start, frame.end, target, receivedAt, clock);
+    return out === PASSED ? frame : out;
+  }
+
+  /**
+   * run() over `frame`, or (frame null) over the range `source[start..end)` of a socket read
+   * with no Frame made for it: PASSED then means every hook passed it synchronously, unchanged
+   * (a Frame is built only when a hook returns something or awaits).
+   */
+  runAt(direction: Direction, frame: Frame | null, source: Buffer, command: string, start: number, end: number, target: ChainTarget, receivedAt: number, clock: number): MaybePromise<Frame | null> | typeof PASSED {
     const spare = this.#spare;
     this.#spare = null; // a hook that runs another chain synchronously gets a fresh object
-    const msg = spare ? spare.reset(frame, direction, receivedAt) : new FrameMessage(frame, direction, receivedAt);
-    const out = this.#runFrom(this.#runnersFor(direction, frame.command), 0, direction, frame, msg, target, clock);
-    if (!isThenable(out)) this.#spare = msg; // no hook kept it (async hooks keep theirs)
+    const msg = spare ? spare.reset(frame, source, command, start, end, direction, receivedAt) : new FrameMessage(frame ?? new Frame(source, command, undefined, start, end), direction, receivedAt);
+    const out = this.#runFrom(this.#runnersFor(direction, command), 0, direction, frame, msg, target, clock);
+    if (isThenable(out)) return out; // the awaiting hook keeps its object
+    this.#spare = msg;
+    this.lastBytesSeen = msg.bytesSeen;
     return out;
   }
 
@@ -276,12 +293,7 @@ export class HookChain {
             const d = this.#acceptDecision(h, value);
             return d === ACCEPTED ? this.accept(conn, i + 1) : d;
           },
-          (err: unknown) =>
-            this.#acceptFault(
-              err === TIMEOUT
-                ? new HookFault(h.name, 'timeout', `onAccept did not settle within its budget of ${this.settings.timeoutMs} ms`)
-                : new HookFault(h.name, 'throw', `onAccept rejected: ${(err as Error)?.message ?? String(err)}`),
-            ),
+          (err: unknown) => this.#acceptFault(settleFault(h, err, this.settings.timeoutMs, 'onAccept ')),
         );
       }
       const ms = performance.now() - t0;
@@ -344,7 +356,8 @@ export class HookChain {
     }
   }
 
-  #runFrom(runners: readonly Runner[], start: number, direction: Direction, frame: Frame, msg: FrameMessage, target: ChainTarget, clock: number): MaybePromise<Frame | null> {
+  /** `frame` null: the message stands for a range (see runAt); its Frame is made when needed. */
+  #runFrom(runners: readonly Runner[], start: number, direction: Direction, frame: Frame | null, msg: FrameMessage, target: ChainTarget, clock: number): MaybePromise<Frame | null> | typeof PASSED {
     const peer = target.hookPeer;
     let charges = 0;
     for (let i = start; i < runners.length; i++) {
@@ -376,10 +389,11 @@ export class HookChain {
         c.passes++;
         continue;
       }
-      if (async) return this.#settle(runners, i, direction, frame, msg, target, r as Promise<HookReturn>, clock === UNTIMED ? performance.now() : startedAt);
-      const out = this.#apply(h, r as HookReturn, target, frame, direction);
+      const current = (frame ??= msg.frame);
+      if (async) return this.#settle(runners, i, direction, current, msg, target, r as Promise<HookReturn>, clock === UNTIMED ? performance.now() : startedAt);
+      const out = this.#apply(h, r as HookReturn, target, current, direction);
       if (out === null) return null;
-      if (out !== frame) {
+      if (out !== current) {
         frame = out;
         msg = new FrameMessage(out, direction, msg.receivedAt);
         runners = this.#after(direction, h, out.command);
@@ -390,7 +404,7 @@ export class HookChain {
       this.lastClock = clock;
       this.lastCharged = charges;
     }
-    return frame;
+    return frame ?? PASSED;
   }
 
   /** A hook returned a promise: apply what it settles to, then run the rest of the chain. */
@@ -403,17 +417,16 @@ export class HookChain {
         if (value === undefined || value === null) runners[i]!.c.passes++;
         const out = value === undefined || value === null ? frame : this.#apply(h, value, target, frame, direction);
         if (out === null) return null;
-        if (out === frame) return this.#runFrom(runners, i + 1, direction, frame, msg, target, performance.now());
-        return this.#runFrom(this.#after(direction, h, out.command), 0, direction, out, new FrameMessage(out, direction, msg.receivedAt), target, performance.now());
+        const rest = out === frame ? this.#runFrom(runners, i + 1, direction, frame, msg, target, performance.now()) : this.#runFrom(this.#after(direction, h, out.command), 0, direction, out, new FrameMessage(out, direction, msg.receivedAt), target, performance.now());
+        return rest as MaybePromise<Frame | null>; // a Frame was given: never PASSED
       },
-      (err: unknown) =>
-        this.#fault(
-          target,
-          err === TIMEOUT
-            ? new HookFault(h.name, 'timeout', `did not settle within its budget of ${this.settings.timeoutMs} ms`)
-            : new HookFault(h.name, 'throw', `rejected: ${(err as Error)?.message ?? String(err)}`),
-        ),
+      (err: unknown) => this.#asyncFault(target, h, err),
     );
+  }
+
+  /** A hook's promise rejected or did not settle in time. */
+  #asyncFault(target: ChainTarget, h: LoadedHook, err: unknown): null {
+    return this.#fault(target, settleFault(h, err, this.settings.timeoutMs));
   }
 
   /** The hooks after `h` that want `command` (a hook replaced the message). */
@@ -452,13 +465,7 @@ export class HookChain {
         if (target.closed) return null;
         return this.#apply(h, value, target, frame, direction);
       },
-      (err: unknown) =>
-        this.#fault(
-          target,
-          err === TIMEOUT
-            ? new HookFault(h.name, 'timeout', `did not settle within its budget of ${this.settings.timeoutMs} ms`)
-            : new HookFault(h.name, 'throw', `rejected: ${(err as Error)?.message ?? String(err)}`),
-        ),
+      (err: unknown) => this.#asyncFault(target, h, err),
     );
   }
 
@@ -543,6 +550,13 @@ export function wantsCommand(h: LoadedHook, direction: Direction, command: strin
 }
 
 const TIMEOUT = Symbol('timeout');
+
+/** The fault of a hook promise that rejected, or (TIMEOUT) did not settle within `timeoutMs`. */
+function settleFault(h: LoadedHook, err: unknown, timeoutMs: number, call = ''): HookFault {
+  return err === TIMEOUT
+    ? new HookFault(h.name, 'timeout', `${call}did not settle within its budget of ${timeoutMs} ms`)
+    : new HookFault(h.name, 'throw', `${call}rejected: ${(err as Error)?.message ?? String(err)}`);
+}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {

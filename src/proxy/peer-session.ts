@@ -132,8 +132,8 @@ export class PeerSession implements PipelineHost {
       injectToPeer: (raw) => this.#toPeer.inject(raw),
       completed: () => this.#handshakeDone(),
     });
-    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), lend: peerReads && (() => peerReads.lend()) }, this, new PeerStage(this, this.#handshake));
-    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, lend: backendReads && (() => backendReads.lend()) }, this, new NodeStage(this, this.#handshake));
+    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), reads: peerReads }, this, new PeerStage(this, this.#handshake));
+    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, reads: backendReads }, this, new NodeStage(this, this.#handshake));
   }
 
   get closed(): boolean {
@@ -225,10 +225,13 @@ export class PeerSession implements PipelineHost {
     this.close(reason);
   }
 
-  /** Bytes from the peer. With a reused read buffer, `chunk` is only valid during this call. */
-  onPeerRead(chunk: Buffer): void {
+  /**
+   * Bytes from the peer. With a reused read buffer, `chunk` is only valid during this call, and
+   * its first `chunk.length - fresh` bytes are the end of the read before, carried over.
+   */
+  onPeerRead(chunk: Buffer, fresh = chunk.length): void {
     if (this.#closed) return;
-    this.info.bytesIn += chunk.length;
+    this.info.bytesIn += fresh; // the rest was counted with the read it was carried over from
     if (this.kind === 'inbound' && this.info.transport === 'detecting') chunk = this.#detect(chunk);
     if (chunk.length > 0) this.#relay(this.#toNode, chunk, this.peer, this.backend, this.settings.receiveBuffer);
     // Whatever the backend socket could not write at once still points into the read buffer.
@@ -236,9 +239,9 @@ export class PeerSession implements PipelineHost {
   }
 
   /** Bytes from bitcoind. With a reused read buffer, `chunk` is only valid during this call. */
-  onBackendRead(chunk: Buffer): void {
+  onBackendRead(chunk: Buffer, fresh = chunk.length): void {
     if (this.#closed) return;
-    this.info.bytesOut += chunk.length;
+    this.info.bytesOut += fresh;
     if (this.kind === 'outbound' && this.info.transport === 'detecting') chunk = this.#detect(chunk);
     if (chunk.length > 0) this.#relay(this.#toPeer, chunk, this.backend, this.peer, this.settings.sendBuffer);
     // Whatever the peer socket could not write at once still points into the read buffer.

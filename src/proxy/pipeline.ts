@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, type CutThroughSink, type Frame, type FrameError, type Network } from '../codec/index.js';
-import { UNTIMED, type ChainTarget, type HookChain } from '../hooks/chain.js';
+import { Frame, HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, frameLengthAt, type CutThroughSink, type FrameError, type Network } from '../codec/index.js';
+import { PASSED, UNTIMED, type ChainTarget, type HookChain } from '../hooks/chain.js';
 import { HookFault, isThenable } from '../hooks/result.js';
 import { HookCostEstimate, SAMPLE_EVERY } from './hook-cost-estimate.js';
 import { Lane, type LaneDriver } from './lanes.js';
@@ -67,12 +67,16 @@ export interface PipelineOptions {
   out: FrameWriter;
   /** bytes that may queue behind an async hook */
   hookQueue: number;
-  /**
-   * The source is read into a reused buffer: called before a whole frame goes to the stage and
-   * the hooks (who may keep its bytes), so the next read gets a fresh buffer instead of
-   * overwriting them. null: every read is a fresh buffer.
-   */
-  lend: (() => void) | null;
+  /** the reused buffer the source is read into (LendingReadBuffer); null: every read is a fresh buffer */
+  reads: ReadBuffer | null;
+}
+
+/** The source socket's reused read buffer. */
+export interface ReadBuffer {
+  /** the stage or a hook may keep bytes of the last read: the next read gets a fresh buffer instead of overwriting them */
+  lend(): void;
+  /** see CutThroughSink.carry: hand the last `bytes` of `chunk` (the last read) again at the start of the next */
+  carry(chunk: Buffer, bytes: number, frameSize: number): boolean;
 }
 
 /**
@@ -88,7 +92,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   out: FrameWriter;
   readonly lane: Lane;
   readonly #magic: Buffer;
-  readonly #lend: (() => void) | null;
+  readonly #reads: ReadBuffer | null;
   /** a whole frame of this read went to the stage and hooks (who may keep its bytes): lend the read buffer */
   #lendRead = false;
   /** a fatal header that arrived while a hook held the lane: it goes on after the queued frames */
@@ -131,7 +135,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.direction = options.direction;
     this.out = options.out;
     this.#magic = options.network.magic;
-    this.#lend = options.lend;
+    this.#reads = options.reads;
     this.lane = new Lane(options.src, options.hookQueue);
     this.reader = options.transport.reader(this);
   }
@@ -152,7 +156,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     if (this.#lendRead) {
       // once a read, not once a frame: the next read's buffer is chosen after this returns
       this.#lendRead = false;
-      this.#lend!();
+      this.#reads!.lend();
     }
     this.#endOfBatch();
     this.out.flush();
@@ -202,10 +206,76 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     this.out.frameEnd();
   }
 
+  carry(chunk: Buffer, bytes: number, frameSize: number): boolean {
+    return this.#reads !== null && this.#reads.carry(chunk, bytes, frameSize);
+  }
+
   onFrame(frame: Frame): void {
     if (this.host.closed) return;
     if (this.lane.busy) this.lane.enqueue(frame);
     else this.next(frame);
+  }
+
+  /**
+   * Whole frames of one command inside the read (`chunk[start..stop)`), not cut through because
+   * a hook or the stage wants them. The common case, hooks that want them and pass them on at
+   * once, costs no Frame and no copy: the hooks see each as a range of the read, and the frames
+   * they passed go on as one range. Returns where it stopped: after a frame that now holds the
+   * lane (an awaiting hook) or that the budget stops, so the frames after it queue as usual.
+   */
+  onFrames(chunk: Buffer, command: string, start: number, stop: number): number {
+    if (this.host.closed) return stop;
+    if (this.lane.busy || this.host.overBudget() || (command === this.#stagedCommand ? this.#staged : this.#stageIntercepts(command))) {
+      // one at a time, as Frames: the lane keeps them, the stage reads them, or the budget holds them
+      const end = start + frameLengthAt(chunk, start);
+      this.onFrame(new Frame(chunk, command, undefined, start, end));
+      return end;
+    }
+    if (command !== this.#runCommand) {
+      this.#reportCount();
+      this.#runCommand = command;
+    }
+    const chain = this.host.chain;
+    if ((command !== this.#hookedCommand || chain !== this.#hookedChain) && !this.#hooksWant(chain, command)) {
+      this.#countRun(chunk, start, stop);
+      this.#forwardRange(chunk, start, stop);
+      return stop;
+    }
+    // the frames the hooks passed since `from` go on together
+    let from = start;
+    let p = start;
+    while (p < stop) {
+      const end = p + frameLengthAt(chunk, p);
+      this.#runFrames++;
+      this.#runBytes += end - p;
+      const out = this.#runHooks(chain, null, chunk, command, p, end);
+      if (out === PASSED) {
+        if (chain.lastBytesSeen) this.#lendRead = this.#reads !== null;
+        p = end;
+      } else {
+        if (p > from) this.#forwardRange(chunk, from, p);
+        this.#afterHooks(chain, out);
+        p = from = end;
+      }
+      if (this.host.closed) return stop;
+      if (this.lane.busy || this.host.overBudget()) break;
+    }
+    if (p > from) this.#forwardRange(chunk, from, p);
+    return p;
+  }
+
+  /** Does a hook of the chain want `command`? Remembered for the last command that one did. */
+  #hooksWant(chain: HookChain, command: string): boolean {
+    if (chain.hooksFor(this.direction, command).length === 0) return false;
+    this.#hookedCommand = command;
+    this.#hookedChain = chain;
+    return true;
+  }
+
+  /** Count the frames of `chunk[start..stop)` (whole frames of the current run's command). */
+  #countRun(chunk: Buffer, start: number, stop: number): void {
+    for (let p = start; p < stop; p += frameLengthAt(chunk, p)) this.#runFrames++;
+    this.#runBytes += stop - start;
   }
 
   onError(err: FrameError): void {
@@ -227,25 +297,34 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       this.lane.holdFirst(frame);
       return this.#hold(this.host.budgetRefilled(), () => {});
     }
-    this.#count(frame.command, frame.byteLength);
-    if (frame.command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
-    this.#lendRead = this.#lend !== null;
+    const command = frame.command;
+    this.#count(command, frame.byteLength);
+    if (command === INVALID_COMMAND) return this.out.frame(frame.raw); // for bitcoind to drop; no hook reads it
+    // Forwarding alone keeps no byte of the read past it (a write the socket could not finish
+    // is lent by the session). The stage, an awaiting hook, or a hook that read the bytes may.
     let entered: Frame | null | Promise<unknown> = frame;
-    if (frame.command === this.#stagedCommand ? this.#staged : this.#stageIntercepts(frame.command)) {
+    if (command === this.#stagedCommand ? this.#staged : this.#stageIntercepts(command)) {
+      this.#lendRead = this.#reads !== null;
       entered = this.stage.enter(frame);
       if (entered === null) return;
       if (isThenable(entered)) return this.#hold(entered, () => {});
     }
     const chain = this.host.chain;
-    if (entered.command !== this.#hookedCommand || chain !== this.#hookedChain) {
-      if (chain.hooksFor(this.direction, entered.command).length === 0) return this.#forward(entered);
-      this.#hookedCommand = entered.command;
-      this.#hookedChain = chain;
-    }
-    const out = this.#runHooks(chain, entered);
+    if ((entered.command !== this.#hookedCommand || chain !== this.#hookedChain) && !this.#hooksWant(chain, entered.command)) return this.#forward(entered);
+    const out = this.#runHooks(chain, entered, entered.source, entered.command, entered.start, entered.end);
+    this.#afterHooks(chain, out === PASSED ? entered : out);
+  }
+
+  /** What the hooks made of a frame: forward it, drop it (null), or hold the lane for a promise. */
+  #afterHooks(chain: HookChain, out: ReturnType<HookChain['run']> | undefined): void {
     if (out === undefined) return;
-    if (isThenable(out)) this.#hold(out, (f) => f && this.#forward(f));
-    else if (out) this.#forward(out);
+    if (isThenable(out)) {
+      this.#lendRead = this.#reads !== null;
+      this.#hold(out, (f) => f && this.#forward(f));
+      return;
+    }
+    if (chain.lastBytesSeen) this.#lendRead = this.#reads !== null;
+    if (out) this.#forward(out);
   }
 
   drained(): void {
@@ -266,16 +345,20 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   readonly failed = (err: unknown): void => this.host.fault(new HookFault('(chain)', 'throw', `the hook chain failed: ${String(err)}`));
 
-  /** The chain over one frame, timed or in an untimed stretch (see SAMPLE_EVERY); undefined when the session closed first. */
-  #runHooks(chain: HookChain, frame: Frame): ReturnType<HookChain['run']> | undefined {
+  /**
+   * The chain over one frame (`frame`, or with null the range `source[start..end)`: see
+   * HookChain.runAt), timed or in an untimed stretch (see SAMPLE_EVERY); undefined when the
+   * session closed first.
+   */
+  #runHooks(chain: HookChain, frame: Frame | null, source: Buffer, command: string, start: number, end: number): ReturnType<HookChain['runAt']> | undefined {
     if (this.#receivedAt === 0) this.#receivedAt = Date.now();
     if (this.#cheap && this.#stretchAt >= 0 && this.#untimed < this.#gap) {
       this.#untimed++;
-      return chain.run(this.direction, frame, this.host, this.#receivedAt, UNTIMED);
+      return chain.runAt(this.direction, frame, source, command, start, end, this.host, this.#receivedAt, UNTIMED);
     }
     const t0 = this.#endStretch(chain);
     if (this.host.closed) return undefined;
-    const out = chain.run(this.direction, frame, this.host, this.#receivedAt, t0);
+    const out = chain.runAt(this.direction, frame, source, command, start, end, this.host, this.#receivedAt, t0);
     if (isThenable(out)) return out;
     this.#cheap = this.#cost.sample(chain.lastCharged, chain.lastClock - t0);
     this.#stretchAt = chain.lastClock;
@@ -344,12 +427,24 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   #forward(frame: Frame): void {
-    if (this.out.cutThrough) {
-      // a whole frame through the piecewise path: a range of the chunk, no view made for it
-      this.out.bytes(frame.source, frame.start, frame.end);
-      this.out.frameEnd();
-    } else this.out.frame(frame.raw);
+    this.#forwardRange(frame.source, frame.start, frame.end);
     this.stage.forwarded(frame);
+  }
+
+  /** Whole frames `source[start..end)` out, as they came. */
+  #forwardRange(source: Buffer, start: number, end: number): void {
+    if (this.out.cutThrough) {
+      // through the piecewise path: a range of the chunk, no view made for it
+      this.out.bytes(source, start, end);
+      this.out.frameEnd();
+      return;
+    }
+    // a writer that frames each message itself (v2) takes them one by one
+    for (let p = start; p < end; ) {
+      const next = p + frameLengthAt(source, p);
+      this.out.frame(p === 0 && next === source.length ? source : source.subarray(p, next));
+      p = next;
+    }
   }
 }
 

@@ -384,9 +384,9 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     // the peer's bytes too go through a LendingReadBuffer, when its socket can be re-wrapped for it
     const peerReads = new LendingReadBuffer();
     let created: PeerSession | null = null;
-    const peer = adoptWithReadBuffer(socket, peerReads, (chunk) => created?.onPeerRead(chunk));
+    const peer = adoptWithReadBuffer(socket, peerReads, (chunk, fresh) => created?.onPeerRead(chunk, fresh));
     const s = (created = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, link.reads, 'inbound', peer && peerReads));
-    link.deliver = (chunk) => s.onBackendRead(chunk);
+    link.deliver = (chunk, fresh) => s.onBackendRead(chunk, fresh);
     this.#sessions.set(s.info.id, s);
     this.observer.connectionAccepted();
     this.observer.sessionOpened();
@@ -613,7 +613,7 @@ class BackendLink {
   /** bitcoind → peer carries the bulk (blocks): read through a LendingReadBuffer */
   readonly reads = new LendingReadBuffer();
   readonly socket: net.Socket;
-  deliver: ((chunk: Buffer) => void) | null = null;
+  deliver: ((chunk: Buffer, fresh: number) => void) | null = null;
   /** what bitcoind sent before the session existed (copies) */
   early: Buffer[] | null = null;
 
@@ -626,7 +626,7 @@ class BackendLink {
         buffer: this.reads.next,
         callback: (n, buf) => {
           const chunk = this.reads.read(n, buf);
-          if (this.deliver) this.deliver(chunk);
+          if (this.deliver) this.deliver(chunk, n);
           else (this.early ??= []).push(Buffer.from(chunk)); // before the session exists: keep a copy
           return true; // backpressure is the session's pause()/resume()
         },

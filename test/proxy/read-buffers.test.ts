@@ -129,3 +129,87 @@ test('a bulk reader gets a buffer of its own; lent bytes survive later reads; qu
   }
   assert.equal(bulk.reads.bulk, false, 'after a run of small reads the socket reads into the shared buffer again');
 });
+
+test('a record split across reads is carried over: the next read lands after its first bytes, in one piece with what follows', { timeout: 60_000 }, async (t) => {
+  let peer: net.Socket | null = null;
+  const srv = await serverOf((s) => (peer ??= s));
+  t.after(srv.close);
+  // records: a uint32 length, then that many bytes; mostly small, some over the carry limit (16 KB)
+  const records: Buffer[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const size = rand() < 0.03 ? 20_000 + Math.floor(rand() * 20_000) : 1 + Math.floor(rand() * 3000);
+    const r = Buffer.alloc(4 + size);
+    r.writeUInt32LE(size, 0);
+    for (let k = 4; k < r.length; k++) r[k] = Math.floor(rand() * 256);
+    records.push(r);
+  }
+  const stream = Buffer.concat(records);
+
+  const reads = new LendingReadBuffer();
+  const got: Buffer[] = [];
+  let fresh = 0;
+  let carried = 0;
+  let refusedLarge = 0;
+  /** bytes a refused carry left for us to keep (a copy), as the decoder's own assembly would */
+  let held: Buffer | null = null;
+  const parse = (chunk: Buffer): void => {
+    let pos = 0;
+    // first finish a record we are assembling ourselves
+    while (held) {
+      const need = held.length < 4 ? 4 : 4 + held.readUInt32LE(0);
+      const take = Math.min(need - held.length, chunk.length - pos);
+      held = Buffer.concat([held, chunk.subarray(pos, pos + take)]);
+      pos += take;
+      if (held.length < need) return;
+      if (need > 4 || held.readUInt32LE(0) === 0) {
+        got.push(held);
+        held = null;
+      }
+    }
+    // keep views when this read is lent, copies otherwise (the buffer is reused)
+    const lend = rand() < 0.3;
+    while (pos < chunk.length) {
+      const size = chunk.length - pos >= 4 ? 4 + chunk.readUInt32LE(pos) : 4;
+      if (chunk.length - pos < size) {
+        if (reads.carry(chunk, chunk.length - pos, size)) carried++;
+        else {
+          if (size > 16 * 1024) refusedLarge++;
+          held = Buffer.from(chunk.subarray(pos));
+        }
+        break;
+      }
+      got.push(lend ? chunk.subarray(pos, pos + size) : Buffer.from(chunk.subarray(pos, pos + size)));
+      pos += size;
+    }
+    if (lend) reads.lend();
+  };
+  const socket = net.connect({
+    port: srv.port,
+    host: '127.0.0.1',
+    onread: {
+      buffer: reads.next,
+      callback: (n, buf) => {
+        const chunk = reads.read(n, buf);
+        assert.equal(chunk.length - reads.carried, n, 'a chunk is the carried bytes, then the read');
+        fresh += n;
+        parse(chunk);
+        return true;
+      },
+    },
+  });
+  t.after(() => socket.destroy());
+  await new Promise((r) => socket.once('connect', r));
+  await waitFor(() => peer !== null, 10_000, 'accepted');
+  // in uneven writes, so records straddle reads everywhere
+  for (let off = 0; off < stream.length; ) {
+    const n = Math.min(stream.length - off, 1 + Math.floor(rand() * 200_000));
+    await written(peer!, stream.subarray(off, off + n));
+    off += n;
+  }
+  await waitFor(() => fresh === stream.length, 30_000, 'everything arrived');
+  assert.equal(held, null, 'nothing left over');
+  assert.equal(got.length, records.length, 'every record, once');
+  assert.equal(createHash('sha256').update(Buffer.concat(got)).digest('hex'), createHash('sha256').update(stream).digest('hex'), 'carried and lent bytes were never overwritten');
+  assert.ok(carried > 0, 'small records split across reads were carried over');
+  assert.ok(refusedLarge > 0, 'records over the carry limit were left to the reader to assemble');
+});

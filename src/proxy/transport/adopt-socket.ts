@@ -14,7 +14,7 @@ interface HandleLike {
  * when it is not what this expects (not yet reading, as with pauseOnConnect), null is
  * returned and the caller keeps the socket and its 'data' events.
  */
-export function adoptWithReadBuffer(socket: net.Socket, reads: LendingReadBuffer, onChunk: (chunk: Buffer) => void): net.Socket | null {
+export function adoptWithReadBuffer(socket: net.Socket, reads: LendingReadBuffer, onChunk: (chunk: Buffer, fresh: number) => void): net.Socket | null {
   const s = socket as net.Socket & { _handle?: HandleLike | null };
   const handle = s._handle;
   if (!handle || typeof handle.readStart !== 'function' || handle.reading || socket.destroyed) return null;
@@ -26,7 +26,7 @@ export function adoptWithReadBuffer(socket: net.Socket, reads: LendingReadBuffer
     onread: {
       buffer: reads.next,
       callback: (n: number, buf: Uint8Array) => {
-        onChunk(reads.read(n, buf));
+        onChunk(reads.read(n, buf), n);
         return true; // backpressure is the session's pause()/resume()
       },
     },

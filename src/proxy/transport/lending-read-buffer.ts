@@ -18,30 +18,50 @@ export class LendingReadBuffer {
   #own: Buffer | null = null;
   #lent = false;
   #quiet = 0;
+  /** the chunk the last read() returned */
+  #last: Buffer | null = null;
+  /** bytes at the end of #last to hand again at the start of the next chunk (see carry) */
+  #carry = 0;
+  /** what next() returned when it carried bytes over: #own after them */
+  #after: Buffer | null = null;
+  /** bytes of the last chunk that came from the read before it */
+  #carried = 0;
 
   constructor(readonly max = BULK_SIZE) {}
 
   /** for onread.buffer */
   readonly next = (): Buffer => {
     if (this.#own === null) return shared();
+    const k = this.#carry;
     if (this.#lent) {
-      this.#own = Buffer.allocUnsafeSlow(this.max);
+      const fresh = Buffer.allocUnsafeSlow(this.max);
+      if (k > 0) this.#last!.copy(fresh, 0, this.#last!.length - k);
+      this.#own = fresh;
       this.#lent = false;
-    }
-    return this.#own;
+    } else if (k > 0) this.#own.copyWithin(0, this.#last!.length - k, this.#last!.length);
+    if (k === 0) return this.#own;
+    return (this.#after = this.#own.subarray(k));
   };
 
   /** The `n` bytes the last read put into `buf`: a view of our own buffer (valid until the next read unless lent), or a copy. */
   read(n: number, buf: Uint8Array): Buffer {
-    if (buf === this.#own) {
+    this.#carried = 0;
+    const own = this.#own;
+    if (own !== null && (buf === own || buf === this.#after)) {
+      // #after is #own past the bytes carried over from the read before
+      const k = buf === own ? 0 : this.#carry;
+      this.#carry = 0;
+      this.#after = null;
+      this.#carried = k;
       if (n >= BULK_READ) this.#quiet = 0;
       else if (++this.#quiet >= QUIET_READS) {
         this.#own = null; // the views of this read keep it alive as long as they need it
         this.#lent = false;
       }
-      return (buf as Buffer).subarray(0, n);
+      return (this.#last = own.subarray(0, k + n));
     }
     // the shared buffer: the next read of any socket overwrites it
+    this.#last = null;
     const copy = Buffer.allocUnsafe(n);
     (buf as Buffer).copy(copy, 0, 0, n);
     if (n >= BULK_READ) {
@@ -50,6 +70,23 @@ export class LendingReadBuffer {
       this.#quiet = 0;
     }
     return copy;
+  }
+
+  /**
+   * The last `bytes` of `chunk` begin a frame of `frameSize` bytes that the decoder wants whole:
+   * when `chunk` is the last read's (not a copy, not a slice of it) of a buffer of our own, and
+   * the frame is small, they are moved to the start of the buffer and the next read lands
+   * right after them, so the frame arrives in one piece with the frames that follow it.
+   */
+  carry(chunk: Buffer, bytes: number, frameSize: number): boolean {
+    if (chunk !== this.#last || this.#own === null || frameSize > CARRY_MAX || bytes > chunk.length) return false;
+    this.#carry = bytes;
+    return true;
+  }
+
+  /** bytes at the start of the last chunk that were already in the chunk before it (carried) */
+  get carried(): number {
+    return this.#carried;
   }
 
   /** the bytes of the last read are still referenced (queued in a writable, kept by a hook): do not reuse */
@@ -73,6 +110,8 @@ const SHARED_SIZE = 64 * 1024;
 const BULK_SIZE = 64 * 1024;
 /** a read this large means bulk transfer: a buffer of its own saves copying it */
 const BULK_READ = 4 * 1024;
+/** the largest frame carried over between reads: a larger one is assembled on its own (it would be copied again on every read that does not complete it) */
+const CARRY_MAX = 16 * 1024;
 /** small reads in a row after which a socket gives its own buffer back */
 const QUIET_READS = 16;
 
