@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Frame, codecFor, decodePayload, encodeFrame, encodePayload, type Network } from '../codec/index.js';
+import { Frame, codecFor, decodePayload, encodeFrame, encodePayload, frameLengthAt, type Network } from '../codec/index.js';
 import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
 import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { CLOCK_MS } from './clock.js';
@@ -96,6 +96,10 @@ export class HookChain {
   lastCharged = 0;
   /** a hook of the last synchronous run() read the frame's bytes (FrameMessage.bytesSeen): they may be kept */
   lastBytesSeen = false;
+  /** of the last passRange(): frames run, where the last began, and what came of it */
+  lastFrames = 0;
+  lastFrameStart = 0;
+  lastOut: MaybePromise<Frame | null> | typeof PASSED = PASSED;
   readonly #counters = new Map<LoadedHook, HookCallCounters>();
   readonly #x = new Map<string, { hook: LoadedHook; handler: NonNullable<HookModule<unknown>['commands']>[string] }>();
   readonly featureProviders: readonly LoadedHook[];
@@ -160,11 +164,11 @@ export class HookChain {
   }
 
   #runnersFor(direction: Direction, command: string): readonly Runner[] {
-    const all = this.#runners[direction];
-    if (all.length === 0) return NO_RUNNERS;
-    // a stream of one command asks for the same list frame after frame: no map lookup then
+    // a stream of one command asks for the same list frame after frame: no lookup then
     const last = direction === 'inbound' ? this.#lastIn : this.#lastOut;
     if (last.command === command) return last.runners;
+    const all = this.#runners[direction];
+    if (all.length === 0) return NO_RUNNERS;
     const list = this.#runnersLookup(direction, command, all);
     last.command = command;
     last.runners = list;
@@ -210,6 +214,81 @@ export class HookChain {
     this.#spare = msg;
     this.lastBytesSeen = msg.bytesSeen;
     return out;
+  }
+
+  /**
+   * The untimed fast path (see Pipeline's sampling): the hooks over the whole frames of one
+   * command in `source[start..stop)`, each as a range of the read (no Frame made), at most `max`
+   * of them, while every hook passes each synchronously. Returns the end of the last frame it
+   * ran (lastFrames of them, the last from lastFrameStart on). lastOut is PASSED when every
+   * frame it ran was passed unchanged; otherwise it is what came of the last one, as run()
+   * returns it. lastBytesSeen: a hook read the bytes of one of them.
+   */
+  passRange(direction: Direction, source: Buffer, command: string, start: number, stop: number, max: number, target: ChainTarget, receivedAt: number): number {
+    const runners = this.#runnersFor(direction, command);
+    const spare = this.#spare;
+    this.#spare = null;
+    const msg = spare ? spare.reset(null, source, command, start, start, direction, receivedAt) : FrameMessage.at(source, command, start, start, direction, receivedAt);
+    const peer = target.hookPeer;
+    let out: MaybePromise<Frame | null> | typeof PASSED = PASSED;
+    let p = start;
+    let n = 0;
+    frames: while (p < stop && n < max) {
+      const end = p + frameLengthAt(source, p);
+      msg.moveTo(p, end);
+      this.lastFrameStart = p;
+      n++;
+      p = end;
+      for (let i = 0; i < runners.length; i++) {
+        const r = this.#callUntimed(runners[i]!, msg, peer, target);
+        if (r === undefined) continue;
+        out = r === null ? null : this.#resume(runners, i, r, direction, msg, target);
+        break frames;
+      }
+    }
+    this.lastFrames = n;
+    this.lastOut = out;
+    if (!isThenable(out)) this.#spare = msg; // an awaiting hook keeps its object
+    this.lastBytesSeen = msg.bytesSeen;
+    return p;
+  }
+
+  /**
+   * One untimed call of a message hook: undefined when it passed the message on and the peer is
+   * still there; null after a fault or when the peer is gone; else what it returned.
+   */
+  #callUntimed(runner: Runner, msg: FrameMessage, peer: HookPeer, target: ChainTarget): MaybePromise<HookReturn> | null | undefined {
+    const { h, c } = runner;
+    c.calls++;
+    let r: MaybePromise<HookReturn>;
+    try {
+      r = h.module.onMessage!(msg, peer, h.ctx);
+    } catch (err) {
+      return this.#fault(target, new HookFault(h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
+    }
+    if (r === undefined || r === null) {
+      c.passes++;
+      return target.closed ? null : undefined; // the hook (or its budget) closed the peer
+    }
+    return r;
+  }
+
+  /** Hook i of `runners` returned `r` (not a pass) for `msg`, run untimed: apply it, then the rest of the chain. */
+  #resume(runners: readonly Runner[], i: number, r: MaybePromise<HookReturn>, direction: Direction, msg: FrameMessage, target: ChainTarget): MaybePromise<Frame | null> {
+    const frame = msg.frame;
+    if (isThenable(r)) return this.#settle(runners, i, direction, frame, msg, target, r as Promise<HookReturn>, performance.now());
+    if (target.closed) return null;
+    return this.#continueAfter(runners, i, direction, frame, this.#apply(runners[i]!.h, r as HookReturn, target, frame, direction), msg, target, UNTIMED);
+  }
+
+  /** Hook i of `runners` made `out` of `frame` (itself, a replacement, or null: dropped): the rest of the chain over it. */
+  #continueAfter(runners: readonly Runner[], i: number, direction: Direction, frame: Frame, out: Frame | null, msg: FrameMessage, target: ChainTarget, clock: number): MaybePromise<Frame | null> {
+    if (out === null) return null;
+    const rest =
+      out === frame
+        ? this.#runFrom(runners, i + 1, direction, frame, msg, target, clock)
+        : this.#runFrom(this.#after(direction, runners[i]!.h, out.command), 0, direction, out, new FrameMessage(out, direction, msg.receivedAt), target, clock);
+    return rest as MaybePromise<Frame | null>; // a Frame was given: never PASSED
   }
 
   /** Deliver an x: frame to the module that registered its command (never forwarded). */
@@ -416,9 +495,7 @@ export class HookChain {
         if (target.closed) return null;
         if (value === undefined || value === null) runners[i]!.c.passes++;
         const out = value === undefined || value === null ? frame : this.#apply(h, value, target, frame, direction);
-        if (out === null) return null;
-        const rest = out === frame ? this.#runFrom(runners, i + 1, direction, frame, msg, target, performance.now()) : this.#runFrom(this.#after(direction, h, out.command), 0, direction, out, new FrameMessage(out, direction, msg.receivedAt), target, performance.now());
-        return rest as MaybePromise<Frame | null>; // a Frame was given: never PASSED
+        return this.#continueAfter(runners, i, direction, frame, out, msg, target, performance.now());
       },
       (err: unknown) => this.#asyncFault(target, h, err),
     );

@@ -52,6 +52,19 @@ export class FrameMessage implements HookMessage {
     return this;
   }
 
+  /** A message for the range `source[start..end)` of a read, with no Frame yet. */
+  static at(source: Buffer, command: string, start: number, end: number, direction: Direction, receivedAt: number): FrameMessage {
+    return new FrameMessage(new Frame(source, command, undefined, start, end), direction, receivedAt).reset(null, source, command, start, end, direction, receivedAt);
+  }
+
+  /** The next frame of the same read and command: `source[start..end)`. */
+  moveTo(start: number, end: number): void {
+    this.#frame = null;
+    this.start = start;
+    this.end = end;
+    this.#decoded = NOT_DECODED;
+  }
+
   /** the frame (built now if this message stands for a range) */
   get frame(): Frame {
     return (this.#frame ??= new Frame(this.source, this.command, undefined, this.start, this.end));

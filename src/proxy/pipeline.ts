@@ -245,17 +245,29 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     let from = start;
     let p = start;
     while (p < stop) {
-      const end = p + frameLengthAt(chunk, p);
-      this.#runFrames++;
-      this.#runBytes += end - p;
-      const out = this.#runHooks(chain, null, chunk, command, p, end);
-      if (out === PASSED) {
-        if (chain.lastBytesSeen) this.#lendRead = this.#reads !== null;
+      let at = p; // the frame the hooks did something with, if they did
+      let out: ReturnType<HookChain['runAt']> | undefined;
+      if (this.#cheap && this.#stretchAt >= 0 && this.#untimed < this.#gap) {
+        // inside an untimed stretch: the chain runs frame after frame until one is not passed
+        const end = chain.passRange(this.direction, chunk, command, p, stop, this.#gap - this.#untimed, this.host, this.#receivedAt);
+        this.#untimed += chain.lastFrames;
+        this.#runFrames += chain.lastFrames;
+        this.#runBytes += end - p;
+        at = chain.lastFrameStart;
+        out = chain.lastOut;
         p = end;
       } else {
-        if (p > from) this.#forwardRange(chunk, from, p);
+        const end = p + frameLengthAt(chunk, p);
+        this.#runFrames++;
+        this.#runBytes += end - p;
+        out = this.#runHooks(chain, null, chunk, command, p, end);
+        p = end;
+      }
+      if (chain.lastBytesSeen) this.#lendRead = this.#reads !== null;
+      if (out !== PASSED) {
+        if (at > from) this.#forwardRange(chunk, from, at);
         this.#afterHooks(chain, out);
-        p = from = end;
+        from = p;
       }
       if (this.host.closed) return stop;
       if (this.lane.busy || this.host.overBudget()) break;

@@ -98,3 +98,87 @@ test('features() runs under the hook runtime: a throw or a malformed answer is a
     await h.close();
   }
 });
+
+test('passRange: hooks over frames as ranges of a read, until one is not passed; what came of that one', async () => {
+  const { NETWORKS, encodeFrame } = await import('../../src/codec/index.js');
+  const { PASSED } = await import('../../src/hooks/chain.js');
+  const net = NETWORKS.regtest;
+  const N = 50;
+  const source = Buffer.concat(
+    Array.from({ length: N }, (_, i) => {
+      const p = Buffer.alloc(8);
+      p.writeBigUInt64LE(BigInt(i));
+      return encodeFrame(net, 'ping', p).raw;
+    }),
+  );
+  const frameAt = (i: number) => i * 32;
+  let actOn = -1;
+  let action: 'drop' | 'replace' | 'await' | 'throw' | 'size-only' = 'drop';
+  const seen: number[] = [];
+  const after: string[] = [];
+  const first = {
+    apiVersion: HOOK_API_VERSION,
+    name: 'first',
+    wants: { inbound: ['ping'] },
+    onMessage: (m: { payload: Buffer; size: number }) => {
+      if (action === 'size-only') return void seen.push(m.size);
+      const nonce = Number(m.payload.readBigUInt64LE(0));
+      seen.push(nonce);
+      if (nonce !== actOn) return undefined;
+      if (action === 'drop') return { action: 'drop' as const };
+      if (action === 'replace') return { replace: { command: 'pong', payload: Buffer.from(m.payload) } };
+      if (action === 'await') return Promise.resolve(undefined);
+      throw new Error('boom');
+    },
+  };
+  const second = { apiVersion: HOOK_API_VERSION, name: 'second', wants: { inbound: ['ping', 'pong'] }, onMessage: (m: { command: string }) => void after.push(m.command) };
+  const h = await createHookHarness([{ module: first }, { module: second }]);
+  const run = (max = N) => {
+    seen.length = 0;
+    after.length = 0;
+    const p = h.peer();
+    const end = h.chain.passRange('inbound', source, 'ping', 0, source.length, max, p, Date.now());
+    return { p, end, frames: h.chain.lastFrames, at: h.chain.lastFrameStart, out: h.chain.lastOut, bytesSeen: h.chain.lastBytesSeen };
+  };
+
+  let r = run();
+  assert.deepEqual([r.end, r.frames, r.out], [source.length, N, PASSED], 'all passed: the whole range, every frame');
+  assert.deepEqual(seen, Array.from({ length: N }, (_, i) => i), 'each frame seen once, in order, with its own payload');
+  assert.equal(after.length, N);
+  assert.equal(r.bytesSeen, true, 'a hook read the payload');
+
+  r = run(7);
+  assert.deepEqual([r.end, r.frames, r.out], [frameAt(7), 7, PASSED], 'stops after max frames');
+
+  action = 'size-only';
+  r = run();
+  assert.equal(r.bytesSeen, false, 'hooks that only read the size leave the read buffer free');
+  assert.deepEqual(seen, Array(N).fill(8));
+
+  actOn = 12;
+  action = 'drop';
+  r = run();
+  assert.deepEqual([r.end, r.frames, r.at, r.out], [frameAt(13), 13, frameAt(12), null], 'dropped: stops after that frame');
+  assert.equal(after.length, 12, 'the dropped frame reached no later hook');
+
+  action = 'replace';
+  r = run();
+  assert.equal(r.end, frameAt(13));
+  const replaced = r.out as { command: string; payload: Buffer };
+  assert.equal(replaced.command, 'pong');
+  assert.equal(Number(replaced.payload.readBigUInt64LE(0)), 12);
+  assert.equal(after.at(-1), 'pong', 'the later hook saw the replacement');
+
+  action = 'await';
+  r = run();
+  assert.equal(r.end, frameAt(13));
+  const awaited = (await r.out) as { raw: Buffer };
+  assert.ok(awaited.raw.equals(source.subarray(frameAt(12), frameAt(13))), 'an awaiting hook gets a Frame of that range, passed on whole');
+  assert.equal(after.length, 13, 'the rest of the chain ran after the promise');
+
+  action = 'throw';
+  r = run();
+  assert.deepEqual([r.end, r.out], [frameAt(13), null]);
+  assert.equal(r.p.faults[0]?.kind, 'throw');
+  await h.close();
+});
