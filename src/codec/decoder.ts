@@ -288,16 +288,17 @@ export class FrameDecoder {
   #scanRun(chunk: Buffer, first: number, from: number): number {
     const len = chunk.length;
     const max = this.maxPayload;
-    // magic and command field as four words, compared a word at a time
-    const w0 = chunk.readUInt32LE(first);
-    const w1 = chunk.readUInt32LE(first + 4);
-    const w2 = chunk.readUInt32LE(first + 8);
-    const w3 = chunk.readUInt32LE(first + 12);
+    // magic and command field as four words, compared a word at a time (a DataView reads a word in one load)
+    const v = new DataView(chunk.buffer, chunk.byteOffset, len);
+    const w0 = v.getUint32(first, true);
+    const w1 = v.getUint32(first + 4, true);
+    const w2 = v.getUint32(first + 8, true);
+    const w3 = v.getUint32(first + 12, true);
     let p = from;
     let n = 0;
     while (p + HEADER_SIZE <= len) {
-      if (word(chunk, p) !== w0 || word(chunk, p + 4) !== w1 || word(chunk, p + 8) !== w2 || word(chunk, p + 12) !== w3) break;
-      const payloadLen = word(chunk, p + 16);
+      if (v.getUint32(p, true) !== w0 || v.getUint32(p + 4, true) !== w1 || v.getUint32(p + 8, true) !== w2 || v.getUint32(p + 12, true) !== w3) break;
+      const payloadLen = v.getUint32(p + 16, true);
       const end = p + HEADER_SIZE + payloadLen;
       if (payloadLen > max || end > len) break;
       n++;
