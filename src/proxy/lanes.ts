@@ -9,7 +9,8 @@ import type { Frame } from '../codec/index.js';
 export class Lane {
   #busy = false;
   #bytes = 0;
-  readonly #queue: Frame[] = [];
+  /** made at the first frame that waits: most lanes never hold one */
+  #queue: Frame[] | null = null;
 
   constructor(
     private readonly src: Socket,
@@ -27,7 +28,7 @@ export class Lane {
 
   enqueue(frame: Frame): void {
     const copy = frame.copy();
-    this.#queue.push(copy);
+    (this.#queue ??= []).push(copy);
     this.#bytes += copy.raw.length;
     if (this.#bytes >= this.limit && !this.src.isPaused()) this.src.pause();
   }
@@ -35,7 +36,7 @@ export class Lane {
   /** Put `frame` back at the head of the queue (it came before everything queued) and stop reading. */
   holdFirst(frame: Frame): void {
     const copy = frame.copy();
-    this.#queue.unshift(copy);
+    (this.#queue ??= []).unshift(copy);
     this.#bytes += copy.raw.length;
     if (!this.src.isPaused()) this.src.pause();
   }
@@ -50,7 +51,7 @@ export class Lane {
       if (driver.stopped()) return;
       this.#busy = false;
       settled(value);
-      while (!this.#busy && this.#queue.length > 0 && !driver.stopped()) {
+      while (!this.#busy && this.#queue !== null && this.#queue.length > 0 && !driver.stopped()) {
         const frame = this.#queue.shift()!;
         this.#bytes -= frame.raw.length;
         driver.next(frame);

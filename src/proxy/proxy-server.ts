@@ -284,11 +284,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     if (!this.#rate.take(address)) return this.#refuse(socket, address, 'rate_limited');
     socket.on('error', () => {}); // until the session owns it; errors surface as close later
     const chain = this.chain;
-    if (chain.acceptHooks.length === 0) return this.#admit(socket, address);
+    if (chain.acceptHooks.length === 0) return this.#admit(socket, address, port);
     if (this.#accepting.size >= Math.max(64, this.settings.maxPeers)) return this.#refuse(socket, address, 'accept_busy');
     const conn: HookConnection = { address, port, localAddress: normalizeAddress(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
     const decision = chain.accept(conn);
-    if (!isThenable(decision)) return this.#decided(socket, address, decision);
+    if (!isThenable(decision)) return this.#decided(socket, address, port, decision);
     this.#accepting.add(socket);
     // chain.accept never rejects: a failing hook is a 'fault' decision
     void decision.then((d) => {
@@ -296,15 +296,15 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       if (this.#closing) return this.#refuse(socket, address, 'shutting_down');
       const banned = this.bans.find(address); // a ban may have arrived while the hooks ran
       if (banned) return this.#refuse(socket, address, 'banned', { ban: banned.subnet });
-      this.#decided(socket, address, d);
+      this.#decided(socket, address, port, d);
     });
   }
 
   /** Apply what the onAccept hooks decided. */
-  #decided(socket: net.Socket, address: string, d: AcceptDecision): void {
+  #decided(socket: net.Socket, address: string, port: number, d: AcceptDecision): void {
     switch (d.kind) {
       case 'accept':
-        return this.#admit(socket, address);
+        return this.#admit(socket, address, port);
       case 'refuse':
         return this.#refuse(socket, address, 'hook', { hook: d.hook, why: d.reason });
       case 'ban': {
@@ -319,7 +319,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   }
 
   /** The last check (slots, evicting one peer when full), then the backend connection. */
-  #admit(socket: net.Socket, address: string, gated = false): void {
+  #admit(socket: net.Socket, address: string, port: number, gated = false): void {
     if (socket.destroyed) return;
     const gate = this.#gate;
     if (gate && !gated) {
@@ -331,7 +331,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
           return void socket.destroy();
         }
         if (refused) return this.#refuse(socket, address, refused);
-        this.#admit(socket, address, true);
+        this.#admit(socket, address, port, true);
       });
       return;
     }
@@ -345,8 +345,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#limits.acquire(address, slot);
     this.#pending.add(socket);
 
-    const { host, port } = this.settings.backend;
-    const link = new BackendLink(host, port);
+    const link = new BackendLink(this.settings.backend.host, this.settings.backend.port);
     const backend = link.socket;
     const timer = setTimeout(() => backend.destroy(new Error(`connect timeout after ${this.settings.backendConnectTimeout} ms`)), this.settings.backendConnectTimeout);
     const fail = (err: Error) => {
@@ -370,7 +369,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
         socket.destroy();
         return;
       }
-      this.#startSession(socket, address, slot, link);
+      this.#startSession(socket, address, port, slot, link);
     });
   }
 
@@ -379,13 +378,13 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
    * long as the session (the read callbacks) hold the session and nothing of the accept path
    * (the socket that adoptWithReadBuffer replaced, the connect timer).
    */
-  #startSession(socket: net.Socket, address: string, slot: Slot, link: BackendLink): void {
+  #startSession(socket: net.Socket, address: string, port: number, slot: Slot, link: BackendLink): void {
     const backend = link.socket;
     // the peer's bytes too go through a LendingReadBuffer, when its socket can be re-wrapped for it
     const peerReads = new LendingReadBuffer();
     let created: PeerSession | null = null;
     const peer = adoptWithReadBuffer(socket, peerReads, (chunk) => created?.onPeerRead(chunk));
-    const s = (created = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, link.reads, 'inbound', peer && peerReads));
+    const s = (created = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, link.reads, 'inbound', peer && peerReads, port));
     link.deliver = (chunk) => s.onBackendRead(chunk);
     this.#sessions.set(s.info.id, s);
     this.observer.connectionAccepted();
@@ -394,7 +393,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       s.info.reserved = true;
       this.#armReserve(s);
     }
-    s.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
+    if (s.logging('info')) s.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
     s.start();
     const early = link.early;
     link.early = null;
@@ -407,7 +406,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#disarmReserve(session.info.id);
     const seconds = (Date.now() - session.info.connectedAt) / 1000;
     this.observer.sessionClosed(reason, seconds);
-    session.log.info({ reason, seconds: Math.round(seconds * 1000) / 1000, bytesIn: session.info.bytesIn, bytesOut: session.info.bytesOut }, 'peer disconnected');
+    if (session.logging('info')) session.log.info({ reason, seconds: Math.round(seconds * 1000) / 1000, bytesIn: session.info.bytesIn, bytesOut: session.info.bytesOut }, 'peer disconnected');
     if ((reason === 'backend_closed' || reason === 'backend_error') && !this.#closing) {
       // judged a little later, once it is known whether this was the peer or an outage
       this.#backendDisconnects.backendClosed(session.address, session.info.handshakeComplete, this.#sessions.size + 1);
