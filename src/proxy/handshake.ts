@@ -13,6 +13,8 @@ export const NODE_P2P_V2 = 1n << 11n;
 /** BIP 434 needs protocol 70017; 70016 peers already ignore unknown messages before verack. */
 const MIN_VERSION_TO_RAISE = 70016;
 
+/** what most peers are announced: one empty list, not one per peer */
+const NO_FEATURES: readonly Frame[] = Object.freeze([]);
 const FROM_PEER = ['version', 'verack', 'feature'];
 const FROM_NODE = ['version', 'verack'];
 
@@ -60,7 +62,7 @@ export class Handshake {
   #nodeVersionSent = false;
   #announced = false;
   /** the hooks' feature frames for this peer, once its version is known */
-  #features: Frame[] | null = null;
+  #features: readonly Frame[] | null = null;
 
   constructor(
     private readonly settings: HandshakeSettings,
@@ -146,8 +148,9 @@ export class Handshake {
   }
 
   /** Hooks' features for this peer: asked once, when its version is known, only for 70017+. */
-  #collect(): Frame[] {
-    this.#features ??= (this.host.info.version ?? 0) >= FEATURE_MIN_VERSION ? this.host.chain.features(this.host) : [];
+  #collect(): readonly Frame[] {
+    const chain = this.host.chain;
+    this.#features ??= (this.host.info.version ?? 0) >= FEATURE_MIN_VERSION && chain.featureProviders.length > 0 ? chain.features(this.host) : NO_FEATURES;
     return this.#features;
   }
 
@@ -155,6 +158,7 @@ export class Handshake {
     if (!this.#nodeVersionSent || this.host.info.version === null || this.#announced || this.host.closed) return;
     this.#announced = true;
     for (const f of this.#collect()) this.host.injectToPeer(f.raw);
+    this.#features = NO_FEATURES; // sent once: the session need not keep them
   }
 
   /**

@@ -14,7 +14,7 @@ import { SessionInfo } from './peer-info.js';
 import { Pipeline, type FrameStage, type PipelineHost } from './pipeline.js';
 import { pauseWhileFull } from './transport/backpressure.js';
 import { TransportDetector, type V2Policy } from './transport/detect.js';
-import type { LendingReadBuffer } from './transport/lending-read-buffer.js';
+import type { LendingReadBuffer, ReadTarget } from './transport/lending-read-buffer.js';
 import { v1Transport } from './transport/v1.js';
 import { V2Connection, type V2FailReason, type V2Role } from './transport/v2/connection.js';
 import type { V2Opening } from './transport/v2/dial.js';
@@ -108,7 +108,7 @@ function backendData(this: SessionSocket, chunk: Buffer): void {
  * the sockets are swapped; the pipeline is the same, hook directions keep their meaning
  * (inbound = peer → node).
  */
-export class PeerSession implements PipelineHost, HandshakeHost {
+export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
   readonly info: SessionInfo;
   #log: Logger | null = null;
   #closed = false;
@@ -150,8 +150,8 @@ export class PeerSession implements PipelineHost, HandshakeHost {
     const common = { network: settings.network, transport, hookQueue: settings.hookQueue };
     const toPeerWriter = transport.writer(peer);
     this.#handshake = new Handshake(settings, this);
-    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), lend: peerReads && (() => peerReads.lend()) }, this, new PeerStage(this, this.#handshake));
-    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, lend: backendReads && (() => backendReads.lend()) }, this, new NodeStage(this, this.#handshake));
+    this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), lend: peerReads && peerReads.lend }, this, new PeerStage(this, this.#handshake));
+    this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, lend: backendReads && backendReads.lend }, this, new NodeStage(this, this.#handshake));
   }
 
   get closed(): boolean {
@@ -263,6 +263,12 @@ export class PeerSession implements PipelineHost, HandshakeHost {
   socketError(reason: 'peer_error' | 'backend_error', err: Error): void {
     if (this.logging('debug')) this.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, `${reason === 'peer_error' ? 'peer' : 'backend'} socket error`);
     this.close(reason);
+  }
+
+  /** ReadTarget: bytes read through one of the session's LendingReadBuffers */
+  readFrom(from: LendingReadBuffer, chunk: Buffer): void {
+    if (from === this.peerReads) this.onPeerRead(chunk);
+    else this.onBackendRead(chunk);
   }
 
   /** Bytes from the peer. With a reused read buffer, `chunk` is only valid during this call. */

@@ -15,7 +15,7 @@ import { ConnectionLimits, type Slot } from './connection-limits.js';
 import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
 import { Eviction } from './eviction.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
-import { adoptWithReadBuffer } from './transport/adopt-socket.js';
+import { adoptWithReadBuffer, connectWithReadBuffer } from './transport/adopt-socket.js';
 import { LendingReadBuffer } from './transport/lending-read-buffer.js';
 import type { PeerInfo } from './peer-info.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
@@ -345,8 +345,9 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#limits.acquire(address, slot);
     this.#pending.add(socket);
 
-    const link = new BackendLink(this.settings.backend.host, this.settings.backend.port);
-    const backend = link.socket;
+    // bitcoind → peer carries the bulk (blocks): read through a LendingReadBuffer
+    const backendReads = new LendingReadBuffer();
+    const backend = connectWithReadBuffer(this.settings.backend.host, this.settings.backend.port, backendReads);
     const timer = setTimeout(() => backend.destroy(new Error(`connect timeout after ${this.settings.backendConnectTimeout} ms`)), this.settings.backendConnectTimeout);
     const fail = (err: Error) => {
       clearTimeout(timer);
@@ -369,23 +370,16 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
         socket.destroy();
         return;
       }
-      this.#startSession(socket, address, port, slot, link);
+      this.#startSession(socket, address, port, slot, backend, backendReads);
     });
   }
 
-  /**
-   * Both sockets are connected: the session. Its own method, so that the closures that live as
-   * long as the session (the read callbacks) hold the session and nothing of the accept path
-   * (the socket that adoptWithReadBuffer replaced, the connect timer).
-   */
-  #startSession(socket: net.Socket, address: string, port: number, slot: Slot, link: BackendLink): void {
-    const backend = link.socket;
+  /** Both sockets are connected: the session. Its reads go to it through the LendingReadBuffers, with no closure per session. */
+  #startSession(socket: net.Socket, address: string, port: number, slot: Slot, backend: net.Socket, backendReads: LendingReadBuffer): void {
     // the peer's bytes too go through a LendingReadBuffer, when its socket can be re-wrapped for it
     const peerReads = new LendingReadBuffer();
-    let created: PeerSession | null = null;
-    const peer = adoptWithReadBuffer(socket, peerReads, (chunk) => created?.onPeerRead(chunk));
-    const s = (created = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, link.reads, 'inbound', peer && peerReads, port));
-    link.deliver = (chunk) => s.onBackendRead(chunk);
+    const peer = adoptWithReadBuffer(socket, peerReads);
+    const s = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, backendReads, 'inbound', peer && peerReads, port);
     this.#sessions.set(s.info.id, s);
     this.observer.connectionAccepted();
     this.observer.sessionOpened();
@@ -395,9 +389,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     }
     if (s.logging('info')) s.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
     s.start();
-    const early = link.early;
-    link.early = null;
-    if (early) for (const chunk of early) s.onBackendRead(chunk);
+    if (peer) peerReads.deliverTo(s);
+    backendReads.deliverTo(s); // with what bitcoind sent before the session existed
   }
 
   sessionEnded(session: PeerSession, reason: CloseReason): void {
@@ -605,31 +598,4 @@ function trustedSubnets(settings: ProxySettings): Subnet[] {
     if (!s) throw new Error(`proxyProtocol.trusted: not an address or CIDR: ${c}`);
     return s;
   });
-}
-
-/** A connection to bitcoind whose reads go to `deliver` once the session exists. */
-class BackendLink {
-  /** bitcoind → peer carries the bulk (blocks): read through a LendingReadBuffer */
-  readonly reads = new LendingReadBuffer();
-  readonly socket: net.Socket;
-  deliver: ((chunk: Buffer) => void) | null = null;
-  /** what bitcoind sent before the session existed (copies) */
-  early: Buffer[] | null = null;
-
-  constructor(host: string, port: number) {
-    this.socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: this.reads.next,
-        callback: (n, buf) => {
-          const chunk = this.reads.read(n, buf);
-          if (this.deliver) this.deliver(chunk);
-          else (this.early ??= []).push(Buffer.from(chunk)); // before the session exists: keep a copy
-          return true; // backpressure is the session's pause()/resume()
-        },
-      },
-    });
-  }
 }

@@ -18,6 +18,9 @@ export class LendingReadBuffer {
   #own: Buffer | null = null;
   #lent = false;
   #quiet = 0;
+  /** where `callback` hands the bytes; until set, they are kept (copied) for it */
+  #target: ReadTarget | null = null;
+  #early: Buffer[] | null = null;
 
   constructor(readonly max = BULK_SIZE) {}
 
@@ -30,6 +33,26 @@ export class LendingReadBuffer {
     }
     return this.#own;
   };
+
+  /**
+   * for onread.callback: the bytes go to the target (see deliverTo). One function per socket
+   * doing the whole job, where a wrapper per socket and a delivery closure per session cost
+   * each idle peer two more functions and their contexts.
+   */
+  readonly callback = (n: number, buf: Uint8Array): boolean => {
+    const chunk = this.read(n, buf);
+    if (this.#target !== null) this.#target.readFrom(this, chunk);
+    else (this.#early ??= []).push(Buffer.from(chunk)); // a backend answers before its session exists
+    return true; // backpressure is the session's pause()/resume()
+  };
+
+  /** From now on reads go to `target`; what came before goes first, now. */
+  deliverTo(target: ReadTarget): void {
+    this.#target = target;
+    const early = this.#early;
+    this.#early = null;
+    if (early) for (const chunk of early) target.readFrom(this, chunk);
+  }
 
   /** The `n` bytes the last read put into `buf`: a view of our own buffer (valid until the next read unless lent), or a copy. */
   read(n: number, buf: Uint8Array): Buffer {
@@ -52,15 +75,21 @@ export class LendingReadBuffer {
     return copy;
   }
 
-  /** the bytes of the last read are still referenced (queued in a writable, kept by a hook): do not reuse */
-  lend(): void {
+  /** the bytes of the last read are still referenced (queued in a writable, kept by a hook): do not reuse (a function of its own: the pipeline's `lend`) */
+  readonly lend = (): void => {
     if (this.#own !== null) this.#lent = true;
-  }
+  };
 
   /** reading into a buffer of its own (for tests and stats) */
   get bulk(): boolean {
     return this.#own !== null;
   }
+}
+
+/** Who reads a socket through a LendingReadBuffer (`from` tells which of its sockets). */
+export interface ReadTarget {
+  /** `chunk` is only valid during the call unless the buffer is lent */
+  readFrom(from: LendingReadBuffer, chunk: Buffer): void;
 }
 
 const SHARED_SIZE = 64 * 1024;
