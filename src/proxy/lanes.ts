@@ -22,6 +22,11 @@ export class Lane {
     return this.#busy;
   }
 
+  /** a frame ever waited here, so the queue exists (an idle peer's lanes never make one) */
+  get queueMade(): boolean {
+    return this.#queue !== null;
+  }
+
   get queuedBytes(): number {
     return this.#bytes;
   }

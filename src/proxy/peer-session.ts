@@ -168,6 +168,21 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
     return this.#log ? this.#log.isLevelEnabled(level) : this.host.log.isLevelEnabled(level);
   }
 
+  /**
+   * The parts made on first use that this session has made so far: an idle peer makes none
+   * (the per-session footprint, see docs/architecture.md). For tests and debugging.
+   */
+  get madeOnUse(): string[] {
+    const made: [string, boolean][] = [
+      ['logger', this.#log !== null],
+      ['logLimiter', this.#logs !== null],
+      ['hookBudget', this.#budget !== null],
+      ['detector', this.#detector !== null],
+      ['laneQueue', this.#toNode.lane.queueMade || this.#toPeer.lane.queueMade],
+    ];
+    return made.filter(([, m]) => m).map(([name]) => name);
+  }
+
   /** log lines this peer can cause frame by frame go through here */
   get logs(): LogLimiter {
     return (this.#logs ??= new LogLimiter(this.log, this.settings.logLinesPerMinute, this.host.observer));
