@@ -13,26 +13,38 @@ export const NODE_P2P_V2 = 1n << 11n;
 /** BIP 434 needs protocol 70017; 70016 peers already ignore unknown messages before verack. */
 const MIN_VERSION_TO_RAISE = 70016;
 
+/** what most peers are announced: one empty list, not one per peer */
+const NO_FEATURES: readonly Frame[] = Object.freeze([]);
 const FROM_PEER = ['version', 'verack', 'feature'];
 const FROM_NODE = ['version', 'verack'];
 
 /** Who opened the connection: a peer to our listener (`inbound`), or our node to a peer (`outbound`). */
 export type SessionKind = 'inbound' | 'outbound';
 
-export interface HandshakeOptions {
-  network: Network;
-  v2: V2Policy;
-  kind: SessionKind;
-  info: PeerInfo;
-  log: Logger;
+/**
+ * What the handshake needs of its session (PeerSession implements it): the session itself
+ * rather than an object of closures, which cost every idle peer three functions and their context.
+ */
+export interface HandshakeHost extends ChainTarget {
+  readonly kind: SessionKind;
+  readonly info: PeerInfo;
+  /** the session's logger (made at its first line) */
+  readonly log: Logger;
+  /** would a line of `level` be written? (asked before `log`, so no logger is made for nothing) */
+  logging(level: 'debug' | 'info'): boolean;
   /** the session's per-peer, per-reason rate-limited lines (what a peer can cause frame by frame) */
-  logs: LogLimiter;
-  chain: () => HookChain;
-  target: ChainTarget;
+  readonly logs: LogLimiter;
+  readonly chain: HookChain;
   /** send a frame to the peer outside the stream order (feature announcements) */
-  injectToPeer: (raw: Buffer) => void;
+  injectToPeer(raw: Buffer): void;
   /** both veracks seen */
-  completed: () => void;
+  handshakeCompleted(): void;
+}
+
+/** The settings the handshake reads (the proxy's, shared by every session). */
+export interface HandshakeSettings {
+  readonly network: Network;
+  readonly v2: V2Policy;
 }
 
 /**
@@ -50,9 +62,12 @@ export class Handshake {
   #nodeVersionSent = false;
   #announced = false;
   /** the hooks' feature frames for this peer, once its version is known */
-  #features: Frame[] | null = null;
+  #features: readonly Frame[] | null = null;
 
-  constructor(private readonly o: HandshakeOptions) {}
+  constructor(
+    private readonly settings: HandshakeSettings,
+    private readonly host: HandshakeHost,
+  ) {}
 
   // peer → node
 
@@ -102,7 +117,7 @@ export class Handshake {
   }
 
   #recordPeerVersion(frame: Frame): void {
-    const info = this.o.info;
+    const info = this.host.info;
     if (info.version !== null) return;
     try {
       const v = decodeFrame<VersionMessage>(frame);
@@ -111,10 +126,10 @@ export class Handshake {
       info.userAgent = v.userAgent ?? null;
       info.startHeight = v.startHeight ?? null;
       info.relay = v.relay ?? null;
-      this.o.log.info({ version: v.version, services: `0x${v.services.toString(16)}`, userAgent: v.userAgent, startHeight: v.startHeight }, 'peer version');
+      if (this.host.logging('info')) this.host.log.info({ version: v.version, services: `0x${v.services.toString(16)}`, userAgent: v.userAgent, startHeight: v.startHeight }, 'peer version');
     } catch (err) {
       // bitcoind judges the message; we only failed to learn from it
-      this.o.logs.line('version_undecodable', 'info', { err: (err as Error).message }, 'could not decode the peer version message');
+      this.host.logs.line('version_undecodable', 'info', { err: (err as Error).message }, 'could not decode the peer version message');
       return;
     }
     this.#announce();
@@ -122,26 +137,28 @@ export class Handshake {
 
   #recordPeerFeature(frame: Frame): void {
     // BIP 434: only from peers of 70017+, between their version and their verack
-    if (this.#peerVerack || (this.o.info.version ?? 0) < FEATURE_MIN_VERSION) return;
+    if (this.#peerVerack || (this.host.info.version ?? 0) < FEATURE_MIN_VERSION) return;
     try {
       const f = decodeFrame<FeatureMessage>(frame);
       // ids are printable ASCII in the x: protocol (docs/x-protocol.md §1.5, §2.9): others are ignored
-      if (this.o.info.features.size < 64 && /^[\x20-\x7e]+$/.test(f.featureId)) this.o.info.features.set(f.featureId, Buffer.from(f.data));
+      if (this.host.info.features.size < 64 && /^[\x20-\x7e]+$/.test(f.featureId)) this.host.info.features.set(f.featureId, Buffer.from(f.data));
     } catch (err) {
-      this.o.logs.line('feature_malformed', 'info', { err: (err as Error).message }, 'unparseable feature message from peer');
+      this.host.logs.line('feature_malformed', 'info', { err: (err as Error).message }, 'unparseable feature message from peer');
     }
   }
 
   /** Hooks' features for this peer: asked once, when its version is known, only for 70017+. */
-  #collect(): Frame[] {
-    this.#features ??= (this.o.info.version ?? 0) >= FEATURE_MIN_VERSION ? this.o.chain().features(this.o.target) : [];
+  #collect(): readonly Frame[] {
+    const chain = this.host.chain;
+    this.#features ??= (this.host.info.version ?? 0) >= FEATURE_MIN_VERSION && chain.featureProviders.length > 0 ? chain.features(this.host) : NO_FEATURES;
     return this.#features;
   }
 
   #announce(): void {
-    if (!this.#nodeVersionSent || this.o.info.version === null || this.#announced || this.o.target.closed) return;
+    if (!this.#nodeVersionSent || this.host.info.version === null || this.#announced || this.host.closed) return;
     this.#announced = true;
-    for (const f of this.#collect()) this.o.injectToPeer(f.raw);
+    for (const f of this.#collect()) this.host.injectToPeer(f.raw);
+    this.#features = NO_FEATURES; // sent once: the session need not keep them
   }
 
   /**
@@ -153,31 +170,31 @@ export class Handshake {
   #rewriteNodeVersion(frame: Frame): Frame {
     try {
       const v = decodeFrame<VersionMessage>(frame);
-      const info = this.o.info;
-      if (this.o.kind === 'inbound') {
+      const info = this.host.info;
+      if (this.host.kind === 'inbound') {
         const ip = addressTo16Bytes(info.address);
         if (ip) v.addrRecv = { ...v.addrRecv, ip, port: info.port };
       }
-      if (this.o.v2 === 'reject') v.services &= ~NODE_P2P_V2;
-      else if (this.o.v2 === 'terminate') v.services |= NODE_P2P_V2;
+      if (this.settings.v2 === 'reject') v.services &= ~NODE_P2P_V2;
+      else if (this.settings.v2 === 'terminate') v.services |= NODE_P2P_V2;
       // the peer's version is known for an inbound peer; our own connection sends first, so
       // then it is raised whenever some hook may announce
-      const announcing = info.version !== null ? this.#collect().length > 0 : this.o.chain().featureProviders.length > 0;
+      const announcing = info.version !== null ? this.#collect().length > 0 : this.host.chain.featureProviders.length > 0;
       if (announcing && v.version < FEATURE_MIN_VERSION && v.version >= MIN_VERSION_TO_RAISE) {
         // The proxy itself speaks BIP 434 for bitcoind; raising 70016 to 70017 only promises
         // that feature messages are accepted before verack, which 0.21+ does by ignoring them.
         v.version = FEATURE_MIN_VERSION;
       }
-      return encodeFrame(this.o.network, 'version', encodePayload('version', v));
+      return encodeFrame(this.settings.network, 'version', encodePayload('version', v));
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'could not rewrite the version message of bitcoind; forwarding it unchanged');
+      this.host.log.warn({ err: (err as Error).message }, 'could not rewrite the version message of bitcoind; forwarding it unchanged');
       return frame;
     }
   }
 
   #checkComplete(): void {
-    if (!this.#peerVerack || !this.#nodeVerack || this.o.info.handshakeComplete) return;
-    this.o.info.handshakeComplete = true;
-    this.o.completed();
+    if (!this.#peerVerack || !this.#nodeVerack || this.host.info.handshakeComplete) return;
+    this.host.info.handshakeComplete = true;
+    this.host.handshakeCompleted();
   }
 }

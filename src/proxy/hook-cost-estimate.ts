@@ -18,8 +18,11 @@ const OUTLIER_SLACK_MS = 0.001;
 export class HookCostEstimate {
   /** ms charged for each untimed frame */
   perFrame = 0;
-  readonly #ring = new Float64Array(WINDOW);
-  readonly #sorted = new Float64Array(WINDOW);
+  /**
+   * The last WINDOW samples, then their sorted copy: made at the first sample, since every
+   * pipeline has an estimate and most (an idle peer's, a direction no hook reads) never sample.
+   */
+  #samples: Float64Array | null = null;
   #n = 0;
   #next = 0;
   /** frames still to time one by one */
@@ -35,7 +38,7 @@ export class HookCostEstimate {
       return false;
     }
     // inside a window every frame is timed: its samples are what the chain costs now
-    this.#ring[this.#next] = chargedMs;
+    (this.#samples ??= new Float64Array(2 * WINDOW))[this.#next] = chargedMs;
     this.#next = (this.#next + 1) % WINDOW;
     if (this.#n < WINDOW) this.#n++;
     this.perFrame = this.#median();
@@ -46,15 +49,20 @@ export class HookCostEstimate {
     return true;
   }
 
+  /** samples taken so far (for tests: an idle pipeline takes none and allocates nothing) */
+  get sampled(): boolean {
+    return this.#samples !== null;
+  }
+
   #median(): number {
     const n = this.#n;
-    const s = this.#sorted;
+    const s = this.#samples!;
     for (let i = 0; i < n; i++) {
-      const v = this.#ring[i]!;
+      const v = s[i]!;
       let j = i;
-      for (; j > 0 && s[j - 1]! > v; j--) s[j] = s[j - 1]!;
-      s[j] = v;
+      for (; j > 0 && s[WINDOW + j - 1]! > v; j--) s[WINDOW + j] = s[WINDOW + j - 1]!;
+      s[WINDOW + j] = v;
     }
-    return s[n >> 1]!;
+    return s[WINDOW + (n >> 1)]!;
   }
 }

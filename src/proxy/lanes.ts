@@ -9,7 +9,8 @@ import type { Frame } from '../codec/index.js';
 export class Lane {
   #busy = false;
   #bytes = 0;
-  readonly #queue: Frame[] = [];
+  /** made at the first frame that waits: most lanes never hold one */
+  #queue: Frame[] | null = null;
 
   constructor(
     private readonly src: Socket,
@@ -21,13 +22,18 @@ export class Lane {
     return this.#busy;
   }
 
+  /** a frame ever waited here, so the queue exists (an idle peer's lanes never make one) */
+  get queueMade(): boolean {
+    return this.#queue !== null;
+  }
+
   get queuedBytes(): number {
     return this.#bytes;
   }
 
   enqueue(frame: Frame): void {
     const copy = frame.copy();
-    this.#queue.push(copy);
+    (this.#queue ??= []).push(copy);
     this.#bytes += copy.raw.length;
     if (this.#bytes >= this.limit && !this.src.isPaused()) this.src.pause();
   }
@@ -35,7 +41,7 @@ export class Lane {
   /** Put `frame` back at the head of the queue (it came before everything queued) and stop reading. */
   holdFirst(frame: Frame): void {
     const copy = frame.copy();
-    this.#queue.unshift(copy);
+    (this.#queue ??= []).unshift(copy);
     this.#bytes += copy.raw.length;
     if (!this.src.isPaused()) this.src.pause();
   }
@@ -50,14 +56,14 @@ export class Lane {
       if (driver.stopped()) return;
       this.#busy = false;
       settled(value);
-      while (!this.#busy && this.#queue.length > 0 && !driver.stopped()) {
+      while (!this.#busy && this.#queue !== null && this.#queue.length > 0 && !driver.stopped()) {
         const frame = this.#queue.shift()!;
         this.#bytes -= frame.raw.length;
         driver.next(frame);
       }
       driver.drained();
       if (!this.#busy && this.#bytes < this.limit && this.src.isPaused() && !driver.stopped()) this.src.resume();
-    }, driver.failed);
+    }, (err: unknown) => driver.failed(err));
   }
 }
 

@@ -5,7 +5,7 @@ import { X_FEATURE_ID, type HookPeer, type HookResult, type OutgoingMessage } fr
 import type { HookChain, LoadedHook } from '../hooks/chain.js';
 import { parseDuration } from '../hooks/units.js';
 import { HookFault, isThenable } from '../hooks/result.js';
-import { Handshake, type SessionKind } from './handshake.js';
+import { Handshake, type HandshakeHost, type SessionKind } from './handshake.js';
 import { HookBudget, type HookBudgetSettings } from './hook-budget.js';
 import { LogLimiter } from './log-limiter.js';
 import type { CloseReason, Direction, ProxyObserver } from './observer.js';
@@ -14,7 +14,7 @@ import { SessionInfo } from './peer-info.js';
 import { Pipeline, type FrameStage, type PipelineHost } from './pipeline.js';
 import { pauseWhileFull } from './transport/backpressure.js';
 import { TransportDetector, type V2Policy } from './transport/detect.js';
-import type { LendingReadBuffer } from './transport/lending-read-buffer.js';
+import type { LendingReadBuffer, ReadTarget } from './transport/lending-read-buffer.js';
 import { v1Transport } from './transport/v1.js';
 import { V2Connection, type V2FailReason, type V2Role } from './transport/v2/connection.js';
 import type { V2Opening } from './transport/v2/dial.js';
@@ -68,6 +68,36 @@ function isProxyProtocolHeader(b: Buffer): boolean {
 const CLOSE_GRACE_MS = 500;
 
 /**
+ * The session a socket belongs to, for the socket listeners below: they are shared by every
+ * session (an emitter calls its listeners with `this` set to itself), where arrow functions
+ * cost each idle session seven functions and their context.
+ */
+const SESSION = Symbol('session');
+type SessionSocket = net.Socket & { [SESSION]?: PeerSession };
+
+function peerGone(this: SessionSocket): void {
+  this[SESSION]!.close('peer_closed');
+}
+function backendGone(this: SessionSocket): void {
+  this[SESSION]!.close('backend_closed');
+}
+function peerError(this: SessionSocket, err: Error): void {
+  this[SESSION]!.socketError('peer_error', err);
+}
+function backendError(this: SessionSocket, err: Error): void {
+  this[SESSION]!.socketError('backend_error', err);
+}
+function peerIdle(this: SessionSocket): void {
+  this[SESSION]!.close('idle_timeout');
+}
+function peerData(this: SessionSocket, chunk: Buffer): void {
+  this[SESSION]!.onPeerRead(chunk);
+}
+function backendData(this: SessionSocket, chunk: Buffer): void {
+  this[SESSION]!.onBackendRead(chunk);
+}
+
+/**
  * One proxied connection between a peer and our node: each socket's bytes go through a
  * Pipeline (transport → proxy stage → hooks → the other socket). This class only composes:
  * the sockets and their lifecycle, transport detection, the handshake, x: routing, and what a
@@ -78,22 +108,23 @@ const CLOSE_GRACE_MS = 500;
  * the sockets are swapped; the pipeline is the same, hook directions keep their meaning
  * (inbound = peer → node).
  */
-export class PeerSession implements PipelineHost {
+export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
   readonly info: SessionInfo;
-  readonly log: Logger;
+  #log: Logger | null = null;
   #closed = false;
   #closeReason: CloseReason | null = null;
   #handshakeTimer: NodeJS.Timeout | null = null;
-  readonly #detector: TransportDetector;
+  /** while the transport is being detected */
+  #detector: TransportDetector | null = null;
   readonly #handshake: Handshake;
   /** peer → node */
   readonly #toNode: Pipeline;
   /** node → peer */
   readonly #toPeer: Pipeline;
-  /** this peer's share of synchronous hook time (bitcoind's per-peer fairness) */
-  readonly budget: HookBudget;
-  /** log lines this peer can cause frame by frame go through here */
-  readonly logs: LogLimiter;
+  /** this peer's share of synchronous hook time (bitcoind's per-peer fairness): made when a hook first charges it */
+  #budget: HookBudget | null = null;
+  /** made at the first line (see `logs`) */
+  #logs: LogLimiter | null = null;
   /** x: frames from this peer although it did not announce our feature */
   #xWithoutFeature = 0;
   /** the BIP324 link to the peer, when the proxy speaks v2 with it */
@@ -111,33 +142,50 @@ export class PeerSession implements PipelineHost {
     readonly kind: SessionKind = 'inbound',
     /** the peer socket's reusable read buffer, when it reads with onread (see adoptWithReadBuffer) */
     private readonly peerReads: LendingReadBuffer | null = null,
+    /** the peer's port, when the caller knows it (asking the socket makes it keep its address) */
+    port: number | null = null,
   ) {
-    this.#detector = new TransportDetector(settings.network, settings.v2);
-    this.info = new SessionInfo(id, address, peer.remotePort ?? 0, settings.v2 === 'reject' ? 'v1' : 'detecting');
-    this.log = host.log.child({ peer: `${address}:${this.info.port}`, session: id, ...(kind === 'outbound' ? { kind } : {}) });
-    this.budget = new HookBudget(settings.hookBudget);
-    this.logs = new LogLimiter(this.log, settings.logLinesPerMinute, host.observer);
+    this.info = new SessionInfo(id, address, port ?? peer.remotePort ?? 0, settings.v2 === 'reject' ? 'v1' : 'detecting');
     const transport = v1Transport({ network: settings.network, maxPayload: settings.maxMessageSize, checksum: settings.checksum });
     const common = { network: settings.network, transport, hookQueue: settings.hookQueue };
     const toPeerWriter = transport.writer(peer);
-    this.#handshake = new Handshake({
-      network: settings.network,
-      v2: settings.v2,
-      kind,
-      info: this.info,
-      log: this.log,
-      logs: this.logs,
-      chain: () => this.host.chain,
-      target: this,
-      injectToPeer: (raw) => this.#toPeer.inject(raw),
-      completed: () => this.#handshakeDone(),
-    });
+    this.#handshake = new Handshake(settings, this);
     this.#toNode = new Pipeline({ ...common, direction: 'inbound', src: peer, out: transport.writer(backend), reads: peerReads }, this, new PeerStage(this, this.#handshake));
     this.#toPeer = new Pipeline({ ...common, direction: 'outbound', src: backend, out: toPeerWriter, reads: backendReads }, this, new NodeStage(this, this.#handshake));
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** This peer's logger: a pino child made at its first line, not for every idle peer (about half a KB each). */
+  get log(): Logger {
+    return (this.#log ??= this.host.log.child({ peer: `${this.address}:${this.info.port}`, session: this.info.id, ...(this.kind === 'outbound' ? { kind: this.kind } : {}) }));
+  }
+
+  /** Would a line of `level` be written? Ask before a routine line, so that no logger is made for nothing. */
+  logging(level: 'debug' | 'info'): boolean {
+    return this.#log ? this.#log.isLevelEnabled(level) : this.host.log.isLevelEnabled(level);
+  }
+
+  /**
+   * The parts made on first use that this session has made so far: an idle peer makes none
+   * (the per-session footprint, see docs/architecture.md). For tests and debugging.
+   */
+  get madeOnUse(): string[] {
+    const made: [string, boolean][] = [
+      ['logger', this.#log !== null],
+      ['logLimiter', this.#logs !== null],
+      ['hookBudget', this.#budget !== null],
+      ['detector', this.#detector !== null],
+      ['laneQueue', this.#toNode.lane.queueMade || this.#toPeer.lane.queueMade],
+    ];
+    return made.filter(([, m]) => m).map(([name]) => name);
+  }
+
+  /** log lines this peer can cause frame by frame go through here */
+  get logs(): LogLimiter {
+    return (this.#logs ??= new LogLimiter(this.log, this.settings.logLinesPerMinute, this.host.observer));
   }
 
   get closeReason(): CloseReason | null {
@@ -158,16 +206,22 @@ export class PeerSession implements PipelineHost {
     this.info.backendLocalPort = (this.kind === 'inbound' ? this.backend.localPort : this.backend.remotePort) ?? null;
     this.peer.setNoDelay(true);
     this.backend.setNoDelay(true);
-    if (!this.peerReads) this.peer.on('data', (chunk: Buffer) => this.onPeerRead(chunk));
-    if (!this.backendReads) this.backend.on('data', (chunk: Buffer) => this.onBackendRead(chunk));
-    this.peer.on('end', () => this.close('peer_closed'));
-    this.backend.on('end', () => this.close('backend_closed'));
-    this.peer.on('close', () => this.close('peer_closed'));
-    this.backend.on('close', () => this.close('backend_closed'));
-    this.peer.on('error', (err) => this.#onSocketError('peer_error', err));
-    this.backend.on('error', (err) => this.#onSocketError('backend_error', err));
+    const peer: SessionSocket = this.peer;
+    const backend: SessionSocket = this.backend;
+    peer[SESSION] = this;
+    backend[SESSION] = this;
+    if (!this.peerReads) peer.on('data', peerData);
+    if (!this.backendReads) backend.on('data', backendData);
+    peer.on('end', peerGone);
+    backend.on('end', backendGone);
+    peer.on('close', peerGone);
+    backend.on('close', backendGone);
+    peer.on('error', peerError);
+    backend.on('error', backendError);
     if (this.settings.idleTimeout > 0) {
-      this.peer.setTimeout(this.settings.idleTimeout, () => this.close('idle_timeout'));
+      // a listener of our own rather than setTimeout's callback, which Node wraps in a once() per socket
+      peer.on('timeout', peerIdle);
+      peer.setTimeout(this.settings.idleTimeout);
     }
     if (this.settings.handshakeTimeout > 0) {
       this.#handshakeTimer = setTimeout(() => this.close('handshake_timeout'), this.settings.handshakeTimeout);
@@ -195,7 +249,7 @@ export class PeerSession implements PipelineHost {
       }
     }
     this.host.chain.disconnect(this.info, reason);
-    this.logs.flush();
+    this.#logs?.flush();
     this.host.sessionEnded(this, reason);
   }
 
@@ -220,9 +274,16 @@ export class PeerSession implements PipelineHost {
     return true;
   }
 
-  #onSocketError(reason: CloseReason, err: Error): void {
-    this.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, `${reason === 'peer_error' ? 'peer' : 'backend'} socket error`);
+  /** @internal a socket listener: `reason` says which socket */
+  socketError(reason: 'peer_error' | 'backend_error', err: Error): void {
+    if (this.logging('debug')) this.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, `${reason === 'peer_error' ? 'peer' : 'backend'} socket error`);
     this.close(reason);
+  }
+
+  /** ReadTarget: bytes read through one of the session's LendingReadBuffers, the last `chunk.length - fresh` of them carried over from the read before */
+  readFrom(from: LendingReadBuffer, chunk: Buffer, fresh: number): void {
+    if (from === this.peerReads) this.onPeerRead(chunk, fresh);
+    else this.onBackendRead(chunk, fresh);
   }
 
   /**
@@ -258,7 +319,8 @@ export class PeerSession implements PipelineHost {
   /** The initiator's first bytes decide the transport (only when the proxy offers v2). */
   #detect(chunk: Buffer): Buffer {
     if (this.#closed) return EMPTY_CHUNK;
-    const { detected, bytes } = this.#detector.feed(chunk);
+    const { detected, bytes } = (this.#detector ??= new TransportDetector(this.settings.network, this.settings.v2)).feed(chunk);
+    if (detected !== 'undecided') this.#detector = null;
     if (detected === 'v1') this.info.transport = 'v1';
     else if (detected === 'v2' && this.kind === 'inbound' && isProxyProtocolHeader(bytes)) {
       // a load balancer's header from a source not in proxyProtocol.trusted: never a peer's v2 key (2^-48 odds)
@@ -367,10 +429,16 @@ export class PeerSession implements PipelineHost {
     this.sendMessage({ command: 'x:unknown', payload: new PayloadWriter(16).varString(command).finish() });
   }
 
-  #handshakeDone(): void {
+  /** HandshakeHost: a frame to the peer outside the stream order (feature announcements) */
+  injectToPeer(raw: Buffer): void {
+    this.#toPeer.inject(raw);
+  }
+
+  /** HandshakeHost: both veracks seen */
+  handshakeCompleted(): void {
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = null;
-    this.log.debug('handshake complete');
+    if (this.logging('debug')) this.log.debug('handshake complete');
   }
 
   // ChainTarget: what a hook result does to this session
@@ -383,7 +451,8 @@ export class PeerSession implements PipelineHost {
 
   /** ChainTarget: ms a hook call held the event loop for this peer; over budget, throttle or disconnect. */
   hookTime(ms: number, now: number): void {
-    if (!this.budget.charge(ms, now)) return;
+    if (this.settings.hookBudget === null) return;
+    if (!(this.#budget ??= new HookBudget(this.settings.hookBudget)).charge(ms, now)) return;
     const action = this.settings.hookBudgetAction;
     this.host.observer.hookBudgetExceeded(action);
     const b = this.settings.hookBudget!;
@@ -393,11 +462,11 @@ export class PeerSession implements PipelineHost {
 
   /** PipelineHost: while over its hook budget the peer's frames wait (both directions), in order. */
   overBudget(): boolean {
-    return this.budget.exhausted;
+    return this.#budget !== null && this.#budget.exhausted;
   }
 
   budgetRefilled(): Promise<unknown> {
-    return this.budget.refilled();
+    return this.#budget!.refilled();
   }
 
   /**

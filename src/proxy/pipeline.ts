@@ -355,7 +355,10 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     return this.host.closed;
   }
 
-  readonly failed = (err: unknown): void => this.host.fault(new HookFault('(chain)', 'throw', `the hook chain failed: ${String(err)}`));
+  // a method, not an arrow field: that would be a closure per direction of every idle session
+  failed(err: unknown): void {
+    this.host.fault(new HookFault('(chain)', 'throw', `the hook chain failed: ${String(err)}`));
+  }
 
   /**
    * The chain over one frame (`frame`, or with null the range `source[start..end)`: see

@@ -15,7 +15,7 @@ import { ConnectionLimits, type Slot } from './connection-limits.js';
 import { ConnectionRate, type ConnectionRateSettings } from './connection-rate.js';
 import { Eviction } from './eviction.js';
 import { nullObserver, type CloseReason, type ProxyObserver, type RefuseReason } from './observer.js';
-import { adoptWithReadBuffer } from './transport/adopt-socket.js';
+import { adoptWithReadBuffer, connectWithReadBuffer } from './transport/adopt-socket.js';
 import { LendingReadBuffer } from './transport/lending-read-buffer.js';
 import type { PeerInfo } from './peer-info.js';
 import { PeerSession, type SessionHost, type SessionSettings } from './peer-session.js';
@@ -284,11 +284,11 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     if (!this.#rate.take(address)) return this.#refuse(socket, address, 'rate_limited');
     socket.on('error', () => {}); // until the session owns it; errors surface as close later
     const chain = this.chain;
-    if (chain.acceptHooks.length === 0) return this.#admit(socket, address);
+    if (chain.acceptHooks.length === 0) return this.#admit(socket, address, port);
     if (this.#accepting.size >= Math.max(64, this.settings.maxPeers)) return this.#refuse(socket, address, 'accept_busy');
     const conn: HookConnection = { address, port, localAddress: normalizeAddress(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
     const decision = chain.accept(conn);
-    if (!isThenable(decision)) return this.#decided(socket, address, decision);
+    if (!isThenable(decision)) return this.#decided(socket, address, port, decision);
     this.#accepting.add(socket);
     // chain.accept never rejects: a failing hook is a 'fault' decision
     void decision.then((d) => {
@@ -296,15 +296,15 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       if (this.#closing) return this.#refuse(socket, address, 'shutting_down');
       const banned = this.bans.find(address); // a ban may have arrived while the hooks ran
       if (banned) return this.#refuse(socket, address, 'banned', { ban: banned.subnet });
-      this.#decided(socket, address, d);
+      this.#decided(socket, address, port, d);
     });
   }
 
   /** Apply what the onAccept hooks decided. */
-  #decided(socket: net.Socket, address: string, d: AcceptDecision): void {
+  #decided(socket: net.Socket, address: string, port: number, d: AcceptDecision): void {
     switch (d.kind) {
       case 'accept':
-        return this.#admit(socket, address);
+        return this.#admit(socket, address, port);
       case 'refuse':
         return this.#refuse(socket, address, 'hook', { hook: d.hook, why: d.reason });
       case 'ban': {
@@ -319,7 +319,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
   }
 
   /** The last check (slots, evicting one peer when full), then the backend connection. */
-  #admit(socket: net.Socket, address: string, gated = false): void {
+  #admit(socket: net.Socket, address: string, port: number, gated = false): void {
     if (socket.destroyed) return;
     const gate = this.#gate;
     if (gate && !gated) {
@@ -331,7 +331,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
           return void socket.destroy();
         }
         if (refused) return this.#refuse(socket, address, refused);
-        this.#admit(socket, address, true);
+        this.#admit(socket, address, port, true);
       });
       return;
     }
@@ -345,9 +345,9 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#limits.acquire(address, slot);
     this.#pending.add(socket);
 
-    const { host, port } = this.settings.backend;
-    const link = new BackendLink(host, port);
-    const backend = link.socket;
+    // bitcoind → peer carries the bulk (blocks): read through a LendingReadBuffer
+    const backendReads = new LendingReadBuffer();
+    const backend = connectWithReadBuffer(this.settings.backend.host, this.settings.backend.port, backendReads);
     const timer = setTimeout(() => backend.destroy(new Error(`connect timeout after ${this.settings.backendConnectTimeout} ms`)), this.settings.backendConnectTimeout);
     const fail = (err: Error) => {
       clearTimeout(timer);
@@ -370,23 +370,16 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
         socket.destroy();
         return;
       }
-      this.#startSession(socket, address, slot, link);
+      this.#startSession(socket, address, port, slot, backend, backendReads);
     });
   }
 
-  /**
-   * Both sockets are connected: the session. Its own method, so that the closures that live as
-   * long as the session (the read callbacks) hold the session and nothing of the accept path
-   * (the socket that adoptWithReadBuffer replaced, the connect timer).
-   */
-  #startSession(socket: net.Socket, address: string, slot: Slot, link: BackendLink): void {
-    const backend = link.socket;
+  /** Both sockets are connected: the session. Its reads go to it through the LendingReadBuffers, with no closure per session. */
+  #startSession(socket: net.Socket, address: string, port: number, slot: Slot, backend: net.Socket, backendReads: LendingReadBuffer): void {
     // the peer's bytes too go through a LendingReadBuffer, when its socket can be re-wrapped for it
     const peerReads = new LendingReadBuffer();
-    let created: PeerSession | null = null;
-    const peer = adoptWithReadBuffer(socket, peerReads, (chunk, fresh) => created?.onPeerRead(chunk, fresh));
-    const s = (created = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, link.reads, 'inbound', peer && peerReads));
-    link.deliver = (chunk, fresh) => s.onBackendRead(chunk, fresh);
+    const peer = adoptWithReadBuffer(socket, peerReads);
+    const s = new PeerSession(this.#nextId++, peer ?? socket, backend, address, this.settings, this, backendReads, 'inbound', peer && peerReads, port);
     this.#sessions.set(s.info.id, s);
     this.observer.connectionAccepted();
     this.observer.sessionOpened();
@@ -394,11 +387,10 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       s.info.reserved = true;
       this.#armReserve(s);
     }
-    s.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
+    if (s.logging('info')) s.log.info({ backendLocalPort: backend.localPort, ...(slot === 'reserved' ? { slot } : {}) }, 'peer connected');
     s.start();
-    const early = link.early;
-    link.early = null;
-    if (early) for (const chunk of early) s.onBackendRead(chunk);
+    if (peer) peerReads.deliverTo(s);
+    backendReads.deliverTo(s); // with what bitcoind sent before the session existed
   }
 
   sessionEnded(session: PeerSession, reason: CloseReason): void {
@@ -407,7 +399,7 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
     this.#disarmReserve(session.info.id);
     const seconds = (Date.now() - session.info.connectedAt) / 1000;
     this.observer.sessionClosed(reason, seconds);
-    session.log.info({ reason, seconds: Math.round(seconds * 1000) / 1000, bytesIn: session.info.bytesIn, bytesOut: session.info.bytesOut }, 'peer disconnected');
+    if (session.logging('info')) session.log.info({ reason, seconds: Math.round(seconds * 1000) / 1000, bytesIn: session.info.bytesIn, bytesOut: session.info.bytesOut }, 'peer disconnected');
     if ((reason === 'backend_closed' || reason === 'backend_error') && !this.#closing) {
       // judged a little later, once it is known whether this was the peer or an outage
       this.#backendDisconnects.backendClosed(session.address, session.info.handshakeComplete, this.#sessions.size + 1);
@@ -606,31 +598,4 @@ function trustedSubnets(settings: ProxySettings): Subnet[] {
     if (!s) throw new Error(`proxyProtocol.trusted: not an address or CIDR: ${c}`);
     return s;
   });
-}
-
-/** A connection to bitcoind whose reads go to `deliver` once the session exists. */
-class BackendLink {
-  /** bitcoind → peer carries the bulk (blocks): read through a LendingReadBuffer */
-  readonly reads = new LendingReadBuffer();
-  readonly socket: net.Socket;
-  deliver: ((chunk: Buffer, fresh: number) => void) | null = null;
-  /** what bitcoind sent before the session existed (copies) */
-  early: Buffer[] | null = null;
-
-  constructor(host: string, port: number) {
-    this.socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: this.reads.next,
-        callback: (n, buf) => {
-          const chunk = this.reads.read(n, buf);
-          if (this.deliver) this.deliver(chunk, n);
-          else (this.early ??= []).push(Buffer.from(chunk)); // before the session exists: keep a copy
-          return true; // backpressure is the session's pause()/resume()
-        },
-      },
-    });
-  }
 }

@@ -26,6 +26,9 @@ export class LendingReadBuffer {
   #after: Buffer | null = null;
   /** bytes of the last chunk that came from the read before it */
   #carried = 0;
+  /** where `callback` hands the bytes; until set, they are kept (copied) for it */
+  #target: ReadTarget | null = null;
+  #early: Buffer[] | null = null;
 
   constructor(readonly max = BULK_SIZE) {}
 
@@ -42,6 +45,26 @@ export class LendingReadBuffer {
     if (k === 0) return this.#own;
     return (this.#after = this.#own.subarray(k));
   };
+
+  /**
+   * for onread.callback: the bytes go to the target (see deliverTo). One function per socket
+   * doing the whole job, where a wrapper per socket and a delivery closure per session cost
+   * each idle peer two more functions and their contexts.
+   */
+  readonly callback = (n: number, buf: Uint8Array): boolean => {
+    const chunk = this.read(n, buf);
+    if (this.#target !== null) this.#target.readFrom(this, chunk, n);
+    else (this.#early ??= []).push(Buffer.from(chunk)); // a backend answers before its session exists
+    return true; // backpressure is the session's pause()/resume()
+  };
+
+  /** From now on reads go to `target`; what came before goes first, now. */
+  deliverTo(target: ReadTarget): void {
+    this.#target = target;
+    const early = this.#early;
+    this.#early = null;
+    if (early) for (const chunk of early) target.readFrom(this, chunk, chunk.length);
+  }
 
   /** The `n` bytes the last read put into `buf`: a view of our own buffer (valid until the next read unless lent), or a copy. */
   read(n: number, buf: Uint8Array): Buffer {
@@ -98,6 +121,12 @@ export class LendingReadBuffer {
   get bulk(): boolean {
     return this.#own !== null;
   }
+}
+
+/** Who reads a socket through a LendingReadBuffer (`from` tells which of its sockets). */
+export interface ReadTarget {
+  /** `chunk` is only valid during the call unless the buffer is lent; its first `chunk.length - fresh` bytes were carried over from the read before (see carry) */
+  readFrom(from: LendingReadBuffer, chunk: Buffer, fresh: number): void;
 }
 
 const SHARED_SIZE = 64 * 1024;

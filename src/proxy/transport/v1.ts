@@ -16,8 +16,8 @@ class V1Writer implements FrameWriter {
   readonly cutThrough = true;
   readonly #out: CoalescingWriter;
   #midFrame = false;
-  /** injected frames waiting for the frame passing through to end */
-  readonly #held: Buffer[] = [];
+  /** injected frames waiting for the frame passing through to end (made when one first waits) */
+  #held: Buffer[] | null = null;
 
   constructor(private readonly socket: Socket) {
     this.#out = new CoalescingWriter(socket);
@@ -42,14 +42,14 @@ class V1Writer implements FrameWriter {
 
   frameEnd(): void {
     this.#midFrame = false;
-    if (this.#held.length === 0) return;
+    if (this.#held === null || this.#held.length === 0) return;
     for (const raw of this.#held) this.#out.add(raw);
     this.#held.length = 0;
   }
 
   inject(raw: Buffer): void {
     if (this.#midFrame) {
-      this.#held.push(raw);
+      (this.#held ??= []).push(raw);
       return;
     }
     this.#out.add(raw);
