@@ -239,11 +239,12 @@ export class HookChain {
     const peer = target.hookPeer;
     let out: MaybePromise<Frame | null> | typeof PASSED = PASSED;
     let p = start;
+    let at = start;
     let n = 0;
     frames: while (p < stop && n < max) {
       const end = p + frameLengthAt(source, p);
       msg.moveTo(p, end);
-      this.lastFrameStart = p;
+      at = p;
       n++;
       p = end;
       for (let i = 0; i < runners.length; i++) {
@@ -254,6 +255,7 @@ export class HookChain {
       }
     }
     this.lastFrames = n;
+    this.lastFrameStart = at;
     this.lastOut = out;
     if (!isThenable(out)) this.#spare = msg; // an awaiting hook keeps its object
     this.lastBytesSeen = msg.bytesSeen;

@@ -8,7 +8,7 @@
  * estimate follows them), so a hook that is costly only on some frames is charged for them
  * whenever a sample catches one, and a chain that got costlier for good is estimated anew.
  */
-export const SAMPLE_EVERY = 64;
+export const SAMPLE_EVERY = 128;
 /** a chain slower than this (wall time, ms) is timed on every frame */
 export const CHEAP_MS = 0.05;
 const WINDOW = 7;
