@@ -11,6 +11,7 @@ const MODULES: Record<string, BenchModule> = {
   codec: benchCodec,
   proxy: benchProxy,
   chain: benchChain,
+  pipeline: async (o) => (await import('./pipeline.bench.js')).benchPipeline(o),
   'block-cache': async (o) => (await import('./block-cache.bench.js')).benchBlockCache(o),
   'cut-through': async (o) => (await import('./cut-through.bench.js')).benchCutThrough(o),
   v2: async (o) => (await import('./v2.bench.js')).benchV2(o),
