@@ -4,7 +4,6 @@
  * config's admin.token), and one request with errors that say what to do.
  */
 import * as http from 'node:http';
-import * as https from 'node:https';
 import { loadConfig } from '../config.js';
 import { formatHostPort, parseHostPort } from '../config-values.js';
 import { CliError, UsageError, type OptionSpec, type ParsedArgs } from './spec.js';
@@ -65,12 +64,14 @@ export interface AdminAnswer {
 }
 
 /** One request; connection problems, 401 and answers that are not the admin API's become CliErrors that say what to do. */
-export function adminRequest(target: AdminTarget, method: string, path: string, body?: unknown): Promise<AdminAnswer> {
+export async function adminRequest(target: AdminTarget, method: string, path: string, body?: unknown): Promise<AdminAnswer> {
   const url = new URL(path.replace(/^\//, ''), target.url.href.endsWith('/') ? target.url : new URL(`${target.url.href}/`));
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const where = target.url.origin + target.url.pathname.replace(/\/$/, '');
+  // node:https only when asked for: the executable's `run` loads this module too
+  const client = url.protocol === 'https:' ? await import('node:https') : http;
   return new Promise((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? https : http).request(
+    const req = client.request(
       url,
       {
         method,
