@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startProxy } from './app.js';
-import { waitForShutdown } from './lifecycle.js';
+import { trapShutdown } from './lifecycle.js';
 import { parseConfig } from './config.js';
 import { createLogger, type LogFormat } from './logging.js';
 
@@ -80,6 +80,8 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
     console.error('demo needs the bcoin package (a devDependency): run `npm install` in the project first,\nor put the proxy in front of your own node with `bitcoin-hook-proxy run --config FILE`.');
     return 1;
   }
+  // from here on a Ctrl-C stops the demo gracefully once it is up (bcoin's node, the temp dir), not mid-start
+  const shutdown = trapShutdown();
   // An explicit --port must be the one used; the defaults step aside when something holds them.
   const port = opts.port ?? (await bindable(DEMO_PORTS.proxy)) ?? 0;
   const metricsPort = (await bindable(DEMO_PORTS.metrics)) ?? 0;
@@ -147,7 +149,7 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
       '',
     ].join('\n'),
   );
-  return waitForShutdown(running, async () => {
+  return shutdown.until(running, async () => {
     clearInterval(timer);
     await node.close();
     cleanup();

@@ -38,8 +38,3 @@ export function trapShutdown(): { until(running: RunningProxy, onStop?: () => Pr
     },
   };
 }
-
-/** Resolve with the exit code once SIGTERM or SIGINT has stopped everything gracefully. */
-export function waitForShutdown(running: RunningProxy, onStop?: () => Promise<void>): Promise<number> {
-  return trapShutdown().until(running, onStop);
-}
