@@ -537,7 +537,7 @@ export class HookChain {
     }
     const now = performance.now();
     const blockedMs = now - t0;
-    target.hookTime?.(blockedMs, now);
+    target.hookTime?.(blockedMs > CLOCK_MS ? blockedMs - CLOCK_MS : 0, now); // as for messages: the clock read is not the hook's
     if (!isThenable(r)) {
       this.observer.invocation(h.name, blockedMs / 1000);
       if (blockedMs > this.settings.timeoutMs) {
