@@ -47,13 +47,12 @@ function defOf(schema: unknown): Def | null {
   return def && typeof def === 'object' ? (def as Def) : null;
 }
 
-/** Every object schema `schema` may be at this level, looking through wrappers, pipes and unions. */
-function objectsOf(schema: unknown, depth = 0): Def[] {
-  const def = defOf(schema);
-  if (!def || depth > 32) return [];
+/**
+ * The schemas a wrapper, pipe, union, intersection or lazy schema stands for, to look through;
+ * null for any other type (a leaf, or an object, array or record the callers read themselves).
+ */
+function throughOf(def: Def): readonly unknown[] | null {
   switch (def.type) {
-    case 'object':
-      return [def];
     case 'default':
     case 'prefault':
     case 'optional':
@@ -61,18 +60,26 @@ function objectsOf(schema: unknown, depth = 0): Def[] {
     case 'nonoptional':
     case 'readonly':
     case 'catch':
-      return objectsOf(def.innerType, depth + 1);
+      return [def.innerType];
     case 'pipe':
-      return [...objectsOf(def.in, depth + 1), ...objectsOf(def.out, depth + 1)];
+      return [def.in, def.out];
     case 'union':
-      return (def.options ?? []).flatMap((o) => objectsOf(o, depth + 1));
+      return def.options ?? [];
     case 'intersection':
-      return [...objectsOf(def.left, depth + 1), ...objectsOf(def.right, depth + 1)];
+      return [def.left, def.right];
     case 'lazy':
-      return def.getter ? objectsOf(def.getter(), depth + 1) : [];
+      return def.getter ? [def.getter()] : [];
     default:
-      return [];
+      return null;
   }
+}
+
+/** Every object schema `schema` may be at this level, looking through wrappers, pipes and unions. */
+function objectsOf(schema: unknown, depth = 0): Def[] {
+  const def = defOf(schema);
+  if (!def || depth > 32) return [];
+  if (def.type === 'object') return [def];
+  return throughOf(def)?.flatMap((s) => objectsOf(s, depth + 1)) ?? [];
 }
 
 /** The schemas under `key` (a property, or an element of an array or record). */
@@ -86,24 +93,8 @@ function childrenOf(schema: unknown, key: string | number, depth = 0): unknown[]
       return typeof key === 'number' ? [def.element] : [];
     case 'record':
       return [def.valueType];
-    case 'default':
-    case 'prefault':
-    case 'optional':
-    case 'nullable':
-    case 'nonoptional':
-    case 'readonly':
-    case 'catch':
-      return childrenOf(def.innerType, key, depth + 1);
-    case 'pipe':
-      return [...childrenOf(def.in, key, depth + 1), ...childrenOf(def.out, key, depth + 1)];
-    case 'union':
-      return (def.options ?? []).flatMap((o) => childrenOf(o, key, depth + 1));
-    case 'intersection':
-      return [...childrenOf(def.left, key, depth + 1), ...childrenOf(def.right, key, depth + 1)];
-    case 'lazy':
-      return def.getter ? childrenOf(def.getter(), key, depth + 1) : [];
     default:
-      return [];
+      return throughOf(def)?.flatMap((s) => childrenOf(s, key, depth + 1)) ?? [];
   }
 }
 
