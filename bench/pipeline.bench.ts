@@ -67,7 +67,7 @@ function pipelineWith(n: number): (stream: Buffer) => void {
     },
   } as unknown as PipelineHost;
   const stage: FrameStage = { intercepts: () => false, mayIntercept: () => false, enter: (f) => f, forwarded() {} };
-  const writer: FrameWriter = { cutThrough: true, frame() {}, bytes() {}, frameEnd() {}, inject() {}, flush() {}, cork() {}, uncork() {} };
+  const writer: FrameWriter = { cutThrough: true, frame() {}, bytes() {}, frameEnd() {}, inject() {}, holdInjected() {}, flush() {}, cork() {}, uncork() {} };
   let carried = 0;
   const reads: ReadBuffer = {
     lend() {},

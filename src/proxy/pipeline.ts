@@ -241,10 +241,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       this.#forwardRange(chunk, start, stop);
       return stop;
     }
-    // the frames the hooks passed since `from` go on together
+    // the frames the hooks passed since `from` go on together; what hooks send meanwhile waits for them
     let from = start;
     let p = start;
     while (p < stop) {
+      this.out.holdInjected();
       let at = p; // the frame the hooks did something with, if they did
       let out: ReturnType<HookChain['runAt']> | undefined;
       if (this.#cheap && this.#stretchAt >= 0 && this.#untimed < this.#gap) {
@@ -269,11 +270,12 @@ export class Pipeline implements CutThroughSink, LaneDriver {
         this.#afterHooks(chain, out);
         from = p;
       }
-      if (this.host.closed) return stop;
+      if (this.host.closed) break;
       if (this.lane.busy || this.host.overBudget()) break;
     }
     if (p > from) this.#forwardRange(chunk, from, p);
-    return p;
+    else this.out.frameEnd(); // nothing left to forward: what was held goes now
+    return this.host.closed ? stop : p;
   }
 
   /** Does a hook of the chain want `command`? Remembered for the last command that one did. */

@@ -112,3 +112,36 @@ test('hooked frames split across reads anywhere: hooks see every payload whole, 
   const sentBefore = info.bytesIn - stream.length;
   assert.ok(sentBefore > 0 && sentBefore < 1000, `the proxy counted the stream's bytes once (handshake ${sentBefore} bytes + ${stream.length})`);
 });
+
+test('what a hook pushes to the peer lands after the frames before the one it answered, though the hooks pass them a run at a time', { skip, timeout: 120_000 }, async (t) => {
+  const EVERY = 50;
+  const proxy = await startTestProxy(node.p2pPort, `limits: { hookBudget: off }\n${hooksYaml([{ module: fixture('marks'), options: { every: EVERY } }])}`);
+  t.after(() => proxy.close());
+  const c = await P2PClient.connect(proxy.port);
+  t.after(() => c.close());
+  await c.handshake(20_000);
+  const from = c.frames.length;
+  // one burst: litecoind's pongs come back many to a read, so the hooks pass them in runs
+  const N = 5000;
+  const burst = Buffer.concat(
+    Array.from({ length: N }, (_, i) => {
+      const p = Buffer.alloc(8);
+      p.writeBigUInt64LE(BigInt(i + 1));
+      return encodeFrame(regtest, 'ping', p).raw;
+    }),
+  );
+  c.sendRaw(burst);
+  await waitFor(() => c.frames.slice(from).filter((f) => f.command === 'pong').length >= N, 60_000, 'every pong');
+  // (litecoind's own keep-alive pings carry random 64-bit nonces, far above N)
+  const seq = c.frames
+    .slice(from)
+    .filter((f) => f.command === 'pong' || (f.command === 'ping' && f.payload.readBigUInt64LE(0) <= BigInt(N)))
+    .map((f) => `${f.command}:${f.payload.readBigUInt64LE(0)}`);
+  const expected: string[] = [];
+  for (let i = 1; i <= N; i++) {
+    if (i % EVERY === 0) expected.push(`ping:${i}`);
+    expected.push(`pong:${i}`);
+  }
+  assert.equal(seq.length, expected.length, 'every pong and every pushed ping');
+  for (let i = 0; i < expected.length; i++) assert.equal(seq[i], expected[i], `position ${i}: the push lands right before the pong it answered, after the ones before`);
+});

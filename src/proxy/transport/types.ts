@@ -34,6 +34,12 @@ export interface FrameWriter {
    * end of a frame passing through, so it never lands inside one.
    */
   inject(raw: Buffer): void;
+  /**
+   * Frames that hooks are still running over go out after this (they pass a run at a time):
+   * injected frames wait for the next frameEnd() meanwhile, so what a hook sends lands after the
+   * frames that came before the one it ran for.
+   */
+  holdInjected(): void;
   /** write what was added since the last flush */
   flush(): void;
   /** hold writes until uncork(), so what is written in between leaves in one go */

@@ -47,6 +47,10 @@ class V1Writer implements FrameWriter {
     this.#held.length = 0;
   }
 
+  holdInjected(): void {
+    this.#midFrame = true;
+  }
+
   inject(raw: Buffer): void {
     if (this.#midFrame) {
       (this.#held ??= []).push(raw);

@@ -352,6 +352,8 @@ export class V2Connection implements Transport, FrameReader {
 
 class V2Writer implements FrameWriter {
   readonly cutThrough = false;
+  /** injected frames waiting for frameEnd() (see holdInjected); null: none held */
+  #held: Buffer[] | null = null;
 
   constructor(
     private readonly conn: V2Connection,
@@ -374,10 +376,20 @@ class V2Writer implements FrameWriter {
   /** Never called for a whole-frame writer, but for a fatal v1 header from our node: it has no v2 form. */
   bytes(): void {}
 
-  frameEnd(): void {}
+  frameEnd(): void {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    for (const raw of held) this.conn.sendFrame(raw);
+  }
+
+  holdInjected(): void {
+    this.#held ??= [];
+  }
 
   inject(raw: Buffer): void {
-    this.conn.sendFrame(raw);
+    if (this.#held !== null) this.#held.push(raw);
+    else this.conn.sendFrame(raw);
   }
 
   flush(): void {}
