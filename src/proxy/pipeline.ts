@@ -266,7 +266,9 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       }
       if (chain.lastBytesSeen) this.#lendRead = this.#reads !== null;
       if (out !== PASSED) {
+        // what went before it goes first, then what its hooks sent (held till then), then it
         if (at > from) this.#forwardRange(chunk, from, at);
+        else this.out.frameEnd();
         this.#afterHooks(chain, out);
         from = p;
       }
