@@ -93,7 +93,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   readonly lane: Lane;
   readonly #magic: Buffer;
   readonly #reads: ReadBuffer | null;
-  /** a whole frame of this read went to the stage and hooks (who may keep its bytes): lend the read buffer */
+  /** bytes of this read may be kept (by the stage, an awaiting hook, a hook that read them): lend the read buffer, if there is one */
   #lendRead = false;
   /** a fatal header that arrived while a hook held the lane: it goes on after the queued frames */
   #fatal: { header: Buffer; err: FrameError } | null = null;
@@ -156,7 +156,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     if (this.#lendRead) {
       // once a read, not once a frame: the next read's buffer is chosen after this returns
       this.#lendRead = false;
-      this.#reads!.lend();
+      this.#reads?.lend();
     }
     this.#endOfBatch();
     this.out.flush();
@@ -191,7 +191,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   onCutRun(command: string, frames: number, bytes: number): void {
     // onCutStart of the same command came just before: the current run of counts
-    if (command !== this.#runCommand) this.#count(command, 0);
+    this.#runOf(command);
     this.#runFrames += frames;
     this.#runBytes += bytes;
   }
@@ -225,18 +225,15 @@ export class Pipeline implements CutThroughSink, LaneDriver {
    */
   onFrames(chunk: Buffer, command: string, start: number, stop: number): number {
     if (this.host.closed) return stop;
-    if (this.lane.busy || this.host.overBudget() || (command === this.#stagedCommand ? this.#staged : this.#stageIntercepts(command))) {
+    if (this.lane.busy || this.host.overBudget() || this.#stageIntercepts(command)) {
       // one at a time, as Frames: the lane keeps them, the stage reads them, or the budget holds them
       const end = start + frameLengthAt(chunk, start);
       this.onFrame(new Frame(chunk, command, undefined, start, end));
       return end;
     }
-    if (command !== this.#runCommand) {
-      this.#reportCount();
-      this.#runCommand = command;
-    }
+    this.#runOf(command);
     const chain = this.host.chain;
-    if ((command !== this.#hookedCommand || chain !== this.#hookedChain) && !this.#hooksWant(chain, command)) {
+    if (!this.#hooksWant(chain, command)) {
       this.#countRun(chunk, start, stop);
       this.#forwardRange(chunk, start, stop);
       return stop;
@@ -264,7 +261,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
         out = this.#runHooks(chain, null, chunk, command, p, end);
         p = end;
       }
-      if (chain.lastBytesSeen) this.#lendRead = this.#reads !== null;
+      if (chain.lastBytesSeen) this.#lendRead = true;
       if (out !== PASSED) {
         // what went before it goes first, then what its hooks sent (held till then), then it
         if (at > from) this.#forwardRange(chunk, from, at);
@@ -272,8 +269,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
         this.#afterHooks(chain, out);
         from = p;
       }
-      if (this.host.closed) break;
-      if (this.lane.busy || this.host.overBudget()) break;
+      if (this.host.closed || this.lane.busy || this.host.overBudget()) break;
     }
     if (p > from) this.#forwardRange(chunk, from, p);
     else this.out.frameEnd(); // nothing left to forward: what was held goes now
@@ -282,6 +278,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   /** Does a hook of the chain want `command`? Remembered for the last command that one did. */
   #hooksWant(chain: HookChain, command: string): boolean {
+    if (command === this.#hookedCommand && chain === this.#hookedChain) return true;
     if (chain.hooksFor(this.direction, command).length === 0) return false;
     this.#hookedCommand = command;
     this.#hookedChain = chain;
@@ -319,14 +316,14 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     // Forwarding alone keeps no byte of the read past it (a write the socket could not finish
     // is lent by the session). The stage, an awaiting hook, or a hook that read the bytes may.
     let entered: Frame | null | Promise<unknown> = frame;
-    if (command === this.#stagedCommand ? this.#staged : this.#stageIntercepts(command)) {
-      this.#lendRead = this.#reads !== null;
+    if (this.#stageIntercepts(command)) {
+      this.#lendRead = true;
       entered = this.stage.enter(frame);
       if (entered === null) return;
       if (isThenable(entered)) return this.#hold(entered, () => {});
     }
     const chain = this.host.chain;
-    if ((entered.command !== this.#hookedCommand || chain !== this.#hookedChain) && !this.#hooksWant(chain, entered.command)) return this.#forward(entered);
+    if (!this.#hooksWant(chain, entered.command)) return this.#forward(entered);
     const out = this.#runHooks(chain, entered, entered.source, entered.command, entered.start, entered.end);
     this.#afterHooks(chain, out === PASSED ? entered : out);
   }
@@ -335,11 +332,11 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   #afterHooks(chain: HookChain, out: ReturnType<HookChain['run']> | undefined): void {
     if (out === undefined) return;
     if (isThenable(out)) {
-      this.#lendRead = this.#reads !== null;
+      this.#lendRead = true;
       this.#hold(out, (f) => f && this.#forward(f));
       return;
     }
-    if (chain.lastBytesSeen) this.#lendRead = this.#reads !== null;
+    if (chain.lastBytesSeen) this.#lendRead = true;
     if (out) this.#forward(out);
   }
 
@@ -387,6 +384,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   /** Does the stage intercept `command`? Remembered for the last command (a stage's answer never changes). */
   #stageIntercepts(command: string): boolean {
+    if (command === this.#stagedCommand) return this.#staged;
     this.#stagedCommand = command;
     return (this.#staged = this.stage.intercepts(command));
   }
@@ -417,12 +415,16 @@ export class Pipeline implements CutThroughSink, LaneDriver {
   }
 
   #count(command: string, bytes: number): void {
-    if (command !== this.#runCommand) {
-      this.#reportCount();
-      this.#runCommand = command;
-    }
+    this.#runOf(command);
     this.#runFrames++;
     this.#runBytes += bytes;
+  }
+
+  /** Counts from here on are of `command`: the run before it is reported. */
+  #runOf(command: string): void {
+    if (command === this.#runCommand) return;
+    this.#reportCount();
+    this.#runCommand = command;
   }
 
   #reportCount(): void {
