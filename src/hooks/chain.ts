@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Frame, codecFor, decodePayload, encodeFrame, encodePayload, frameLengthAt, type Network } from '../codec/index.js';
+import { codecFor, decodePayload, encodeFrame, encodePayload, frameLengthAt, type Frame, type Network } from '../codec/index.js';
 import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
 import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { CLOCK_MS } from './clock.js';
@@ -85,6 +85,9 @@ export const UNTIMED = -1;
 
 /** runAt(): every hook passed the range on, unchanged, synchronously */
 export const PASSED: unique symbol = Symbol('passed');
+
+/** #invoke(): the hook threw (the peer is faulted) */
+const FAULTED: unique symbol = Symbol('faulted');
 
 /** The modules of the `hooks:` list, in order, with per-command lookups for the fast path. */
 export class HookChain {
@@ -213,14 +216,23 @@ export class HookChain {
    * (a Frame is built only when a hook returns something or awaits).
    */
   runAt(direction: Direction, frame: Frame | null, source: Buffer, command: string, start: number, end: number, target: ChainTarget, receivedAt: number, clock: number): MaybePromise<Frame | null> | typeof PASSED {
+    const msg = this.#message(frame, source, command, start, end, direction, receivedAt);
+    const out = this.#runFrom(this.#runnersFor(direction, command), 0, direction, frame, msg, target, clock);
+    this.#done(msg, out);
+    return out;
+  }
+
+  /** The message object for the next run: the spare one, pointed at this frame, or a new one. */
+  #message(frame: Frame | null, source: Buffer, command: string, start: number, end: number, direction: Direction, receivedAt: number): FrameMessage {
     const spare = this.#spare;
     this.#spare = null; // a hook that runs another chain synchronously gets a fresh object
-    const msg = spare ? spare.reset(frame, source, command, start, end, direction, receivedAt) : new FrameMessage(frame ?? new Frame(source, command, undefined, start, end), direction, receivedAt);
-    const out = this.#runFrom(this.#runnersFor(direction, command), 0, direction, frame, msg, target, clock);
-    if (isThenable(out)) return out; // the awaiting hook keeps its object
-    this.#spare = msg;
+    return spare ? spare.reset(frame, source, command, start, end, direction, receivedAt) : new FrameMessage(frame, source, command, start, end, direction, receivedAt);
+  }
+
+  /** A run ended with `out`: its message is the spare again unless an awaiting hook keeps it; what its hooks read. */
+  #done(msg: FrameMessage, out: unknown): void {
+    if (!isThenable(out)) this.#spare = msg;
     this.lastBytesSeen = msg.bytesSeen;
-    return out;
   }
 
   /**
@@ -233,9 +245,7 @@ export class HookChain {
    */
   passRange(direction: Direction, source: Buffer, command: string, start: number, stop: number, max: number, target: ChainTarget, receivedAt: number): number {
     const runners = this.#runnersFor(direction, command);
-    const spare = this.#spare;
-    this.#spare = null;
-    const msg = spare ? spare.reset(null, source, command, start, start, direction, receivedAt) : FrameMessage.at(source, command, start, start, direction, receivedAt);
+    const msg = this.#message(null, source, command, start, start, direction, receivedAt);
     const peer = target.hookPeer;
     let out: MaybePromise<Frame | null> | typeof PASSED = PASSED;
     let p = start;
@@ -257,8 +267,7 @@ export class HookChain {
     this.lastFrames = n;
     this.lastFrameStart = at;
     this.lastOut = out;
-    if (!isThenable(out)) this.#spare = msg; // an awaiting hook keeps its object
-    this.lastBytesSeen = msg.bytesSeen;
+    this.#done(msg, out);
     return p;
   }
 
@@ -267,19 +276,24 @@ export class HookChain {
    * still there; null after a fault or when the peer is gone; else what it returned.
    */
   #callUntimed(runner: Runner, msg: FrameMessage, peer: HookPeer, target: ChainTarget): MaybePromise<HookReturn> | null | undefined {
-    const { h, c } = runner;
-    c.calls++;
-    let r: MaybePromise<HookReturn>;
-    try {
-      r = runner.onMessage.call(runner.module, msg, peer, runner.ctx);
-    } catch (err) {
-      return this.#fault(target, new HookFault(h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
-    }
+    const r = this.#invoke(runner, msg, peer, target);
+    if (r === FAULTED) return null;
     if (r === undefined || r === null) {
-      c.passes++;
+      runner.c.passes++;
       return target.closed ? null : undefined; // the hook (or its budget) closed the peer
     }
     return r;
+  }
+
+  /** Call a message hook (counted); FAULTED when it threw, and the peer is faulted for it. */
+  #invoke(runner: Runner, msg: FrameMessage, peer: HookPeer, target: ChainTarget): MaybePromise<HookReturn> | typeof FAULTED {
+    runner.c.calls++;
+    try {
+      return runner.onMessage.call(runner.module, msg, peer, runner.ctx);
+    } catch (err) {
+      this.#fault(target, new HookFault(runner.h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
+      return FAULTED;
+    }
   }
 
   /** Hook i of `runners` returned `r` (not a pass) for `msg`, run untimed: apply it, then the rest of the chain. */
@@ -296,7 +310,7 @@ export class HookChain {
     const rest =
       out === frame
         ? this.#runFrom(runners, i + 1, direction, frame, msg, target, clock)
-        : this.#runFrom(this.#after(direction, runners[i]!.h, out.command), 0, direction, out, new FrameMessage(out, direction, msg.receivedAt), target, clock);
+        : this.#runFrom(this.#after(direction, runners[i]!.h, out.command), 0, direction, out, FrameMessage.of(out, direction, msg.receivedAt), target, clock);
     return rest as MaybePromise<Frame | null>; // a Frame was given: never PASSED
   }
 
@@ -308,7 +322,7 @@ export class HookChain {
       return false;
     }
     this.observer.xCommand('handled');
-    const msg = new FrameMessage(frame, 'inbound', receivedAt);
+    const msg = FrameMessage.of(frame, 'inbound', receivedAt);
     const out = this.#call(x.hook, () => x.handler(msg, target.hookPeer, x.hook.ctx), target, frame, 'inbound');
     if (isThenable(out)) return (out as Promise<Frame | null | undefined>).then(() => true);
     return true;
@@ -451,14 +465,9 @@ export class HookChain {
     for (let i = start; i < runners.length; i++) {
       const runner = runners[i]!;
       const { h, c } = runner;
-      c.calls++;
       const startedAt = clock;
-      let r: MaybePromise<HookReturn>;
-      try {
-        r = runner.onMessage.call(runner.module, msg, peer, runner.ctx);
-      } catch (err) {
-        return this.#fault(target, new HookFault(h.name, 'throw', `threw: ${(err as Error)?.message ?? String(err)}`));
-      }
+      const r = this.#invoke(runner, msg, peer, target);
+      if (r === FAULTED) return null;
       const async = isThenable(r);
       if (clock !== UNTIMED) {
         clock = performance.now();
@@ -484,7 +493,7 @@ export class HookChain {
       if (out === null) return null;
       if (out !== current) {
         frame = out;
-        msg = new FrameMessage(out, direction, msg.receivedAt);
+        msg = FrameMessage.of(out, direction, msg.receivedAt);
         runners = this.#after(direction, h, out.command);
         i = -1;
       }

@@ -13,29 +13,29 @@ const NOT_DECODED: unique symbol = Symbol('not decoded');
  * (a hook returned something, or awaits).
  */
 export class FrameMessage implements HookMessage {
-  #frame: Frame | null;
-  source: Buffer;
-  command: string;
-  start: number;
-  end: number;
-  #decoded: unknown = NOT_DECODED;
+  #frame!: Frame | null;
+  source!: Buffer;
+  command!: string;
+  start!: number;
+  end!: number;
+  direction!: Direction;
+  receivedAt!: number;
+  #decoded: unknown;
   /**
    * A hook read the payload (a view of the frame's bytes, maybe of a reused socket read buffer)
    * or decoded it (decoded fields may be views too): it may keep them past the call. A hook that
    * only looked at the command and size did not, so the read buffer can be reused.
    */
-  bytesSeen = false;
+  bytesSeen!: boolean;
 
-  constructor(
-    frame: Frame,
-    public direction: Direction,
-    public receivedAt: number,
-  ) {
-    this.#frame = frame;
-    this.source = frame.source;
-    this.command = frame.command;
-    this.start = frame.start;
-    this.end = frame.end;
+  /** `frame`, or (null) the range `source[start..end)` of a read, with no Frame made for it yet. */
+  constructor(frame: Frame | null, source: Buffer, command: string, start: number, end: number, direction: Direction, receivedAt: number) {
+    this.reset(frame, source, command, start, end, direction, receivedAt);
+  }
+
+  /** A message for a whole frame. */
+  static of(frame: Frame, direction: Direction, receivedAt: number): FrameMessage {
+    return new FrameMessage(frame, frame.source, frame.command, frame.start, frame.end, direction, receivedAt);
   }
 
   /** Point this object at the next frame: `frame`, or (null) the range `source[start..end)`. */
@@ -50,11 +50,6 @@ export class FrameMessage implements HookMessage {
     this.#decoded = NOT_DECODED;
     this.bytesSeen = false;
     return this;
-  }
-
-  /** A message for the range `source[start..end)` of a read, with no Frame yet. */
-  static at(source: Buffer, command: string, start: number, end: number, direction: Direction, receivedAt: number): FrameMessage {
-    return new FrameMessage(new Frame(source, command, undefined, start, end), direction, receivedAt).reset(null, source, command, start, end, direction, receivedAt);
   }
 
   /** The next frame of the same read and command: `source[start..end)`. */
