@@ -24,8 +24,6 @@ export class LendingReadBuffer {
   #carry = 0;
   /** what next() returned when it carried bytes over: #own after them */
   #after: Buffer | null = null;
-  /** bytes of the last chunk that came from the read before it */
-  #carried = 0;
   /** where `callback` hands the bytes; until set, they are kept (copied) for it */
   #target: ReadTarget | null = null;
   #early: Buffer[] | null = null;
@@ -68,14 +66,12 @@ export class LendingReadBuffer {
 
   /** The `n` bytes the last read put into `buf`: a view of our own buffer (valid until the next read unless lent), or a copy. */
   read(n: number, buf: Uint8Array): Buffer {
-    this.#carried = 0;
     const own = this.#own;
     if (own !== null && (buf === own || buf === this.#after)) {
       // #after is #own past the bytes carried over from the read before
       const k = buf === own ? 0 : this.#carry;
       this.#carry = 0;
       this.#after = null;
-      this.#carried = k;
       if (n >= BULK_READ) this.#quiet = 0;
       else if (++this.#quiet >= QUIET_READS) {
         this.#own = null; // the views of this read keep it alive as long as they need it
@@ -105,11 +101,6 @@ export class LendingReadBuffer {
     if (chunk !== this.#last || this.#own === null || frameSize > CARRY_MAX || bytes > chunk.length) return false;
     this.#carry = bytes;
     return true;
-  }
-
-  /** bytes at the start of the last chunk that were already in the chunk before it (carried) */
-  get carried(): number {
-    return this.#carried;
   }
 
   /** the bytes of the last read are still referenced (queued in a writable, kept by a hook): do not reuse */
