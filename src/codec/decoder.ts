@@ -1,6 +1,6 @@
 import { FrameError } from './errors.js';
 import { Frame } from './frame.js';
-import { COMMAND_SIZE, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, internCommand, magicMatches, readCommand } from './header.js';
+import { COMMAND_SIZE, HEADER_SIZE, MAX_PROTOCOL_MESSAGE_LENGTH, internCommand, magicMatches, readCommand, uint32At } from './header.js';
 import type { Network } from './networks.js';
 
 /** `always`: verify every frame as it arrives. `lazy`: only when a payload is decoded or a frame is built. */
@@ -231,11 +231,11 @@ export class FrameDecoder {
     let payloadLen: number;
     let command: string;
     if (
-      word(chunk, pos) === this.#memo0 &&
-      word(chunk, pos + 4) === this.#memo1 &&
-      word(chunk, pos + 8) === this.#memo2 &&
-      word(chunk, pos + 12) === this.#memo3 &&
-      (payloadLen = word(chunk, pos + 16)) <= this.maxPayload
+      uint32At(chunk, pos) === this.#memo0 &&
+      uint32At(chunk, pos + 4) === this.#memo1 &&
+      uint32At(chunk, pos + 8) === this.#memo2 &&
+      uint32At(chunk, pos + 12) === this.#memo3 &&
+      (payloadLen = uint32At(chunk, pos + 16)) <= this.maxPayload
     ) {
       command = this.#memoCommand; // the magic and command field of the last good header: checked then
     } else {
@@ -243,10 +243,10 @@ export class FrameDecoder {
       if (payloadLen < 0) return chunk.length;
       command = internCommand(chunk, pos + 4) ?? INVALID_COMMAND;
       if (command !== INVALID_COMMAND) {
-        this.#memo0 = word(chunk, pos);
-        this.#memo1 = word(chunk, pos + 4);
-        this.#memo2 = word(chunk, pos + 8);
-        this.#memo3 = word(chunk, pos + 12);
+        this.#memo0 = uint32At(chunk, pos);
+        this.#memo1 = uint32At(chunk, pos + 4);
+        this.#memo2 = uint32At(chunk, pos + 8);
+        this.#memo3 = uint32At(chunk, pos + 12);
         this.#memoCommand = command;
       }
     }
@@ -394,10 +394,6 @@ export class FrameDecoder {
   }
 }
 
-/** The little-endian uint32 at `b[i..i+4)`; the caller checked the bounds. */
-function word(b: Buffer, i: number): number {
-  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)) + b[i + 3]! * 0x1000000;
-}
 
 /** The command field as text for messages, invalid bytes escaped. */
 function printable(buf: Buffer, offset: number): string {

@@ -6,9 +6,14 @@ export const COMMAND_SIZE = 12;
 /** bitcoind's MAX_PROTOCOL_MESSAGE_LENGTH (net.h). */
 export const MAX_PROTOCOL_MESSAGE_LENGTH = 4_000_000;
 
+/** The little-endian uint32 at `b[i..i+4)`; the caller checked the bounds. */
+export function uint32At(b: Uint8Array, i: number): number {
+  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)) + b[i + 3]! * 0x1000000;
+}
+
 /** The length of the frame whose (checked) header is at `buf[offset..]`: header plus declared payload. */
 export function frameLengthAt(buf: Uint8Array, offset: number): number {
-  return HEADER_SIZE + (buf[offset + 16]! | (buf[offset + 17]! << 8) | (buf[offset + 18]! << 16)) + buf[offset + 19]! * 0x1000000;
+  return HEADER_SIZE + uint32At(buf, offset + 16);
 }
 
 /**
