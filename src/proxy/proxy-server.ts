@@ -79,6 +79,14 @@ export interface BanSync {
   banRemoved(subnet: string): void;
 }
 
+/** Sessions held elsewhere that hooks reach through the proxy's host (see attachSessions). */
+export interface AttachedSessions {
+  sessions(): { readonly hookPeer: HookPeer }[];
+  /** false when `peerId` is not one of these */
+  send(peerId: number, message: OutgoingMessage): boolean;
+  disconnect(peerId: number, reason: string): void;
+}
+
 /**
  * Accepts peers, applies the accept checks, opens one backend connection per accepted peer and
  * runs a PeerSession for it. The checks, cheapest first, all before bitcoind is contacted: shut
@@ -88,14 +96,6 @@ export interface BanSync {
  * paid by a hook (setPriority) within `reservedAuthTimeout`, or it moves to a regular slot that
  * has become free, or it is closed (`reserve_timeout`). Priority peers are never evicted.
  */
-/** Sessions held elsewhere that hooks reach through the proxy's host (see attachSessions). */
-export interface AttachedSessions {
-  sessions(): { readonly hookPeer: HookPeer }[];
-  /** false when `peerId` is not one of these */
-  send(peerId: number, message: OutgoingMessage): boolean;
-  disconnect(peerId: number, reason: string): void;
-}
-
 export class ProxyServer implements SessionHost, HookRuntimeHost {
   readonly observer: ProxyObserver;
   readonly log: Logger;
