@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Frame, HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, frameLengthAt, type CutThroughSink, type FrameError, type Network } from '../codec/index.js';
+import { COMMAND_SIZE, Frame, HEADER_SIZE, INVALID_COMMAND, commandFieldStartsWith, frameLengthAt, type CutThroughSink, type FrameError, type Network } from '../codec/index.js';
 import { PASSED, UNTIMED, type ChainTarget, type HookChain } from '../hooks/chain.js';
 import { HookFault, isThenable } from '../hooks/result.js';
 import { HookCostEstimate, SAMPLE_EVERY } from './hook-cost-estimate.js';
@@ -182,7 +182,9 @@ export class Pipeline implements CutThroughSink, LaneDriver {
     if (!this.out.cutThrough || this.lane.busy || this.host.overBudget()) return false;
     for (let i = 0; i < 4 && i < n; i++) if (header[i] !== this.#magic[i]) return true; // bitcoind closes on it: no hook sees it
     if (n <= 4) return false;
-    return !this.stage.mayIntercept(header, 4, n - 4) && !anyHookMayWant(this.host.chain, this.direction, header, 4, n - 4);
+    // only the command field: past it come the length and checksum, which no command name matches
+    const field = n - 4 < COMMAND_SIZE ? n - 4 : COMMAND_SIZE;
+    return !this.stage.mayIntercept(header, 4, field) && !anyHookMayWant(this.host.chain, this.direction, header, 4, field);
   }
 
   onCutStart(command: string, payloadLength: number): void {

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NETWORKS, encodeFrame } from '../../src/codec/index.js';
 import { createHookHarness } from '../../src/hooks/testing.js';
 import { startLitecoind, litecoindSkipReason, type Litecoind, type PeerInfo } from '../support/litecoind.js';
 import { P2PClient } from '../support/p2p-client.js';
@@ -157,4 +158,34 @@ test('allow-list and disconnect with a raw peer: litecoind never receives what t
   assert.equal(await d.closedWithin(5000), true, 'the proxy disconnected the peer');
   const gone = await waitFor(async () => !(await peerBySubver(node, /deny/)) || null, 10_000, 'litecoind to lose the peer');
   assert.ok(gone);
+});
+
+test('a header cut across reads at any byte gets no denied frame past the filter (a peer dribbling its headers)', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const node = await startLitecoind({ name: 'filter-split' });
+  cleanup.push(() => node.stop());
+  const proxy = await startTestProxy(node.p2pPort, hookYaml({ inbound: { deny: ['getaddr', 'mempool'] } }));
+  cleanup.push(() => proxy.close());
+  const c = await P2PClient.connect(proxy.port, { userAgent: '/bhp-test-client:split/' });
+  cleanup.push(() => c.close());
+  await c.handshake();
+  // Past 16 bytes the command field is whole and the length and checksum follow: the proxy once
+  // compared those with command names too, found none, and let the frame through unhooked.
+  for (const command of ['getaddr', 'mempool']) {
+    const raw = encodeFrame(NETWORKS.regtest, command, Buffer.alloc(0)).raw;
+    for (let cut = 1; cut < raw.length; cut++) {
+      c.sendRaw(raw.subarray(0, cut));
+      await sleep(15); // a read of its own (the client writes with Nagle off)
+      c.sendRaw(raw.subarray(cut));
+    }
+  }
+  await c.ping(); // in order: once the pong is back, litecoind has read everything before it
+  const seen = (await peerBySubver(node, /split/))!.bytesrecv_per_msg;
+  assert.ok(seen.ping! > 0, `pings arrived: ${JSON.stringify(seen)}`);
+  assert.equal(seen.getaddr, undefined, 'no getaddr reached litecoind');
+  assert.equal(seen.mempool, undefined, 'no mempool reached litecoind');
+  assert.equal(c.isClosed, false);
 });
