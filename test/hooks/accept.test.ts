@@ -19,12 +19,10 @@ import { TcpRecorder } from '../support/tcp-recorder.js';
 import { waitFor } from '../support/wait.js';
 import { acceptCalls } from './fixtures/accept.js';
 import { fixture, hooksYaml } from './support.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 test('onAccept through the real proxy: refuse, ban, faults and timeouts refuse without a backend connection; accepted peers are served', { skip: litecoindSkipReason(), timeout: 90_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'accept', disableWallet: true });
   cleanup.push(() => node.stop());
   const relay = await TcpRecorder.start('127.0.0.1', node.p2pPort);

@@ -28,6 +28,7 @@ import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { waitFor } from '../support/wait.js';
 import { hooksYaml } from './support.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** the compiled module, dist/hooks/block-cache.js, loaded by path like a third-party module */
@@ -414,10 +415,7 @@ async function requestBlocks(client: P2PClient, items: InvVector[]): Promise<Fra
 }
 
 test('litecoind behind the proxy: the second request of the same blocks is answered from the cache, byte for byte, and litecoind sends no block', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'block-cache-backend' });
   cleanup.push(() => node.stop());
   await node.generate(101);
@@ -470,10 +468,7 @@ test('litecoind behind the proxy: the second request of the same blocks is answe
 });
 
 test('bcoin behind the proxy: a bcoin node syncs through it; a second bcoin node then gets the same blocks from the cache and accepts them', { skip: bcoinAvailable() ? false : 'bcoin not installed', timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const backend = await startBcoin({ name: 'backend' });
   cleanup.push(() => backend.stop());
   await backend.mine(30);

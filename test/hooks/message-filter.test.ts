@@ -15,6 +15,7 @@ import { startLitecoind, litecoindSkipReason, type Litecoind, type PeerInfo } fr
 import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy } from '../support/proxy-harness.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../hooks/message-filter.js');
 const hookYaml = (options: object) => `hooks:\n  - { module: ${JSON.stringify(MODULE)}, options: ${JSON.stringify(options)} }`;
@@ -92,10 +93,7 @@ async function peerBySubver(node: Litecoind, re: RegExp): Promise<PeerInfo | und
 }
 
 test('read-only node: B\'s blocks never reach A through the proxy, A\'s blocks still reach B (litecoind on both sides)', { skip: litecoindSkipReason(), timeout: 90_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const a = await startLitecoind({ name: 'readonly-a' });
   cleanup.push(() => a.stop());
   const proxy = await startTestProxy(a.p2pPort, hookYaml({ inbound: { deny: ['block', 'cmpctblock', 'blocktxn', 'tx'] } }), { metrics: true });
@@ -124,10 +122,7 @@ test('read-only node: B\'s blocks never reach A through the proxy, A\'s blocks s
 });
 
 test('allow-list and disconnect with a raw peer: litecoind never receives what the filter stops', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'filter-raw' });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(node.p2pPort, hookYaml({ inbound: { allow: ['getheaders'], action: 'drop' } }));
@@ -161,10 +156,7 @@ test('allow-list and disconnect with a raw peer: litecoind never receives what t
 });
 
 test('a header cut across reads at any byte gets no denied frame past the filter (a peer dribbling its headers)', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'filter-split' });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(node.p2pPort, hookYaml({ inbound: { deny: ['getaddr', 'mempool'] } }));

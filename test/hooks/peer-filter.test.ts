@@ -18,6 +18,7 @@ import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy } from '../support/proxy-harness.js';
 import { TcpRecorder } from '../support/tcp-recorder.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MODULE = path.resolve(here, '../../hooks/peer-filter.js');
@@ -147,10 +148,7 @@ test('bad options are refused with the key named', async () => {
 // ---- through the real proxy, in front of a real node ----
 
 test('a litecoind peer with a denied user agent is banned before its version reaches the backend', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const a = await startLitecoind({ name: 'pf-backend' });
   cleanup.push(() => a.stop());
   const proxy = await startTestProxy(a.p2pPort, hookYaml({ userAgent: { deny: ['^/LitecoinCore:'] }, action: 'ban', banDuration: '1h' }), { metrics: true });
@@ -170,10 +168,7 @@ test('a litecoind peer with a denied user agent is banned before its version rea
 });
 
 test('raw peers: an old version and a denied address are disconnected, list files reload with the config', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const dir = tmpDir();
   cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
   const list = path.join(dir, 'deny.txt');
@@ -213,10 +208,7 @@ test('raw peers: an old version and a denied address are disconnected, list file
 });
 
 test('a denied address costs bitcoind no connection: refused in onAccept before the backend is contacted', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'pf-accept', disableWallet: true });
   cleanup.push(() => node.stop());
   // every connection the proxy opens to the node passes this relay, which counts them

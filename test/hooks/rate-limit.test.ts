@@ -16,6 +16,7 @@ import { startLitecoind, litecoindSkipReason, type Litecoind } from '../support/
 import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy } from '../support/proxy-harness.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../hooks/rate-limit.js');
 const hookYaml = (options: object) => `hooks:\n  - { module: ${JSON.stringify(MODULE)}, options: ${JSON.stringify(options)} }`;
@@ -159,10 +160,7 @@ async function pingBytesAt(node: Litecoind, subver: RegExp): Promise<number> {
 }
 
 test('pings beyond the burst never reach litecoind; per-address limits span sessions', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'rate-limit' });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(
@@ -198,10 +196,7 @@ test('pings beyond the burst never reach litecoind; per-address limits span sess
 });
 
 test('action disconnect: the peer over its limit is cut off, litecoind loses it', { skip: litecoindSkipReason(), timeout: 60_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'rate-limit-dc' });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(node.p2pPort, hookYaml({ action: 'disconnect', tiers: { default: { peer: { getaddr: { rate: 0.001, burst: 1 } } } } }));

@@ -25,6 +25,7 @@ import { startTestProxy } from '../support/proxy-harness.js';
 import { TcpRecorder } from '../support/tcp-recorder.js';
 import { waitFor } from '../support/wait.js';
 import { testSessionSettings } from '../support/session-settings.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const skip = litecoindSkipReason();
 const regtest = { network: NETWORKS.regtest, checksum: 'always' as const };
@@ -41,10 +42,7 @@ async function mineFatBlocks(a: Litecoind, blocks: number, txsPerBlock: number):
 }
 
 test('cut-through and store-and-forward frames interleaved on one connection arrive byte for byte, both ways', { skip, timeout: 180_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const a = await startLitecoind({ name: 'source' });
   cleanup.push(() => a.stop());
   await a.generate(110);
@@ -110,10 +108,7 @@ function testHost(chain: HookChain): SessionHost & { ended: string[] } {
 const SETTINGS: SessionSettings = testSessionSettings();
 
 test('OutboundSession: our node opens the connection; same pipeline, sockets swapped; it syncs from the peer', { skip, timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const remote = await startLitecoind({ name: 'remote' });
   cleanup.push(() => remote.stop());
   await remote.generate(20);

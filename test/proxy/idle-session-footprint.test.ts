@@ -15,12 +15,10 @@ import { P2PClient } from '../support/p2p-client.js';
 import { startTestProxy } from '../support/proxy-harness.js';
 import { HookCostEstimate } from '../../src/proxy/hook-cost-estimate.js';
 import { waitFor } from '../support/wait.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 test('idle sessions make no logger, log limiter, hook budget, detector or lane queue until used', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'backend' });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(node.p2pPort);

@@ -16,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { startLitecoind, litecoindSkipReason } from '../support/litecoind.js';
 import { P2PClient } from '../support/p2p-client.js';
 import { startProxyProcess } from '../support/proxy-process.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 /** Registers the load hook and, at exit, adds every CommonJS file in require.cache. */
 const REGISTER = `import { register, createRequire } from 'node:module';
@@ -49,10 +50,7 @@ const NOT_LOADED = [
 ];
 
 test('a plain run loads none of what only redis, workers, outbound, v2 peers or full parses need', { skip: litecoindSkipReason(), timeout: 180_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-loads-'));
   writeFileSync(path.join(dir, 'register.mjs'), REGISTER);
   writeFileSync(path.join(dir, 'hooks.mjs'), HOOKS);

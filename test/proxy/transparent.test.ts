@@ -13,14 +13,12 @@ import { TcpRecorder } from '../support/tcp-recorder.js';
 import { NODE_P2P_V2 } from '../../src/proxy/handshake.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { waitFor } from '../support/wait.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const regtest = { network: NETWORKS.regtest, checksum: 'always' as const };
 
 test('litecoind syncs blocks and a transaction through the proxy, byte for byte', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const a: Litecoind = await startLitecoind({ name: 'backend' });
   cleanup.push(() => a.stop());
   // B → rec1 → proxy → rec2 → A: the recorders see both sides of the proxy, untouched.
@@ -77,10 +75,7 @@ test('litecoind syncs blocks and a transaction through the proxy, byte for byte'
 });
 
 test('bcoin syncs segwit blocks from bcoin through the proxy', { skip: bcoinAvailable() ? false : 'bcoin not installed', timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const a: BcoinNode = await startBcoin({ name: 'backend' });
   cleanup.push(() => a.stop());
   // bcoin activates segwit on regtest through BIP9 signalling: 3 windows of 144 blocks

@@ -17,6 +17,7 @@ import { collectUntilClosed, connectRaw, startTestProxy, type TestProxy } from '
 import { filePrng, randomBytes, seedNote } from '../support/seed.js';
 import { startV2Bridge } from '../support/v2-bridge.js';
 import { waitFor } from '../support/wait.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const skip = litecoindSkipReason();
 const regtest = NETWORKS.regtest;
@@ -60,10 +61,7 @@ async function closedWith(proxy: TestProxy, closed: Promise<unknown>, reason: st
 }
 
 test(`bad v2 openings and packets close that peer with its reason; others unaffected (${seedNote(import.meta.url)})`, { skip, timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'v2-bad', disableWallet: true });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(node.p2pPort, 'v2: terminate\nlimits: { handshakeTimeout: 3s }', { metrics: true });

@@ -27,15 +27,13 @@ import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
 import { startV2Bridge } from '../support/v2-bridge.js';
 import { waitFor } from '../support/wait.js';
 import { testSessionSettings } from '../support/session-settings.js';
+import { cleanupStack } from '../support/cleanup.js';
 
 const skip = litecoindSkipReason();
 const regtest = NETWORKS.regtest;
 
 test('a v1 client through a v2 link: handshake, NODE_P2P_V2 in the version, ping, hooks and metrics', { skip, timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node: Litecoind = await startLitecoind({ name: 'v2-backend', disableWallet: true });
   cleanup.push(() => node.stop());
   const label = 'v2-smoke';
@@ -107,10 +105,7 @@ async function startOutboundRelay(targetPort: number, v2: boolean) {
 }
 
 test('a second litecoind syncs blocks and a transaction through a v2 link (OutboundSession initiator → proxy responder)', { skip, timeout: 180_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const a: Litecoind = await startLitecoind({ name: 'v2-a' });
   cleanup.push(() => a.stop());
   const label = 'v2-sync';
@@ -146,10 +141,7 @@ test('a second litecoind syncs blocks and a transaction through a v2 link (Outbo
 });
 
 test('x: over v2: the features hook answers x:hello to a client whose link is v2 (long-form commands)', { skip, timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'v2-x', disableWallet: true });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(node.p2pPort, `v2: terminate\n${hooksYaml([{ module: new URL('../../hooks/features.js', import.meta.url).pathname }])}`);
@@ -168,10 +160,7 @@ test('x: over v2: the features hook answers x:hello to a client whose link is v2
 });
 
 test('initiator fallback: a remote without v2 closes on our v2 opening, so the relay reconnects with v1 (as Core does)', { skip, timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   // litecoind 0.21 has no v2: it reads our key as a v1 header with a wrong magic and disconnects
   const remote = await startLitecoind({ name: 'v2-fallback-remote' });
   cleanup.push(() => remote.stop());
@@ -187,10 +176,7 @@ test('initiator fallback: a remote without v2 closes on our v2 opening, so the r
 });
 
 test('our node speaking v2 itself on an outbound connection: the relay pipes it end to end (no second termination)', { skip, timeout: 120_000 }, async (t) => {
-  const cleanup: (() => Promise<unknown> | void)[] = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const cleanup = cleanupStack(t);
   const node = await startLitecoind({ name: 'v2-own', disableWallet: true });
   cleanup.push(() => node.stop());
   const proxy = await startTestProxy(node.p2pPort, 'v2: terminate');
