@@ -468,6 +468,7 @@ export class Pipeline implements CutThroughSink, LaneDriver {
       this.out.frame(p === 0 && next === source.length ? source : source.subarray(p, next));
       p = next;
     }
+    this.out.frameEnd(); // what hooks sent while these frames ran (held by holdInjected) goes after them
   }
 }
 

@@ -3,7 +3,8 @@
  * frames, cut into random reads through the real LendingReadBuffer, whose buffer is scribbled
  * over before every read (the kernel may write any of it), through two hooks that pass, drop,
  * replace, await, push, or look only at the size, past a stage that wants one command whole,
- * while the peer's hook budget runs out at random. What must hold:
+ * while the peer's hook budget runs out at random; to a v1 peer (frames cut through where no
+ * one wants them) and to a v2 peer (whole frames only). What must hold:
  *
  * - the bytes that go out are exactly what the hooks' decisions make of the input, in order;
  *   a frame a hook pushed lands right before the frame it was pushed for;
@@ -27,6 +28,7 @@ import { FakePeer, createHookHarness } from '../../src/hooks/testing.js';
 import { Pipeline, type FrameStage, type PipelineHost } from '../../src/proxy/pipeline.js';
 import { LendingReadBuffer } from '../../src/proxy/transport/lending-read-buffer.js';
 import { v1Transport } from '../../src/proxy/transport/v1.js';
+import { V2Writer, type V2Connection } from '../../src/proxy/transport/v2/connection.js';
 import { fileSeed } from '../support/seed.js';
 
 fc.configureGlobal({ seed: fileSeed(import.meta.url) });
@@ -192,22 +194,28 @@ const readArb = fc.oneof(
 /** after a read: 0 go on at once; 1-4 let that many turns of the event loop pass (awaiting hooks settle); 5 the budget ran out */
 const pauseArb = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 1, arbitrary: fc.constant(5) });
 
-test('random streams, reads, hook decisions and budget stops: the bytes out are what the hooks made of the bytes in, every frame seen and counted once', async () => {
-  const details = await fc.check(
-    fc.asyncProperty(
-      fc.array(frameArb, { minLength: 1, maxLength: 300 }),
-      fc.array(readArb, { minLength: 1, maxLength: 30 }),
-      fc.array(pauseArb, { minLength: 1, maxLength: 30 }),
-      (drawn, reads, pauses) => run(drawn, reads, pauses),
-    ),
-    { numRuns: 200 },
-  );
-  // the assertion that failed, with the smallest case: fc.assert's report leaves the former out here
-  if (details.failed) assert.fail(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
-});
+for (const writer of ['v1', 'v2'] as const) {
+  test(`to a ${writer} peer: random streams, reads, hook decisions and budget stops; the bytes out are what the hooks made of the bytes in, every frame seen and counted once`, async () => {
+    const details = await fc.check(
+      fc.asyncProperty(
+        fc.array(frameArb, { minLength: 1, maxLength: 300 }),
+        fc.array(readArb, { minLength: 1, maxLength: 30 }),
+        fc.array(pauseArb, { minLength: 1, maxLength: 30 }),
+        (drawn, reads, pauses) => run(writer, drawn, reads, pauses),
+      ),
+      { numRuns: 200 },
+    );
+    // the assertion that failed, with the smallest case: fc.assert's report leaves the former out here
+    if (details.failed) assert.fail(`${fc.defaultReportMessage(details)}\n${String(details.errorInstance)}`);
+  });
+}
 
-/** One case: the stream through the pipeline, read as drawn; then the checks. */
-async function run(drawn: { command: string; op: number; size: number }[], reads: number[], pauses: number[]): Promise<void> {
+/**
+ * One case: the stream through the pipeline, read as drawn; then the checks. `v2`: the real
+ * whole-frame writer of a v2 link, over a connection that records each frame it is given to
+ * encrypt (the packets themselves are v2-terminate.test.ts's business).
+ */
+async function run(writer: 'v1' | 'v2', drawn: { command: string; op: number; size: number }[], reads: number[], pauses: number[]): Promise<void> {
   const frames = drawn.map((d, seq) => spec(d.command, d.op, d.size, seq));
   const stream = Buffer.concat(frames.map((f) => f.raw));
   const secondSaw: string[] = [];
@@ -242,7 +250,14 @@ async function run(drawn: { command: string; op: number; size: number }[], reads
   };
   const reader = new LendingReadBuffer();
   const transport = v1Transport({ network: net });
-  const pipeline = new Pipeline({ direction: 'outbound', network: net, transport, src, out: transport.writer(dst), hookQueue: 32 * 1024, reads: reader }, host, stage);
+  const link = {
+    sendFrame(raw: Buffer) {
+      written.push(Buffer.from(raw));
+      writtenBytes += raw.length;
+    },
+  } as unknown as V2Connection;
+  const toPeer = writer === 'v1' ? transport.writer(dst) : new V2Writer(link, dst);
+  const pipeline = new Pipeline({ direction: 'outbound', network: net, transport, src, out: toPeer, hookQueue: 32 * 1024, reads: reader }, host, stage);
   host.pipeline = pipeline;
   reader.deliverTo({ readFrom: (_from, chunk) => pipeline.push(chunk) });
 

@@ -159,6 +159,26 @@ test('x: over v2: the features hook answers x:hello to a client whose link is v2
   assert.equal(proxy.proxy.sessions()[0]?.info.transport, 'v2');
 });
 
+test('x: over v2 after outbound frames a hook passed: the answer is not held back behind them', { skip, timeout: 120_000 }, async (t) => {
+  const cleanup = cleanupStack(t);
+  const node = await startLitecoind({ name: 'v2-x-held', disableWallet: true });
+  cleanup.push(() => node.stop());
+  // an outbound hook that passes pongs: litecoind's pongs run through the hooks as a run of a read
+  const hooks = hooksYaml([{ module: new URL('../../hooks/features.js', import.meta.url).pathname }, { module: fixture('wants'), options: { label: 'v2-held', inbound: [], outbound: ['pong'] } }]);
+  const proxy = await startTestProxy(node.p2pPort, `v2: terminate\n${hooks}`);
+  cleanup.push(() => proxy.close());
+  const bridge = await startV2Bridge(proxy.port, regtest);
+  cleanup.push(() => bridge.close());
+  const x = await XClient.connect(bridge.port);
+  cleanup.push(() => x.p2p.close());
+  for (let i = 0; i < 3; i++) {
+    await x.p2p.ping(); // the pong came through the outbound hook
+    const hello = await x.hello(); // the features hook's answer is injected toward the peer
+    assert.equal(hello.network, 'regtest');
+  }
+  assert.equal(proxy.proxy.sessions()[0]?.info.transport, 'v2');
+});
+
 test('initiator fallback: a remote without v2 closes on our v2 opening, so the relay reconnects with v1 (as Core does)', { skip, timeout: 120_000 }, async (t) => {
   const cleanup = cleanupStack(t);
   // litecoind 0.21 has no v2: it reads our key as a v1 header with a wrong magic and disconnects

@@ -350,7 +350,8 @@ export class V2Connection implements Transport, FrameReader {
   }
 }
 
-class V2Writer implements FrameWriter {
+/** Frames to a v2 peer, one packet each (exported for the pipeline's property test). */
+export class V2Writer implements FrameWriter {
   readonly cutThrough = false;
   /** injected frames waiting for frameEnd() (see holdInjected); null: none held */
   #held: Buffer[] | null = null;
