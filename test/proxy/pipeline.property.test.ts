@@ -21,7 +21,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import fc from 'fast-check';
-import { NETWORKS, commandFieldStartsWith, encodeFrame } from '../../src/codec/index.js';
+import { HEADER_SIZE, INVALID_COMMAND, NETWORKS, commandFieldStartsWith, encodeFrame } from '../../src/codec/index.js';
 import { HOOK_API_VERSION, type HookMessage as Message, type HookModule, type HookReturn, type OutgoingMessage } from '../../src/hooks/index.js';
 import type { LoadedHook } from '../../src/hooks/chain.js';
 import { FakePeer, createHookHarness } from '../../src/hooks/testing.js';
@@ -34,7 +34,7 @@ import { fileSeed } from '../support/seed.js';
 fc.configureGlobal({ seed: fileSeed(import.meta.url) });
 
 const net = NETWORKS.regtest;
-/** the first hook's commands; the second also wants `shadow`, an unknown command (free-form payload) the first replaces them with */
+/** the first hook's commands (it replaces some with `shadow`, an unknown command with a free-form payload); the second wants every command */
 const HOOKED = ['tx', 'inv'];
 /** the command the stage intercepts */
 const STAGED = 'getdata';
@@ -50,13 +50,18 @@ interface Spec {
   raw: Buffer;
 }
 
-/** payload: [op, seq u32 LE, filler a hook can check]; at least 5 bytes */
-function spec(command: string, op: number, size: number, seq: number): Spec {
+/**
+ * payload: [op, seq u32 LE, filler a hook can check]; at least 5 bytes. `bad`: a command field
+ * bitcoind rejects (a control character in it), which goes on for bitcoind to drop, unhooked.
+ */
+function spec(command: string, op: number, size: number, seq: number, bad = false): Spec {
   const payload = Buffer.alloc(size);
   payload[0] = op;
   payload.writeUInt32LE(seq, 1);
   for (let i = 5; i < size; i++) payload[i] = (seq * 31 + i) & 255;
-  return { command, payload, raw: Buffer.from(encodeFrame(net, command, payload).raw) };
+  const raw = Buffer.from(encodeFrame(net, command, payload).raw);
+  if (bad) raw[5] = 0x01;
+  return { command: bad ? INVALID_COMMAND : command, payload, raw };
 }
 
 const sizeOnly = (size: number) => size % SIZE_ONLY === 0;
@@ -78,7 +83,12 @@ function expected(frames: Spec[]): { out: Buffer; second: string[] } {
   const out: Buffer[] = [];
   const second: string[] = [];
   for (const f of frames) {
+    if (f.command === INVALID_COMMAND) {
+      out.push(f.raw);
+      continue;
+    }
     if (!HOOKED.includes(f.command)) {
+      second.push(seen(f.command, f.payload.length, sizeOnly(f.payload.length) ? null : f.payload));
       out.push(f.raw);
       continue;
     }
@@ -132,7 +142,7 @@ function secondHook(log: string[]): HookModule {
   return {
     apiVersion: HOOK_API_VERSION,
     name: 'second',
-    wants: { outbound: [...HOOKED, 'shadow'] },
+    wants: { outbound: '*' },
     onMessage(m: Message) {
       log.push(seen(m.command, m.size, sizeOnly(m.size) ? null : Buffer.from(m.payload)));
     },
@@ -176,6 +186,7 @@ class Host extends FakePeer implements PipelineHost {
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 const frameArb = fc.record({
+  bad: fc.oneof({ weight: 30, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   command: fc.constantFrom(...COMMANDS),
   op: fc.integer({ min: 0, max: 7 }),
   size: fc.oneof(
@@ -201,7 +212,9 @@ for (const writer of ['v1', 'v2'] as const) {
         fc.array(frameArb, { minLength: 1, maxLength: 300 }),
         fc.array(readArb, { minLength: 1, maxLength: 30 }),
         fc.array(pauseArb, { minLength: 1, maxLength: 30 }),
-        (drawn, reads, pauses) => run(writer, drawn, reads, pauses),
+        // bytes bitcoind closes the connection on, at the end of some streams: a header with a wrong magic, then anything
+        fc.option(fc.uint8Array({ minLength: HEADER_SIZE, maxLength: 80 }), { freq: 5 }),
+        (drawn, reads, pauses, fatal) => run(writer, drawn, reads, pauses, fatal),
       ),
       { numRuns: 200 },
     );
@@ -215,9 +228,11 @@ for (const writer of ['v1', 'v2'] as const) {
  * whole-frame writer of a v2 link, over a connection that records each frame it is given to
  * encrypt (the packets themselves are v2-terminate.test.ts's business).
  */
-async function run(writer: 'v1' | 'v2', drawn: { command: string; op: number; size: number }[], reads: number[], pauses: number[]): Promise<void> {
-  const frames = drawn.map((d, seq) => spec(d.command, d.op, d.size, seq));
-  const stream = Buffer.concat(frames.map((f) => f.raw));
+async function run(writer: 'v1' | 'v2', drawn: { bad: boolean; command: string; op: number; size: number }[], reads: number[], pauses: number[], fatal: Uint8Array | null): Promise<void> {
+  const frames = drawn.map((d, seq) => spec(d.command, d.op, d.size, seq, d.bad));
+  const badMagic = fatal && Buffer.from(fatal);
+  if (badMagic) badMagic[0] = net.magic[0]! ^ 0xff;
+  const stream = Buffer.concat([...frames.map((f) => f.raw), ...(badMagic ? [badMagic] : [])]);
   const secondSaw: string[] = [];
   // outbound frames run the hooks list in reverse: `first` runs first
   const h = await createHookHarness([{ module: secondHook(secondSaw) }, { module: first }]);
@@ -278,13 +293,19 @@ async function run(writer: 'v1' | 'v2', drawn: { command: string; op: number; si
     for (let k = 0; k < pause; k++) await tick(); // awaiting hooks settle at random points
   }
   const want = expected(frames);
+  // a v1 peer gets the wrong header as bitcoind would read it, before the connection closes; a v2 link has no form for it
+  if (badMagic && writer === 'v1') want.out = Buffer.concat([want.out, badMagic.subarray(0, HEADER_SIZE)]);
   for (let waited = 0; pipeline.lane.busy || writtenBytes < want.out.length; waited++) {
     if (waited > 10_000) break;
     await tick();
   }
   await h.close();
 
-  assert.deepEqual([host.faults.map((f) => f.message), host.errors], [[], []], 'no fault, no frame error');
+  assert.deepEqual(host.faults.map((f) => f.message), [], 'no hook fault');
+  const badFields = frames.filter((f) => f.command === INVALID_COMMAND).length;
+  assert.deepEqual(host.errors.slice(0, badFields), Array(badFields).fill('command field has non-printable byte 0x01 at 1'), 'a frame error for each bad command field');
+  assert.equal(host.errors.length, badFields + (badMagic ? 1 : 0), 'and one for the wrong magic');
+  if (badMagic) assert.match(host.errors.at(-1)!, /magic/);
   const out = Buffer.concat(written);
   if (!out.equals(want.out)) {
     let at = 0;
@@ -293,5 +314,5 @@ async function run(writer: 'v1' | 'v2', drawn: { command: string; op: number; si
   }
   assert.deepEqual(secondSaw, want.second, 'the second hook saw each frame the first passed, in order, with its own bytes');
   assert.deepEqual(stageSaw, frames.filter((f) => f.command === STAGED).map((f) => seqOf(f.payload)), 'the stage saw every frame of its command');
-  assert.deepEqual([host.frames, host.bytes], [frames.length, stream.length], 'every frame counted once');
+  assert.deepEqual([host.frames, host.bytes], [frames.length, stream.length - (badMagic?.length ?? 0)], 'every frame counted once');
 }
