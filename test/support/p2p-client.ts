@@ -28,12 +28,6 @@ export interface P2PClientOptions {
   paused?: boolean;
   userAgent?: string;
   connectTimeoutMs?: number;
-  /**
-   * Send every write in pieces of 1 to `maxPiece` bytes, `delayMs` apart (each its own TCP
-   * segment: the socket has Nagle off), pieces drawn from `seed`: a peer whose headers and
-   * payloads arrive cut anywhere.
-   */
-  dribble?: { maxPiece: number; delayMs: number; seed: number };
 }
 
 const LOOPBACK_V4_MAPPED = Buffer.from('00000000000000000000ffff7f000001', 'hex');
@@ -49,9 +43,6 @@ export class P2PClient {
   #closeError: Error | null = null;
   readonly #decoder: FrameDecoder;
   readonly #waiters = new Set<() => void>();
-  readonly #dribble: P2PClientOptions['dribble'];
-  readonly #dribbleQueue: Buffer[] = [];
-  #rng: number;
 
   private constructor(
     readonly socket: net.Socket,
@@ -59,8 +50,6 @@ export class P2PClient {
   ) {
     this.network = options.network ?? NETWORKS.regtest;
     this.userAgent = options.userAgent ?? '/bhp-test-client:0.1/';
-    this.#dribble = options.dribble;
-    this.#rng = (options.dribble?.seed ?? 1) >>> 0;
     this.#decoder = new FrameDecoder(
       { network: this.network, checksum: 'always' },
       {
@@ -120,28 +109,10 @@ export class P2PClient {
     return this.sendRaw(buildFrame(this.network, command, value).raw);
   }
 
-  /** Send bytes as they are (bad frames, garbage). Returns socket.write's answer (true while dribbling). */
+  /** Send bytes as they are (bad frames, garbage). Returns socket.write's answer. */
   sendRaw(bytes: Uint8Array): boolean {
     if (this.socket.destroyed) return false;
-    if (!this.#dribble) return this.socket.write(bytes);
-    this.#dribbleQueue.push(Buffer.from(bytes));
-    if (this.#dribbleQueue.length === 1) void this.#pump(this.#dribble);
-    return true;
-  }
-
-  /** writes the queued bytes piece by piece, in order */
-  async #pump(d: NonNullable<P2PClientOptions['dribble']>): Promise<void> {
-    while (this.#dribbleQueue.length > 0 && !this.socket.destroyed) {
-      const bytes = this.#dribbleQueue[0]!;
-      for (let off = 0; off < bytes.length && !this.socket.destroyed; ) {
-        this.#rng = (Math.imul(this.#rng, 1103515245) + 12345) >>> 0;
-        const n = 1 + ((this.#rng >>> 8) % d.maxPiece);
-        this.socket.write(bytes.subarray(off, off + n));
-        off += n;
-        await new Promise((r) => setTimeout(r, d.delayMs));
-      }
-      this.#dribbleQueue.shift();
-    }
+    return this.socket.write(bytes);
   }
 
   /** A version message like a modern node sends, addressed to 127.0.0.1. */
