@@ -2,6 +2,13 @@ import type { RunningProxy } from './app.js';
 
 type Stop = (signal: string) => void;
 
+const afterStart: (() => void)[] = [];
+
+/** `fn` runs once a long-running command is up (it reached trapShutdown().until): start-up is over. */
+export function whenStarted(fn: () => void): void {
+  afterStart.push(fn);
+}
+
 /**
  * Take SIGTERM and SIGINT from now on. Call it before starting: a signal that arrives while the
  * proxy starts (it may already listen and log so) is kept, and the proxy stops gracefully once
@@ -19,6 +26,7 @@ export function trapShutdown(): { until(running: RunningProxy, onStop?: () => Pr
   process.once('SIGINT', () => on('SIGINT'));
   return {
     until(running, onStop) {
+      for (const fn of afterStart.splice(0)) fn();
       return new Promise((resolve) => {
         stop = (signal) => {
           running.log.info({ signal }, 'shutting down');
