@@ -144,7 +144,7 @@ interface Session {
   expiresAt: number;
   /** credit: the balance as this connection sees it */
   balanceMsat: bigint;
-  /** bytes of metered commands relayed since the grant */
+  /** bytes of metered commands relayed on credit since the connection's first grant (kept across grants: presenting a credential again must not restart the free bytes or a partial unit) */
   meteredBytes: number;
   chargedUnits: number;
   /** invoices issued to this connection: hash → expiry (unix s) */
@@ -213,7 +213,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   const paid = (s: Session | undefined, now: number) => s !== undefined && s.kind !== 'free' && (s.kind !== 'pass' || s.expiresAt > now);
 
   function apply(peer: HookPeer, s: Session, g: GrantRecord, balanceMsat: bigint): void {
-    Object.assign(s, { kind: g.kind, tier: g.tier, tokenId: g.tokenId, expiresAt: g.expiresAt, balanceMsat, meteredBytes: 0, chargedUnits: 0 });
+    Object.assign(s, { kind: g.kind, tier: g.tier, tokenId: g.tokenId, expiresAt: g.expiresAt, balanceMsat });
     peer.state.set(o.tierKey, g.tier);
     peer.state.set(STATE_PAID, true);
     peer.state.set(STATE_EXPIRES, g.expiresAt);

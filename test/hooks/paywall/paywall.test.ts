@@ -256,6 +256,35 @@ test('metered credit: the balance goes down as blocks are relayed, and at zero t
   }
 });
 
+test('metered credit: presenting the credential again on the same connection does not restart the metering', { skip, timeout: 180_000 }, async () => {
+  // x:auth (or a repeated x:claim) used to zero the connection's metered bytes and charged units:
+  // a peer re-presenting its credential before each whole unit was never charged at all
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const { grant } = await buy(c, 'credit', 5_000n); // 5 units of 1000 bytes
+    const hashes: Buffer[] = [];
+    for (let h = 1; h <= 60; h++) hashes.push(Buffer.from(await node.getBlockHash(h), 'hex').reverse());
+    let relayed = 0;
+    let spent = false;
+    for (let i = 0; i < hashes.length && !spent; i += 3) {
+      const from = c.p2p.frames.length;
+      c.p2p.send('getdata', hashes.slice(i, i + 3).map((hash) => ({ type: 2, hash })));
+      await waitFor(() => c.p2p.frames.slice(from).filter((f) => f.command === 'block').length >= 3, 20_000, 'three blocks');
+      relayed += c.p2p.frames.slice(from).filter((f) => f.command === 'block').reduce((n, f) => n + f.payload.length, 0);
+      const a = await c.auth(grant.credential); // fewer than 1000 bytes since the last time
+      if (!a.ok) {
+        assert.equal(a.refuse.code, CODES.balance_empty);
+        spent = true;
+      }
+    }
+    assert.ok(spent, `${relayed} bytes relayed on 5 units of credit, and the credential still had a balance`);
+    assert.ok(relayed < 7_000, `the credit ran out after ${relayed} bytes, about its 5 units`);
+    assert.equal((await c.balance()).kind, 0, 'back to the free tier');
+  } finally {
+    await c.close();
+  }
+});
+
 test('every other refusal reason, and paid-only commands for free peers', { skip, timeout: 60_000 }, async () => {
   const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
   try {
