@@ -519,10 +519,28 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     s.balanceMsat -= charged;
     m.debited.inc({}, Number(charged));
     const tokenId = s.tokenId;
-    void store.debit(tokenId, delta).catch((e: unknown) => hookCtx.log.error('paywall: could not save a debit', { error: (e as Error).message }));
+    void store.debit(tokenId, delta).then(
+      (left) => shareBalance(tokenId, left),
+      (e: unknown) => hookCtx.log.error('paywall: could not save a debit', { error: (e as Error).message }),
+    );
     if (s.balanceMsat > 0n) return undefined;
     revert(peer, s);
     return { push: [balanceMessage(0n, s)], log: { level: 'info', msg: 'paywall: credit spent, peer back to the free tier' } };
+  }
+
+  /**
+   * The store's balance after a debit, for every connection holding that credit: each keeps a
+   * copy for the relay path, and n connections presenting one credential must not spend it n times.
+   */
+  function shareBalance(tokenId: string, left: bigint): void {
+    for (const peer of hookCtx.peers()) {
+      const s = existing(peer);
+      if (s?.kind !== 'credit' || s.tokenId !== tokenId || s.balanceMsat <= left) continue;
+      s.balanceMsat = left;
+      if (left > 0n) continue;
+      revert(peer, s);
+      send(peer, balanceMessage(0n, s));
+    }
   }
 
   function uploadSpent(nowMs: number): boolean {

@@ -285,6 +285,34 @@ test('metered credit: presenting the credential again on the same connection doe
   }
 });
 
+test('metered credit: one balance for every connection presenting the credential; spent on one, the others are back to free', { skip, timeout: 180_000 }, async () => {
+  // each connection used to debit its own copy of the balance: n connections presenting one
+  // credential got n times the credit paid for
+  const c1 = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  const c2 = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const { grant } = await buy(c1, 'credit', 5_000n); // 5 units of 1000 bytes
+    assert.equal(ok(await c2.auth(grant.credential)).balanceMsat, 5_000n);
+    const hashes: Buffer[] = [];
+    for (let h = 1; h <= 60; h++) hashes.push(Buffer.from(await node.getBlockHash(h), 'hex').reverse());
+    let emptied = false;
+    for (let i = 0; i < hashes.length && !emptied; i += 5) {
+      const from = c1.p2p.frames.length;
+      c1.p2p.send('getdata', hashes.slice(i, i + 5).map((hash) => ({ type: 2, hash })));
+      await waitFor(() => c1.p2p.frames.slice(from).filter((f) => f.command === 'block').length >= 5, 20_000, 'five blocks');
+      emptied = (await c1.balance()).kind === 0;
+    }
+    assert.ok(emptied, 'c1 spent the credit');
+    const told = await c2.p2p.waitFor('x:balance', 10_000, (f) => f.payload.readBigUInt64LE(0) === 0n).catch(() => null);
+    const b = await c2.balance();
+    assert.deepEqual([b.kind, b.balanceMsat], [0, 0n], 'c2 holds the same, spent, credit: free');
+    assert.ok(told, 'c2 was told (an unsolicited x:balance)');
+  } finally {
+    await c1.close();
+    await c2.close();
+  }
+});
+
 test('every other refusal reason, and paid-only commands for free peers', { skip, timeout: 60_000 }, async () => {
   const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
   try {
