@@ -22,10 +22,11 @@ export type BudgetDecision = { buy: Offer; amountMsat: bigint } | { skip: string
 
 const startOfUtcDay = (nowMs: number) => nowMs - (nowMs % 86_400_000);
 
-export function decide(policy: BudgetPolicy, seller: string, offers: OffersAnswer, wallet: Wallet, nowMs = Date.now()): BudgetDecision {
+/** `underWayMsat`: purchases decided but maybe not in the wallet yet (it records one once its invoice is in hand). */
+export function decide(policy: BudgetPolicy, seller: string, offers: OffersAnswer, wallet: Wallet, nowMs = Date.now(), underWayMsat = 0n): BudgetDecision {
   if (policy.sellers !== 'any' && !policy.sellers.map((x) => x.toLowerCase()).includes(seller)) return { skip: 'seller not in the budget\'s sellers' };
-  const leftToday = BigInt(policy.maxSatsPerDay) * 1000n - wallet.spentMsat(startOfUtcDay(nowMs));
-  const leftTotal = BigInt(policy.maxSatsTotal) * 1000n - wallet.spentMsat(0);
+  const leftToday = BigInt(policy.maxSatsPerDay) * 1000n - wallet.spentMsat(startOfUtcDay(nowMs)) - underWayMsat;
+  const leftTotal = BigInt(policy.maxSatsTotal) * 1000n - wallet.spentMsat(0) - underWayMsat;
   const left = leftToday < leftTotal ? leftToday : leftTotal;
   let cheapest: bigint | null = null;
   for (const tier of policy.tiers) {

@@ -39,6 +39,8 @@ export function createOutboundBuyer(o: OutboundBuyerOptions): HookModule {
   const requests = new Map<number, XRequests>();
   /** one purchase per seller at a time: a second connection waits, then presents what the first bought */
   const bySeller = new Map<string, Promise<unknown>>();
+  /** msat of purchases under way: connections to different sellers run at once but share one budget */
+  let underWayMsat = 0n;
   let outcomes: ReturnType<HookContext['metrics']['counter']> | null = null;
 
   const deliver = (msg: { command: string; payload: Buffer }, peer: HookPeer) => {
@@ -70,13 +72,19 @@ export function createOutboundBuyer(o: OutboundBuyerOptions): HookModule {
       }
       if (!o.budget || !o.payer) return 'skipped';
       const offers = await s.offers();
-      const d = decide(o.budget, seller, offers, o.wallet);
+      const d = decide(o.budget, seller, offers, o.wallet, Date.now(), underWayMsat);
       if ('skip' in d) {
         ctx.log.info('not buying', { seller, why: d.skip });
         return 'skipped';
       }
       ctx.log.info('buying', { seller, offer: d.buy.id, tier: d.buy.tier, msat: d.amountMsat.toString() });
-      const g = await buy(s, { offerId: d.buy.id, amountMsat: d.amountMsat, maxMsat: d.amountMsat, payer: o.payer, wallet: o.wallet, offers });
+      underWayMsat += d.amountMsat; // taken with no await since decide()
+      let g;
+      try {
+        g = await buy(s, { offerId: d.buy.id, amountMsat: d.amountMsat, maxMsat: d.amountMsat, payer: o.payer, wallet: o.wallet, offers });
+      } finally {
+        underWayMsat -= d.amountMsat; // in the wallet by now, or not spent
+      }
       peer.state.set(STATE_BOUGHT_TIER, g.tier);
       ctx.log.info('bought', { seller, tier: g.tier, expiresAt: g.expiresAt.toString(), balanceMsat: g.balanceMsat.toString() });
       return 'bought';

@@ -50,12 +50,12 @@ after(async () => {
 });
 
 /** Start the buyer side (SOCKS front with `budget`, a recorder in front of it, litecoind A) and wait for A to sync. */
-async function buyerRun(name: string, budget: string) {
+async function buyerRun(name: string, budget: string, connect = [`localhost:${seller.proxy.port}`]) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), `bhp-market-${name}-`));
   const payer = seller.payer();
   const out = await startTestOutbound(buyerProxy, `wallet: ${path.join(tmp, 'wallet.json')}\nbudget: ${budget}`, tmp, payer);
   const rec = await TcpRecorder.start('127.0.0.1', out.port);
-  const a = await startLitecoind({ name: `market-${name}`, extraArgs: [`-proxy=127.0.0.1:${rec.port}`, `-connect=localhost:${seller.proxy.port}`] });
+  const a = await startLitecoind({ name: `market-${name}`, extraArgs: [`-proxy=127.0.0.1:${rec.port}`, ...connect.map((c) => `-connect=${c}`)] });
   try {
     await a.waitForHeight(BLOCKS, 90_000);
     assert.equal(await a.getBestBlockHash(), await seller.node.getBestBlockHash(), 'A synced B\'s chain through both proxies');
@@ -115,6 +115,29 @@ test('budget exhausted: nothing is bought, A is still served as a free peer', { 
     assert.equal((await seller.grants()).length, grantsBefore, 'nothing granted');
     assert.equal(run.wallet.purchases().length, 0);
     assert.ok(buyerProxy.logs.some((l) => l.msg === 'not buying' && String(l.why).startsWith('budget exhausted')));
+  } finally {
+    await run.a.stop();
+    await run.out.close();
+    await run.rec.close();
+  }
+});
+
+test('two sellers at once share one budget: the second purchase is not made when both together exceed it', { skip, timeout: 240_000 }, async () => {
+  // A dials B's proxy under two names (localhost and vm, both 127.0.0.1 in /etc/hosts): two sellers
+  // to the buyer. Each purchase used to be decided against the wallet alone, which records a
+  // purchase only once its invoice is in hand: both connections decided at once and both bought,
+  // 4,000 sat against a day's budget of 3,000
+  const grantsBefore = (await seller.grants()).length;
+  const run = await buyerRun('two', '{ tiers: [pro], maxPricePerTier: { pro: 2000 }, maxSatsPerDay: 3000, maxSatsTotal: 10000 }', [`localhost:${seller.proxy.port}`, `vm:${seller.proxy.port}`]);
+  try {
+    const outcomes = await waitFor(() => {
+      const o = run.out.socks.sessions().map((s) => String(s.info.state.get('buyer.outcome')));
+      return o.length === 2 && o.every((x) => x !== 'undefined' && x !== 'running') ? o : null;
+    }, 30_000, 'both connections decided');
+    assert.deepEqual([...outcomes].sort(), ['bought', 'skipped']);
+    assert.equal(run.wallet.purchases().length, 1, 'one purchase');
+    assert.ok(run.wallet.spentMsat() <= 3_000_000n, `spent ${run.wallet.spentMsat()} msat of a 3,000 sat day`);
+    assert.equal((await seller.grants()).length, grantsBefore + 1);
   } finally {
     await run.a.stop();
     await run.out.close();
