@@ -43,7 +43,7 @@ import { BackendError, createBackend, type BackendConfig, type DevBackend, type 
 import { loadKeyring, signCredential, verifyCredential, type CredentialProblem, type Keyring } from './credentials.js';
 import * as P from './protocol.js';
 import { SharedPaywallStore } from './shared-store.js';
-import { FileStore, type GrantKind, type GrantRecord, type PaywallStore } from './store.js';
+import { openFileStore, type GrantKind, type GrantRecord, type PaywallStore } from './store.js';
 
 const NAME = 'paywall';
 const MiB = 1 << 20;
@@ -155,7 +155,7 @@ interface Session {
 const LN_NETWORK: Record<string, string> = { mainnet: 'bitcoin', testnet3: 'testnet', testnet4: 'testnet', signet: 'signet', regtest: 'regtest' };
 
 export interface PaywallDeps {
-  /** the store for a file (tests wrap it); default FileStore */
+  /** the store for a file (tests wrap it); default the one FileStore of that file (openFileStore) */
   openStore?: (file: string) => PaywallStore;
   env?: NodeJS.ProcessEnv;
 }
@@ -624,7 +624,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       lnNetwork = o.lightningNetwork ?? LN_NETWORK[ctx.network] ?? 'regtest';
       backend = createBackend(o.backend as BackendConfig, lnNetwork, Math.ceil(o.backendTimeout * 1000));
       // a shared ctx.store (Redis) holds claims and balances for the whole fleet; else the file
-      store = ctx.store.shared && !deps.openStore ? new SharedPaywallStore(ctx.store) : (deps.openStore ?? ((f) => new FileStore(f)))(o.store.file);
+      store = ctx.store.shared && !deps.openStore ? new SharedPaywallStore(ctx.store) : (deps.openStore ?? openFileStore)(o.store.file);
       await store.open();
       offers = [
         ...Object.entries(o.passes).map(([id, p]): P.Offer => ({

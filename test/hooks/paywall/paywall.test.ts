@@ -444,6 +444,40 @@ test('LND backend (documented-API stand-in, TLS pinned): unpaid, expired, paid; 
   }
 });
 
+test('a reload while a claim waits for the backend: the claim it acknowledged is known to the new chain, never granted twice', { skip, timeout: 60_000 }, async () => {
+  // the reloaded chain's paywall opened its own store on the same file while the old chain's was
+  // still finishing the claim: the new store never saw it, so the same payment was granted (and
+  // its credit credited) a second time, and each store's next write dropped the other's claims
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'ab02');
+  const macaroon = path.join(tmp, 'p4.macaroon');
+  writeFileSync(macaroon, Buffer.from('ab02', 'hex'));
+  const p4 = await startTestProxy(node.p2pPort, chainYaml({ ...baseOptions('p4'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, credit: { minSats: 1, maxSats: 1000, msatPerUnit: 1000 } }, false), { admin: true });
+  const c = await PaywallClient.connect(p4.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await c.invoice('credit', 10_000n));
+    const hash = inv.paymentHash.toString('hex');
+    lnd.markPaid(hash);
+    const preimage = lnd.invoices.get(hash)!.preimage;
+    lnd.delayMs = 1500; // the lookup of the claim is slow
+    const claiming = c.claim(inv.paymentHash, inv.claimToken, preimage);
+    await sleep(300);
+    await p4.reload();
+    const first = ok(await claiming);
+    lnd.delayMs = 0;
+    const again = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
+    assert.equal(again.flags & 0x01, 0x01, 'the same payment: its grant again (redelivered)');
+    assert.deepEqual(again.credential, first.credential);
+    assert.equal(again.balanceMsat, 10_000n, 'credited once');
+    const grants = (await adminCall(p4, 'GET grants')).grants as GrantJson[];
+    assert.equal(grants.filter((g) => g.paymentHash === hash).length, 1, 'one grant for the payment');
+  } finally {
+    await c.close();
+    await p4.close();
+    await lnd.close();
+  }
+});
+
 test('Lightning backend down: invoices refused with backend_unavailable, logged once, relayed traffic untouched', { skip, timeout: 60_000 }, async () => {
   const dead = await freePort(); // nothing listens there
   const macaroon = path.join(tmp, 'invoice.macaroon');
