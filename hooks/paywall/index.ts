@@ -373,7 +373,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
           return refusal(q.nonce, P.CMD.invoice, 'backend_unavailable', 'the Lightning backend is not answering; try later');
         }
         const claimToken = randomBytes(16);
-        await store.addInvoice({ paymentHash: inv.paymentHash, claimToken: claimToken.toString('hex'), offer: offer.id, kind: offer.kind, amountMsat: amount, expiresAt: inv.expiresAt, createdAt: nowS() });
+        await store.addInvoice({ paymentHash: inv.paymentHash, claimToken: claimToken.toString('hex'), offer: offer.id, kind: offer.kind, tier: offer.tier, durationSeconds: Number(offer.durationSeconds), amountMsat: amount, expiresAt: inv.expiresAt, createdAt: nowS() });
         s.open.set(inv.paymentHash, inv.expiresAt);
         openAll.set(inv.paymentHash, { address: peer.address, expiresAt: inv.expiresAt });
         let a = openByAddress.get(peer.address);
@@ -423,10 +423,11 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       }
       if (status.amountPaidMsat < inv.amountMsat) return R('underpaid', `paid ${status.amountPaidMsat} msat of ${inv.amountMsat}`);
       const tokenId = randomBytes(16);
+      // the terms the invoice was sold on, not the offers now (the operator may have changed them)
       const offer = offers.find((x) => x.id === inv.offer);
       const kind = inv.kind;
-      const tier = offer?.tier ?? inv.offer;
-      const expiresAt = kind === 'pass' ? nowS() + Number(offer?.durationSeconds ?? 0n) : 0;
+      const tier = inv.tier ?? offer?.tier ?? inv.offer;
+      const expiresAt = kind === 'pass' ? nowS() + (inv.durationSeconds ?? Number(offer?.durationSeconds ?? 0n)) : 0;
       const credential = signCredential(ring, { kind, tokenId, paymentHash: c.paymentHash, expiresAt, tier });
       const record: GrantRecord = {
         paymentHash: hash,

@@ -17,6 +17,9 @@ export interface IssuedInvoice {
   claimToken: string;
   offer: string;
   kind: GrantKind;
+  /** the terms sold: the grant keeps them whatever the offers are at claim time (absent in older files) */
+  tier?: string;
+  durationSeconds?: number;
   amountMsat: bigint;
   /** unix seconds */
   expiresAt: number;

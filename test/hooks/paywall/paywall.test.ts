@@ -478,6 +478,37 @@ test('a reload while a claim waits for the backend: the claim it acknowledged is
   }
 });
 
+test('an invoice is granted on the terms it was issued with, even after the operator changed or removed its offer', { skip, timeout: 60_000 }, async () => {
+  // the claim used to read tier and duration from the offers running at claim time: a pass paid
+  // before a restart that dropped the offer was granted for 0 s (expired at once), and a
+  // shortened pass gave the buyer less than the offer it paid for
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'ab03');
+  const macaroon = path.join(tmp, 'p5.macaroon');
+  writeFileSync(macaroon, Buffer.from('ab03', 'hex'));
+  const options = { ...baseOptions('p5'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile } };
+  let p5 = await startTestProxy(node.p2pPort, chainYaml(options, false));
+  let c = await PaywallClient.connect(p5.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await c.invoice('pro')); // 24 h
+    const hash = inv.paymentHash.toString('hex');
+    lnd.markPaid(hash);
+    await c.close();
+    await p5.close();
+    // restarted with the pass gone (a new one instead)
+    p5 = await startTestProxy(node.p2pPort, chainYaml({ ...options, passes: { gold: { priceSats: 5000, duration: '1h' } } }, false));
+    c = await PaywallClient.connect(p5.port, { localAddress: nextAddress() });
+    const g = ok(await c.claim(inv.paymentHash, inv.claimToken, lnd.invoices.get(hash)!.preimage));
+    assert.equal(g.tier, 'pro');
+    assert.ok(Number(g.expiresAt) > Date.now() / 1000 + 86_000, `the pass lasts the 24 h it was sold for (ends ${g.expiresAt})`);
+    assert.equal((await c.balance()).tier, 'pro', 'the tier is in force');
+  } finally {
+    await c.close();
+    await p5.close();
+    await lnd.close();
+  }
+});
+
 test('Lightning backend down: invoices refused with backend_unavailable, logged once, relayed traffic untouched', { skip, timeout: 60_000 }, async () => {
   const dead = await freePort(); // nothing listens there
   const macaroon = path.join(tmp, 'invoice.macaroon');
