@@ -318,6 +318,14 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     if (expired) m.invoices.inc({ event: 'expired' });
   }
 
+  /** Count an invoice (or a slot reserved for one) against its address and the proxy's total. */
+  function holdOpen(hash: string, address: string, expiresAt: number): void {
+    openAll.set(hash, { address, expiresAt });
+    let a = openByAddress.get(address);
+    if (!a) openByAddress.set(address, (a = new Map()));
+    a.set(hash, expiresAt);
+  }
+
   function countOpen(map: Map<string, number>, now: number): number {
     for (const [h, exp] of map) if (exp <= now) map.delete(h);
     return map.size;
@@ -359,9 +367,10 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     }
     if (!takeToken(peer.address, Date.now())) return R('rate_limited', `at most ${o.invoices.rate} invoices per second per address`);
     const expiry = Math.max(1, Math.ceil(o.invoices.expiry));
-    // reserve the slot now so concurrent requests stay within the bounds
+    // reserve the slot now (connection, address, total) so concurrent requests stay within the bounds
     const placeholder = `pending-${randomBytes(8).toString('hex')}`;
     s.open.set(placeholder, now + expiry);
+    holdOpen(placeholder, peer.address, now + expiry);
     return background(peer, q.nonce, P.CMD.invoice, async () => {
       try {
         let inv;
@@ -375,16 +384,14 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
         const claimToken = randomBytes(16);
         await store.addInvoice({ paymentHash: inv.paymentHash, claimToken: claimToken.toString('hex'), offer: offer.id, kind: offer.kind, tier: offer.tier, durationSeconds: Number(offer.durationSeconds), amountMsat: amount, expiresAt: inv.expiresAt, createdAt: nowS() });
         s.open.set(inv.paymentHash, inv.expiresAt);
-        openAll.set(inv.paymentHash, { address: peer.address, expiresAt: inv.expiresAt });
-        let a = openByAddress.get(peer.address);
-        if (!a) openByAddress.set(peer.address, (a = new Map()));
-        a.set(inv.paymentHash, inv.expiresAt);
+        holdOpen(inv.paymentHash, peer.address, inv.expiresAt);
         m.invoices.inc({ event: 'issued' });
         const payload = P.encodeInvoiceAnswer({ nonce: q.nonce, paymentHash: Buffer.from(inv.paymentHash, 'hex'), claimToken, amountMsat: amount, expiresAt: BigInt(inv.expiresAt), bolt11: inv.bolt11 });
         return { command: P.CMD.invoice, payload };
       } finally {
         // the reservation ends once the real invoice holds the slot (or the request failed)
         s.open.delete(placeholder);
+        forgetOpen(placeholder, false);
       }
     });
   }
