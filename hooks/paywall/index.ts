@@ -460,7 +460,8 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   async function deliver(peer: HookPeer, s: Session, nonce: bigint, g: GrantRecord, first: boolean): Promise<OutgoingMessage> {
     if (await store.isRevoked(g.tokenId)) return refusal(nonce, P.CMD.claim, 'credential_revoked', 'the grant for this payment was revoked');
     const balance = g.kind === 'credit' ? ((await store.balance(g.tokenId)) ?? 0n) : 0n;
-    apply(peer, s, g, balance);
+    // a spent credit or an ended pass: the grant (its credential) again, but not the tier (as x:auth)
+    if (g.kind === 'credit' ? balance > 0n : g.expiresAt > nowS()) apply(peer, s, g, balance);
     m.grants.inc({ kind: g.kind, via: first ? 'claim' : 'redelivery' });
     return grantMessage(nonce, g, balance, first ? 0 : P.GRANT_REDELIVERED);
   }

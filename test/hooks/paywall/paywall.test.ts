@@ -313,6 +313,34 @@ test('metered credit: one balance for every connection presenting the credential
   }
 });
 
+test('claiming a spent credit again gives its grant back but not the tier', { skip, timeout: 120_000 }, async () => {
+  // a repeated x:claim re-applied the stored grant whatever its state: a spent credit came back as
+  // a paid tier with a zero balance, kept for as long as no metered bytes flowed (paid-only
+  // commands, higher limits, never evicted), where x:auth says balance_empty
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const { inv, preimage, grant } = await buy(c, 'credit', 2_000n); // 2 units of 1000 bytes
+    const hashes: Buffer[] = [];
+    for (let h = 1; h <= 40; h++) hashes.push(Buffer.from(await node.getBlockHash(h), 'hex').reverse());
+    for (let i = 0; i < hashes.length && (await c.balance()).kind !== 0; i += 5) {
+      const from = c.p2p.frames.length;
+      c.p2p.send('getdata', hashes.slice(i, i + 5).map((hash) => ({ type: 2, hash })));
+      await waitFor(() => c.p2p.frames.slice(from).filter((f) => f.command === 'block').length >= 5, 20_000, 'five blocks');
+    }
+    assert.equal((await c.balance()).kind, 0, 'the credit is spent');
+    const again = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
+    assert.deepEqual([again.flags & 0x01, again.balanceMsat, again.credential], [0x01, 0n, grant.credential], 'the same grant, with its balance now');
+    const b = await c.balance();
+    assert.deepEqual([b.kind, b.tier], [0, ''], 'still free');
+    const before = await p1.metricValue('bhp_hook_paywall_paid_only_refused_total', { command: 'mempool' });
+    c.p2p.send('mempool', {});
+    await c.balance();
+    assert.equal((await p1.metricValue('bhp_hook_paywall_paid_only_refused_total', { command: 'mempool' })) - before, 1, 'paid-only commands stay refused');
+  } finally {
+    await c.close();
+  }
+});
+
 test('every other refusal reason, and paid-only commands for free peers', { skip, timeout: 60_000 }, async () => {
   const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
   try {
