@@ -187,6 +187,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   let upload = { day: 0, bytes: 0 };
   let backendDown = false;
   let sweepTimer: NodeJS.Timeout | null = null;
+  let revokedCheck: Promise<void> | null = null;
   const m = {} as {
     invoices: HookCounter;
     earned: HookCounter;
@@ -240,6 +241,23 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     }
     for (const [tier, n] of perTier) m.paidPeers.set(n, { tier });
     for (const [hash, e] of openAll) if (e.expiresAt <= now) forgetOpen(hash, true);
+    if (store instanceof SharedPaywallStore) revokedCheck ??= cutBackRevoked().finally(() => (revokedCheck = null));
+  }
+
+  /** A revocation made through another proxy of the fleet (the shared store) reaches this proxy's holders within a sweep. */
+  async function cutBackRevoked(): Promise<void> {
+    try {
+      for (const peer of hookCtx.peers()) {
+        const s = existing(peer);
+        if (!s || s.kind === 'free') continue;
+        const tokenId = s.tokenId;
+        if (!(await store.isRevoked(tokenId))) continue;
+        const now = existing(peer); // after the wait: a new grant may have replaced the revoked one
+        if (now && now.kind !== 'free' && now.tokenId === tokenId) revert(peer, now);
+      }
+    } catch {
+      // the shared store is unreachable (logged by the store): the next sweep asks again
+    }
   }
 
   // ---- answers -------------------------------------------------------------------------------

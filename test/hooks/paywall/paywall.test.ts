@@ -18,6 +18,7 @@ import bolt11 from 'bolt11';
 import { decodeMessage } from '../../../src/codec/index.js';
 import { parseKeyring, signCredential } from '../../../hooks/paywall/credentials.js';
 import { startLitecoind, litecoindSkipReason, type Litecoind } from '../../support/litecoind.js';
+import { RedisServer, redisSkipReason } from '../../support/redis.js';
 import { httpRequest, loopbackAddress } from '../../support/p2p-client.js';
 import { freePort } from '../../support/ports.js';
 import { startTestProxy, type TestProxy } from '../../support/proxy-harness.js';
@@ -534,6 +535,34 @@ test('an invoice is granted on the terms it was issued with, even after the oper
     await c.close();
     await p5.close();
     await lnd.close();
+  }
+});
+
+test('a fleet sharing Redis: a credential revoked at one proxy is cut back at the others too', { skip: skip || redisSkipReason(), timeout: 60_000 }, async () => {
+  // Real Redis (Debian's redis-server) behind both proxies' ctx.store. The revocation was shared,
+  // but only the proxy that took the admin call cut its connected holders back: a holder
+  // connected to another proxy of the fleet kept the revoked tier for as long as it stayed connected
+  const redis = await RedisServer.start();
+  const yaml = (name: string) => `${chainYaml({ ...baseOptions(name), credit: { minSats: 1, maxSats: 1000, msatPerUnit: 1000 } }, false)}\nstore: { redis: "${redis.url}", prefix: "revoke:" }`;
+  const [a, b] = await Promise.all([startTestProxy(node.p2pPort, yaml('fa'), { admin: true }), startTestProxy(node.p2pPort, yaml('fb'), { admin: true })]);
+  const atA = await PaywallClient.connect(a.port, { localAddress: nextAddress() });
+  const atB = await PaywallClient.connect(b.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await atA.invoice('pro'));
+    const preimage = Buffer.from((await adminCall(a, 'POST settle', { paymentHash: inv.paymentHash.toString('hex') })).preimage, 'hex');
+    const grant = ok(await atA.claim(inv.paymentHash, inv.claimToken, preimage));
+    ok(await atB.auth(grant.credential)); // the pass, presented at the other proxy
+    assert.equal((await atB.balance()).tier, 'pro');
+    const tokenId = ((await adminCall(a, 'GET grants')).grants as GrantJson[]).find((g) => g.paymentHash === inv.paymentHash.toString('hex'))!.tokenId;
+    await adminCall(a, 'POST revoke', { tokenId });
+    assert.equal((await atA.balance()).kind, 0, 'cut back where revoked');
+    refused(await atB.auth(grant.credential), CODES.credential_revoked);
+    await waitFor(async () => (await atB.balance()).kind === 0, 15_000, 'the holder at the other proxy to be cut back');
+  } finally {
+    await atA.close();
+    await atB.close();
+    await Promise.all([a.close(), b.close()]);
+    await redis.stop();
   }
 });
 
