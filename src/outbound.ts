@@ -55,7 +55,7 @@ export async function startOutbound(config: OutboundConfig, deps: OutboundDeps):
   let socks: SocksServer | null = null;
   // another hook that answers x:hello (docs/x-protocol.md: the features module) already announces our feature
   const announce = () => deps.chain().xCommand('x:hello') === undefined;
-  const buyerChain = await loadHookChain([{ module: 'bitcoin-hook-proxy/client#buyer', options: {}, instance: createOutboundBuyer({ wallet, payer: payer && withFeeLimit(payer, maxFeeMsat), budget: config.budget ?? null, announce: announce() }) }], {
+  const buyerChain = await loadHookChain([{ module: 'bitcoin-hook-proxy/client#buyer', options: {}, instance: createOutboundBuyer({ wallet, payer: payer && withFeeLimit(payer, maxFeeMsat), budget: config.budget ?? null, announce: announce(), maxFeeMsat }) }], {
     baseDir: deps.baseDir,
     settings: deps.chain().settings,
     host: {

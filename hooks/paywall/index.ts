@@ -43,7 +43,7 @@ import { BackendError, createBackend, type BackendConfig, type DevBackend, type 
 import { loadKeyring, signCredential, verifyCredential, type CredentialProblem, type Keyring } from './credentials.js';
 import * as P from './protocol.js';
 import { SharedPaywallStore } from './shared-store.js';
-import { FileStore, type GrantKind, type GrantRecord, type PaywallStore } from './store.js';
+import { openFileStore, type GrantKind, type GrantRecord, type PaywallStore } from './store.js';
 
 const NAME = 'paywall';
 const MiB = 1 << 20;
@@ -144,7 +144,7 @@ interface Session {
   expiresAt: number;
   /** credit: the balance as this connection sees it */
   balanceMsat: bigint;
-  /** bytes of metered commands relayed since the grant */
+  /** bytes of metered commands relayed on credit since the connection's first grant (kept across grants: presenting a credential again must not restart the free bytes or a partial unit) */
   meteredBytes: number;
   chargedUnits: number;
   /** invoices issued to this connection: hash → expiry (unix s) */
@@ -155,7 +155,7 @@ interface Session {
 const LN_NETWORK: Record<string, string> = { mainnet: 'bitcoin', testnet3: 'testnet', testnet4: 'testnet', signet: 'signet', regtest: 'regtest' };
 
 export interface PaywallDeps {
-  /** the store for a file (tests wrap it); default FileStore */
+  /** the store for a file (tests wrap it); default the one FileStore of that file (openFileStore) */
   openStore?: (file: string) => PaywallStore;
   env?: NodeJS.ProcessEnv;
 }
@@ -187,6 +187,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   let upload = { day: 0, bytes: 0 };
   let backendDown = false;
   let sweepTimer: NodeJS.Timeout | null = null;
+  let revokedCheck: Promise<void> | null = null;
   const m = {} as {
     invoices: HookCounter;
     earned: HookCounter;
@@ -213,7 +214,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   const paid = (s: Session | undefined, now: number) => s !== undefined && s.kind !== 'free' && (s.kind !== 'pass' || s.expiresAt > now);
 
   function apply(peer: HookPeer, s: Session, g: GrantRecord, balanceMsat: bigint): void {
-    Object.assign(s, { kind: g.kind, tier: g.tier, tokenId: g.tokenId, expiresAt: g.expiresAt, balanceMsat, meteredBytes: 0, chargedUnits: 0 });
+    Object.assign(s, { kind: g.kind, tier: g.tier, tokenId: g.tokenId, expiresAt: g.expiresAt, balanceMsat });
     peer.state.set(o.tierKey, g.tier);
     peer.state.set(STATE_PAID, true);
     peer.state.set(STATE_EXPIRES, g.expiresAt);
@@ -240,6 +241,23 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     }
     for (const [tier, n] of perTier) m.paidPeers.set(n, { tier });
     for (const [hash, e] of openAll) if (e.expiresAt <= now) forgetOpen(hash, true);
+    if (store instanceof SharedPaywallStore) revokedCheck ??= cutBackRevoked().finally(() => (revokedCheck = null));
+  }
+
+  /** A revocation made through another proxy of the fleet (the shared store) reaches this proxy's holders within a sweep. */
+  async function cutBackRevoked(): Promise<void> {
+    try {
+      for (const peer of hookCtx.peers()) {
+        const s = existing(peer);
+        if (!s || s.kind === 'free') continue;
+        const tokenId = s.tokenId;
+        if (!(await store.isRevoked(tokenId))) continue;
+        const now = existing(peer); // after the wait: a new grant may have replaced the revoked one
+        if (now && now.kind !== 'free' && now.tokenId === tokenId) revert(peer, now);
+      }
+    } catch {
+      // the shared store is unreachable (logged by the store): the next sweep asks again
+    }
   }
 
   // ---- answers -------------------------------------------------------------------------------
@@ -318,6 +336,14 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     if (expired) m.invoices.inc({ event: 'expired' });
   }
 
+  /** Count an invoice (or a slot reserved for one) against its address and the proxy's total. */
+  function holdOpen(hash: string, address: string, expiresAt: number): void {
+    openAll.set(hash, { address, expiresAt });
+    let a = openByAddress.get(address);
+    if (!a) openByAddress.set(address, (a = new Map()));
+    a.set(hash, expiresAt);
+  }
+
   function countOpen(map: Map<string, number>, now: number): number {
     for (const [h, exp] of map) if (exp <= now) map.delete(h);
     return map.size;
@@ -359,9 +385,10 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     }
     if (!takeToken(peer.address, Date.now())) return R('rate_limited', `at most ${o.invoices.rate} invoices per second per address`);
     const expiry = Math.max(1, Math.ceil(o.invoices.expiry));
-    // reserve the slot now so concurrent requests stay within the bounds
+    // reserve the slot now (connection, address, total) so concurrent requests stay within the bounds
     const placeholder = `pending-${randomBytes(8).toString('hex')}`;
     s.open.set(placeholder, now + expiry);
+    holdOpen(placeholder, peer.address, now + expiry);
     return background(peer, q.nonce, P.CMD.invoice, async () => {
       try {
         let inv;
@@ -373,18 +400,16 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
           return refusal(q.nonce, P.CMD.invoice, 'backend_unavailable', 'the Lightning backend is not answering; try later');
         }
         const claimToken = randomBytes(16);
-        await store.addInvoice({ paymentHash: inv.paymentHash, claimToken: claimToken.toString('hex'), offer: offer.id, kind: offer.kind, amountMsat: amount, expiresAt: inv.expiresAt, createdAt: nowS() });
+        await store.addInvoice({ paymentHash: inv.paymentHash, claimToken: claimToken.toString('hex'), offer: offer.id, kind: offer.kind, tier: offer.tier, durationSeconds: Number(offer.durationSeconds), amountMsat: amount, expiresAt: inv.expiresAt, createdAt: nowS() });
         s.open.set(inv.paymentHash, inv.expiresAt);
-        openAll.set(inv.paymentHash, { address: peer.address, expiresAt: inv.expiresAt });
-        let a = openByAddress.get(peer.address);
-        if (!a) openByAddress.set(peer.address, (a = new Map()));
-        a.set(inv.paymentHash, inv.expiresAt);
+        holdOpen(inv.paymentHash, peer.address, inv.expiresAt);
         m.invoices.inc({ event: 'issued' });
         const payload = P.encodeInvoiceAnswer({ nonce: q.nonce, paymentHash: Buffer.from(inv.paymentHash, 'hex'), claimToken, amountMsat: amount, expiresAt: BigInt(inv.expiresAt), bolt11: inv.bolt11 });
         return { command: P.CMD.invoice, payload };
       } finally {
         // the reservation ends once the real invoice holds the slot (or the request failed)
         s.open.delete(placeholder);
+        forgetOpen(placeholder, false);
       }
     });
   }
@@ -423,10 +448,11 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       }
       if (status.amountPaidMsat < inv.amountMsat) return R('underpaid', `paid ${status.amountPaidMsat} msat of ${inv.amountMsat}`);
       const tokenId = randomBytes(16);
+      // the terms the invoice was sold on, not the offers now (the operator may have changed them)
       const offer = offers.find((x) => x.id === inv.offer);
       const kind = inv.kind;
-      const tier = offer?.tier ?? inv.offer;
-      const expiresAt = kind === 'pass' ? nowS() + Number(offer?.durationSeconds ?? 0n) : 0;
+      const tier = inv.tier ?? offer?.tier ?? inv.offer;
+      const expiresAt = kind === 'pass' ? nowS() + (inv.durationSeconds ?? Number(offer?.durationSeconds ?? 0n)) : 0;
       const credential = signCredential(ring, { kind, tokenId, paymentHash: c.paymentHash, expiresAt, tier });
       const record: GrantRecord = {
         paymentHash: hash,
@@ -452,7 +478,8 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   async function deliver(peer: HookPeer, s: Session, nonce: bigint, g: GrantRecord, first: boolean): Promise<OutgoingMessage> {
     if (await store.isRevoked(g.tokenId)) return refusal(nonce, P.CMD.claim, 'credential_revoked', 'the grant for this payment was revoked');
     const balance = g.kind === 'credit' ? ((await store.balance(g.tokenId)) ?? 0n) : 0n;
-    apply(peer, s, g, balance);
+    // a spent credit or an ended pass: the grant (its credential) again, but not the tier (as x:auth)
+    if (g.kind === 'credit' ? balance > 0n : g.expiresAt > nowS()) apply(peer, s, g, balance);
     m.grants.inc({ kind: g.kind, via: first ? 'claim' : 'redelivery' });
     return grantMessage(nonce, g, balance, first ? 0 : P.GRANT_REDELIVERED);
   }
@@ -519,10 +546,28 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     s.balanceMsat -= charged;
     m.debited.inc({}, Number(charged));
     const tokenId = s.tokenId;
-    void store.debit(tokenId, delta).catch((e: unknown) => hookCtx.log.error('paywall: could not save a debit', { error: (e as Error).message }));
+    void store.debit(tokenId, delta).then(
+      (left) => shareBalance(tokenId, left),
+      (e: unknown) => hookCtx.log.error('paywall: could not save a debit', { error: (e as Error).message }),
+    );
     if (s.balanceMsat > 0n) return undefined;
     revert(peer, s);
     return { push: [balanceMessage(0n, s)], log: { level: 'info', msg: 'paywall: credit spent, peer back to the free tier' } };
+  }
+
+  /**
+   * The store's balance after a debit, for every connection holding that credit: each keeps a
+   * copy for the relay path, and n connections presenting one credential must not spend it n times.
+   */
+  function shareBalance(tokenId: string, left: bigint): void {
+    for (const peer of hookCtx.peers()) {
+      const s = existing(peer);
+      if (s?.kind !== 'credit' || s.tokenId !== tokenId || s.balanceMsat <= left) continue;
+      s.balanceMsat = left;
+      if (left > 0n) continue;
+      revert(peer, s);
+      send(peer, balanceMessage(0n, s));
+    }
   }
 
   function uploadSpent(nowMs: number): boolean {
@@ -606,7 +651,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       lnNetwork = o.lightningNetwork ?? LN_NETWORK[ctx.network] ?? 'regtest';
       backend = createBackend(o.backend as BackendConfig, lnNetwork, Math.ceil(o.backendTimeout * 1000));
       // a shared ctx.store (Redis) holds claims and balances for the whole fleet; else the file
-      store = ctx.store.shared && !deps.openStore ? new SharedPaywallStore(ctx.store) : (deps.openStore ?? ((f) => new FileStore(f)))(o.store.file);
+      store = ctx.store.shared && !deps.openStore ? new SharedPaywallStore(ctx.store) : (deps.openStore ?? openFileStore)(o.store.file);
       await store.open();
       offers = [
         ...Object.entries(o.passes).map(([id, p]): P.Offer => ({

@@ -6,6 +6,7 @@
  * once it is on disk. Writes coalesce: mutations made while a write runs go out in the next one.
  */
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { removeStaleTemporaries, writeAtomic } from '../../src/hooks/index.js';
 
 export type GrantKind = 'pass' | 'credit';
@@ -16,6 +17,9 @@ export interface IssuedInvoice {
   claimToken: string;
   offer: string;
   kind: GrantKind;
+  /** the terms sold: the grant keeps them whatever the offers are at claim time (absent in older files) */
+  tier?: string;
+  durationSeconds?: number;
   amountMsat: bigint;
   /** unix seconds */
   expiresAt: number;
@@ -64,6 +68,20 @@ const INVOICE_GRACE_S = 86_400;
 type Json<T> = { [K in keyof T]: T[K] extends bigint ? string : T[K] };
 const toJson = <T extends object>(o: T): Json<T> => JSON.parse(JSON.stringify(o, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as Json<T>;
 
+/** The FileStore of each file in this process (this module is not reloaded with the hook). */
+const byFile = new Map<string, FileStore>();
+
+/**
+ * The one FileStore of `file`: a reload's new paywall opens it while the old chain's may still
+ * be finishing claims, and two stores of one file would each miss, then overwrite, the other's.
+ */
+export function openFileStore(file: string): FileStore {
+  const key = path.resolve(file);
+  let s = byFile.get(key);
+  if (!s) byFile.set(key, (s = new FileStore(file)));
+  return s;
+}
+
 export class FileStore implements PaywallStore {
   #invoices = new Map<string, IssuedInvoice>();
   #claims = new Map<string, GrantRecord>();
@@ -71,10 +89,20 @@ export class FileStore implements PaywallStore {
   #revoked = new Set<string>();
   #pending: Promise<void> | null = null;
   #running: Promise<void> = Promise.resolve();
+  #opened: Promise<void> | null = null;
 
   constructor(readonly file: string) {}
 
-  async open(): Promise<void> {
+  /** Reads the file once; a store already open (shared after a reload) keeps what it holds. */
+  open(): Promise<void> {
+    this.#opened ??= this.#load().catch((e: unknown) => {
+      this.#opened = null; // a file fixed by the operator is read on the next open
+      throw e;
+    });
+    return this.#opened;
+  }
+
+  async #load(): Promise<void> {
     await removeStaleTemporaries(this.file);
     let text: string;
     try {

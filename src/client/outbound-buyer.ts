@@ -11,7 +11,7 @@ import { decide, type BudgetPolicy } from './budget.js';
 import { BuyerError } from './errors.js';
 import type { Payer } from './payers/types.js';
 import { CMD, parseFeatureData } from './protocol.js';
-import { buy, presentCredential } from './purchase.js';
+import { buy, feeLimit, presentCredential } from './purchase.js';
 import { XRequests } from './requests.js';
 import { SellerClient } from './seller.js';
 import type { Wallet } from './wallet.js';
@@ -31,6 +31,8 @@ export interface OutboundBuyerOptions {
   announce: boolean;
   /** ms to wait for each answer of the seller */
   requestTimeoutMs?: number;
+  /** routing fees per purchase at most (`outbound.maxFeeSats`); counted against the budget */
+  maxFeeMsat?: bigint;
 }
 
 export type BuyerOutcome = 'presented' | 'bought' | 'skipped' | 'not_selling' | 'no_x' | BuyerError['code'] | 'error';
@@ -39,6 +41,8 @@ export function createOutboundBuyer(o: OutboundBuyerOptions): HookModule {
   const requests = new Map<number, XRequests>();
   /** one purchase per seller at a time: a second connection waits, then presents what the first bought */
   const bySeller = new Map<string, Promise<unknown>>();
+  /** msat of purchases under way: connections to different sellers run at once but share one budget */
+  let underWayMsat = 0n;
   let outcomes: ReturnType<HookContext['metrics']['counter']> | null = null;
 
   const deliver = (msg: { command: string; payload: Buffer }, peer: HookPeer) => {
@@ -70,13 +74,20 @@ export function createOutboundBuyer(o: OutboundBuyerOptions): HookModule {
       }
       if (!o.budget || !o.payer) return 'skipped';
       const offers = await s.offers();
-      const d = decide(o.budget, seller, offers, o.wallet);
+      const d = decide(o.budget, seller, offers, o.wallet, Date.now(), underWayMsat, o.maxFeeMsat);
       if ('skip' in d) {
         ctx.log.info('not buying', { seller, why: d.skip });
         return 'skipped';
       }
       ctx.log.info('buying', { seller, offer: d.buy.id, tier: d.buy.tier, msat: d.amountMsat.toString() });
-      const g = await buy(s, { offerId: d.buy.id, amountMsat: d.amountMsat, maxMsat: d.amountMsat, payer: o.payer, wallet: o.wallet, offers });
+      const cost = d.amountMsat + feeLimit(d.amountMsat, o.maxFeeMsat);
+      underWayMsat += cost; // taken with no await since decide()
+      let g;
+      try {
+        g = await buy(s, { offerId: d.buy.id, amountMsat: d.amountMsat, maxMsat: d.amountMsat, ...(o.maxFeeMsat !== undefined ? { maxFeeMsat: o.maxFeeMsat } : {}), payer: o.payer, wallet: o.wallet, offers });
+      } finally {
+        underWayMsat -= cost; // in the wallet by now, or not spent
+      }
       peer.state.set(STATE_BOUGHT_TIER, g.tier);
       ctx.log.info('bought', { seller, tier: g.tier, expiresAt: g.expiresAt.toString(), balanceMsat: g.balanceMsat.toString() });
       return 'bought';

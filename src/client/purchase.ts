@@ -43,6 +43,9 @@ export function priceOf(offer: Offer, amountMsat?: bigint): bigint {
   return a;
 }
 
+/** The most a purchase may spend on routing fees: the caller's limit, else 1% of the amount and at least 10 sat. */
+export const feeLimit = (amountMsat: bigint, maxFeeMsat?: bigint): bigint => maxFeeMsat ?? (amountMsat / 100n > 10_000n ? amountMsat / 100n : 10_000n);
+
 export async function buy(s: SellerClient, o: BuyOptions): Promise<GrantAnswer> {
   const progress = o.progress ?? (() => {});
   const earlier = await claimEarlier(s, o.wallet, progress);
@@ -57,9 +60,12 @@ export async function buy(s: SellerClient, o: BuyOptions): Promise<GrantAnswer> 
 
   const inv = await s.invoice(offer.id, offer.kind === 'pass' ? 0n : amountMsat);
   const checked = checkInvoice(inv, { amountMsat, lightningNetwork: offers.lightningNetwork });
+  // a seller never issues a payment hash twice; a replayed one would be paid again or, refused by
+  // the payer, mark the earlier purchase (found by its hash) failed and the budget forget it
+  if (o.wallet.purchases().some((p) => p.paymentHash === checked.paymentHash)) throw new BuyerError('invoice_mismatch', `the seller's invoice does not match: its payment hash ${checked.paymentHash} is one this wallet already has (an earlier purchase)`);
   progress('invoice', { paymentHash: checked.paymentHash, amountMsat, expiresAt: checked.expiresAt });
 
-  const maxFeeMsat = o.maxFeeMsat ?? (amountMsat / 100n > 10_000n ? amountMsat / 100n : 10_000n);
+  const maxFeeMsat = feeLimit(amountMsat, o.maxFeeMsat);
   await o.wallet.addPurchase({
     seller: s.seller,
     offerId: offer.id,

@@ -5,8 +5,8 @@
  * a purchase is on disk as `paying` before the payer is called, as `paid` with its preimage
  * before the claim, and its credential before buy() returns. Amounts are msat as decimal strings.
  *
- * The seller's identity is the address the buyer reached it at (`host:port`, lowercased): the
- * x: protocol gives a seller no key of its own.
+ * The seller's identity is the address the buyer reached it at (`host:port`, lowercased, an
+ * IPv6 host in brackets): the x: protocol gives a seller no key of its own.
  */
 import { readFileSync } from 'node:fs';
 import { writeAtomic } from '../hooks/atomic-file.js';
@@ -52,7 +52,11 @@ interface WalletData {
 
 const empty = (): WalletData => ({ version: 1, credentials: {}, purchases: [] });
 
-export const sellerId = (host: string, port: number): string => `${host.toLowerCase().replace(/^\[|\]$/g, '')}:${port}`;
+/** `host:port`, an IPv6 host in brackets: parseable again, and the form the SOCKS front names a destination in. */
+export function sellerId(host: string, port: number): string {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
+}
 
 export class Wallet {
   #queue: Promise<unknown> = Promise.resolve();

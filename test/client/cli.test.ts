@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,4 +105,29 @@ test('errors: unreachable, not a proxy, usage', { skip, timeout: 60_000 }, async
   const noPayer = await run('buy', `127.0.0.1:${seller.proxy.port}`, '--tier', 'pro', '--max-sats', '5000', '--network', 'regtest', '--wallet', wallet);
   assert.equal(noPayer.code, 2);
   assert.match(noPayer.err, /no payer/);
+});
+
+test('an IPv6 seller: bought at [::1]:PORT, its credential is kept under that address and --refresh reaches it', { skip, timeout: 60_000 }, async () => {
+  // the wallet keyed sellers as host:port with the brackets stripped ("::1:PORT"): --refresh could
+  // not parse that back (always "unreachable"), and the proxy's outbound buyer, which names the
+  // same seller "[::1]:PORT" as its SOCKS front does, never found the credential and bought again
+  const relay = net.createServer((c) => {
+    const up = net.connect(seller.proxy.port, '127.0.0.1');
+    c.pipe(up).pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '::1', resolve));
+  const seller6 = `[::1]:${(relay.address() as net.AddressInfo).port}`;
+  const w6 = path.join(seller.tmp, 'cli-wallet-v6.json');
+  try {
+    const b = await run('buy', seller6, '--tier', 'pro', '--max-sats', '2000', '--config', config, '--wallet', w6);
+    assert.equal(b.code, 0, b.err);
+    const r = await run('credentials', '--wallet', w6, '--refresh', '--network', 'regtest', '--json');
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out) as { credentials: { seller: string; state: string }[] };
+    assert.deepEqual(j.credentials.map((c) => [c.seller, c.state]), [[seller6, 'valid']]);
+  } finally {
+    relay.close();
+  }
 });

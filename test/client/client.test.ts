@@ -146,6 +146,34 @@ test('payer failure: payment_failed, recorded as failed, not counted; the next b
   }
 });
 
+test('a seller that hands out an invoice this wallet already paid: not paid again, the first purchase stays counted', { skip, timeout: 60_000 }, async () => {
+  // the real seller's first invoice, replayed by a hostile seller as the answer to a second
+  // x:invoice. LND refuses to pay an invoice twice ("invoice is already paid", a definite failure),
+  // which used to mark the FIRST purchase (the same payment hash) failed: the budget forgot it
+  const wallet = Wallet.open(walletFile());
+  let first: Buffer | null = null;
+  let calls = 0;
+  const lndLike: Payer = { kind: 'lnd', pay: async (b, a, f) => (++calls === 1 ? devPayer().pay(b, a, f) : Promise.reject(new PayerError('lnd', 'payment failed: invoice is already paid', true))) };
+  const c = await connect();
+  try {
+    const requests = { request: async (cmd: string, build: (n: bigint) => Buffer) => {
+      const a = await c.requests.request(cmd, build);
+      if (a.command !== 'x:invoice') return a;
+      first ??= a.payload;
+      return { command: a.command, payload: first };
+    } } as unknown as XRequests;
+    const hostile = new SellerClient(c.seller.seller, requests);
+    await buy(hostile, { offerId: 'pro', maxMsat: 2_000_000n, payer: lndLike, wallet });
+    const e = await rejects(buy(hostile, { offerId: 'pro', maxMsat: 2_000_000n, payer: lndLike, wallet }), 'invoice_mismatch');
+    assert.match(e.message, /already/);
+  } finally {
+    c.close();
+  }
+  assert.equal(calls, 1, 'the replayed invoice was not paid');
+  assert.deepEqual(wallet.purchases().map((p) => p.state), ['claimed']);
+  assert.equal(wallet.spentMsat(), 2_000_000n, 'the first payment still counts');
+});
+
 test('the seller refuses the claim (underpaid): claim_refused with its reason, recorded, never paid twice', { skip, timeout: 60_000 }, async () => {
   const wallet = Wallet.open(walletFile());
   // pays less than asked (the dev backend records 1 msat received), as a faulty payer might

@@ -14,7 +14,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FrameDecoder, NETWORKS } from '../../src/codec/index.js';
-import { Wallet } from '../../src/client/index.js';
+import { Wallet, type Payer } from '../../src/client/index.js';
 import { startLitecoind, litecoindSkipReason } from '../support/litecoind.js';
 import { freePort } from '../support/ports.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-harness.js';
@@ -50,12 +50,11 @@ after(async () => {
 });
 
 /** Start the buyer side (SOCKS front with `budget`, a recorder in front of it, litecoind A) and wait for A to sync. */
-async function buyerRun(name: string, budget: string) {
+async function buyerRun(name: string, budget: string, connect = [`localhost:${seller.proxy.port}`], payer: Payer = seller.payer()) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), `bhp-market-${name}-`));
-  const payer = seller.payer();
   const out = await startTestOutbound(buyerProxy, `wallet: ${path.join(tmp, 'wallet.json')}\nbudget: ${budget}`, tmp, payer);
   const rec = await TcpRecorder.start('127.0.0.1', out.port);
-  const a = await startLitecoind({ name: `market-${name}`, extraArgs: [`-proxy=127.0.0.1:${rec.port}`, `-connect=localhost:${seller.proxy.port}`] });
+  const a = await startLitecoind({ name: `market-${name}`, extraArgs: [`-proxy=127.0.0.1:${rec.port}`, ...connect.map((c) => `-connect=${c}`)] });
   try {
     await a.waitForHeight(BLOCKS, 90_000);
     assert.equal(await a.getBestBlockHash(), await seller.node.getBestBlockHash(), 'A synced B\'s chain through both proxies');
@@ -115,6 +114,48 @@ test('budget exhausted: nothing is bought, A is still served as a free peer', { 
     assert.equal((await seller.grants()).length, grantsBefore, 'nothing granted');
     assert.equal(run.wallet.purchases().length, 0);
     assert.ok(buyerProxy.logs.some((l) => l.msg === 'not buying' && String(l.why).startsWith('budget exhausted')));
+  } finally {
+    await run.a.stop();
+    await run.out.close();
+    await run.rec.close();
+  }
+});
+
+test('two sellers at once share one budget: the second purchase is not made when both together exceed it', { skip, timeout: 240_000 }, async () => {
+  // A dials B's proxy under two names (localhost and vm, both 127.0.0.1 in /etc/hosts): two sellers
+  // to the buyer. Each purchase used to be decided against the wallet alone, which records a
+  // purchase only once its invoice is in hand: both connections decided at once and both bought,
+  // 4,000 sat against a day's budget of 3,000
+  const grantsBefore = (await seller.grants()).length;
+  const run = await buyerRun('two', '{ tiers: [pro], maxPricePerTier: { pro: 2000 }, maxSatsPerDay: 3000, maxSatsTotal: 10000 }', [`localhost:${seller.proxy.port}`, `vm:${seller.proxy.port}`]);
+  try {
+    const outcomes = await waitFor(() => {
+      const o = run.out.socks.sessions().map((s) => String(s.info.state.get('buyer.outcome')));
+      return o.length === 2 && o.every((x) => x !== 'undefined' && x !== 'running') ? o : null;
+    }, 30_000, 'both connections decided');
+    assert.deepEqual([...outcomes].sort(), ['bought', 'skipped']);
+    assert.equal(run.wallet.purchases().length, 1, 'one purchase');
+    assert.ok(run.wallet.spentMsat() <= 3_000_000n, `spent ${run.wallet.spentMsat()} msat of a 3,000 sat day`);
+    assert.equal((await seller.grants()).length, grantsBefore + 1);
+  } finally {
+    await run.a.stop();
+    await run.out.close();
+    await run.rec.close();
+  }
+});
+
+test('routing fees count against the budget: a pass whose price leaves no room for its fee limit is not bought', { skip, timeout: 240_000 }, async () => {
+  // decide() compared the price alone with what was left, while the wallet counts price + fee: with
+  // 2,000 sat left a 2,000 sat pass was bought, and the routing fee (3 sat here) took the day over
+  const dev = seller.payer();
+  const withFees: Payer = { kind: 'dev', pay: async (b, a, f) => ({ ...(await dev.pay(b, a, f)), feeMsat: 3_000n }) };
+  const grantsBefore = (await seller.grants()).length;
+  const run = await buyerRun('fees', '{ tiers: [pro], maxPricePerTier: { pro: 2000 }, maxSatsPerDay: 2000, maxSatsTotal: 10000 }', undefined, withFees);
+  try {
+    const outcome = await waitFor(() => { const o = run.out.socks.sessions()[0]?.info.state.get('buyer.outcome'); return o !== 'running' && o; }, 30_000, 'the buyer to decide');
+    assert.ok(run.wallet.spentMsat() <= 2_000_000n, `spent ${run.wallet.spentMsat()} msat of a 2,000 sat day`);
+    assert.equal(outcome, 'skipped');
+    assert.equal((await seller.grants()).length, grantsBefore, 'nothing granted');
   } finally {
     await run.a.stop();
     await run.out.close();

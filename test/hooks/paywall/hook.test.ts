@@ -26,6 +26,17 @@ function setup() {
 }
 const features = () => new Map([[X_FEATURE_ID, Buffer.alloc(0)]]);
 
+/** The paywall, with `options` over the base ones, on the LND documented-API stand-in (TLS pinned, its macaroon). */
+async function onLnd(options: object) {
+  const { base } = setup();
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'aa');
+  const macaroon = path.join(path.dirname(base.keys.file), 'mac');
+  writeFileSync(macaroon, Buffer.from('aa', 'hex'));
+  const h = await createHookHarness([{ module: MODULE, options: { ...base, backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, ...options } }]);
+  return { h, lnd };
+}
+
 async function answer(h: TestHarness, peer: FakePeer, nonce: bigint) {
   return waitFor(
     () => [...h.sent.map((s) => s.message), ...peer.pushed].find((m) => m.payload && m.payload.length >= 8 && Buffer.from(m.payload).readBigUInt64LE(0) === nonce),
@@ -62,14 +73,7 @@ test('no answer to peers that did not announce the x: feature or before the hand
 });
 
 test('busy: requests waiting for a slow backend are bounded per connection; a pass ends and the tier goes', async () => {
-  const { base } = setup();
-  const cert = selfSignedCert();
-  const lnd = await lndStandIn(cert, 'aa');
-  const macaroon = path.join(path.dirname(base.keys.file), 'mac');
-  writeFileSync(macaroon, Buffer.from('aa', 'hex'));
-  const h = await createHookHarness([
-    { module: MODULE, options: { ...base, backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, maxPendingPerPeer: 1, passes: { short: { priceSats: 1, duration: 1 } } } },
-  ]);
+  const { h, lnd } = await onLnd({ maxPendingPerPeer: 1, passes: { short: { priceSats: 1, duration: 1 } } });
   try {
     const peer = h.peer({ features: features() });
     lnd.delayMs = 500;
@@ -92,6 +96,29 @@ test('busy: requests waiting for a slow backend are bounded per connection; a pa
     assert.equal(peer.priority, false, 'no longer paid: unmarked');
     await h.deliver(peer, 'inbound', P.CMD.balance, P.encodeNonce(4n));
     assert.equal(P.decodeBalance(Buffer.from((await answer(h, peer, 4n)).payload!)).kind, 'free');
+  } finally {
+    await h.close();
+    await lnd.close();
+  }
+});
+
+test('invoices still being created count against the per-address and total bounds', async () => {
+  // only the requesting connection reserved a slot while the backend created the invoice: several
+  // connections of one address (or many addresses at once) all passed the per-address and total
+  // checks and the node created more open invoices than the bounds allow
+  const { h, lnd } = await onLnd({ invoices: { perPeer: 3, perAddress: 1, total: 3, rate: 100, burst: 100 } });
+  try {
+    lnd.delayMs = 300;
+    const codes = async (peers: FakePeer[], first: bigint) => {
+      for (const [i, p] of peers.entries()) await h.deliver(p, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: first + BigInt(i), offerId: 'pro', amountMsat: 0n }));
+      const answers = await Promise.all(peers.map((p, i) => answer(h, p, first + BigInt(i))));
+      return answers.map((a) => (a.command === P.CMD.refuse ? P.decodeRefuse(Buffer.from(a.payload!)).code : 0));
+    };
+    const sameAddress = [1, 2, 3].map(() => h.peer({ features: features(), address: '198.51.100.20' }));
+    assert.deepEqual((await codes(sameAddress, 10n)).sort(), [0, P.REFUSE.too_many_invoices, P.REFUSE.too_many_invoices], 'one open invoice per address');
+    const others = [21, 22, 23].map((n) => h.peer({ features: features(), address: `198.51.100.${n}` }));
+    assert.deepEqual((await codes(others, 20n)).sort(), [0, 0, P.REFUSE.too_many_invoices], 'three open invoices on the proxy in all');
+    assert.equal(lnd.invoices.size, 3, 'the node created three invoices');
   } finally {
     await h.close();
     await lnd.close();

@@ -18,6 +18,7 @@ import bolt11 from 'bolt11';
 import { decodeMessage } from '../../../src/codec/index.js';
 import { parseKeyring, signCredential } from '../../../hooks/paywall/credentials.js';
 import { startLitecoind, litecoindSkipReason, type Litecoind } from '../../support/litecoind.js';
+import { RedisServer, redisSkipReason } from '../../support/redis.js';
 import { httpRequest, loopbackAddress } from '../../support/p2p-client.js';
 import { freePort } from '../../support/ports.js';
 import { startTestProxy, type TestProxy } from '../../support/proxy-harness.js';
@@ -256,6 +257,91 @@ test('metered credit: the balance goes down as blocks are relayed, and at zero t
   }
 });
 
+test('metered credit: presenting the credential again on the same connection does not restart the metering', { skip, timeout: 180_000 }, async () => {
+  // x:auth (or a repeated x:claim) used to zero the connection's metered bytes and charged units:
+  // a peer re-presenting its credential before each whole unit was never charged at all
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const { grant } = await buy(c, 'credit', 5_000n); // 5 units of 1000 bytes
+    const hashes: Buffer[] = [];
+    for (let h = 1; h <= 60; h++) hashes.push(Buffer.from(await node.getBlockHash(h), 'hex').reverse());
+    let relayed = 0;
+    let spent = false;
+    for (let i = 0; i < hashes.length && !spent; i += 3) {
+      const from = c.p2p.frames.length;
+      c.p2p.send('getdata', hashes.slice(i, i + 3).map((hash) => ({ type: 2, hash })));
+      await waitFor(() => c.p2p.frames.slice(from).filter((f) => f.command === 'block').length >= 3, 20_000, 'three blocks');
+      relayed += c.p2p.frames.slice(from).filter((f) => f.command === 'block').reduce((n, f) => n + f.payload.length, 0);
+      const a = await c.auth(grant.credential); // fewer than 1000 bytes since the last time
+      if (!a.ok) {
+        assert.equal(a.refuse.code, CODES.balance_empty);
+        spent = true;
+      }
+    }
+    assert.ok(spent, `${relayed} bytes relayed on 5 units of credit, and the credential still had a balance`);
+    assert.ok(relayed < 7_000, `the credit ran out after ${relayed} bytes, about its 5 units`);
+    assert.equal((await c.balance()).kind, 0, 'back to the free tier');
+  } finally {
+    await c.close();
+  }
+});
+
+test('metered credit: one balance for every connection presenting the credential; spent on one, the others are back to free', { skip, timeout: 180_000 }, async () => {
+  // each connection used to debit its own copy of the balance: n connections presenting one
+  // credential got n times the credit paid for
+  const c1 = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  const c2 = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const { grant } = await buy(c1, 'credit', 5_000n); // 5 units of 1000 bytes
+    assert.equal(ok(await c2.auth(grant.credential)).balanceMsat, 5_000n);
+    const hashes: Buffer[] = [];
+    for (let h = 1; h <= 60; h++) hashes.push(Buffer.from(await node.getBlockHash(h), 'hex').reverse());
+    let emptied = false;
+    for (let i = 0; i < hashes.length && !emptied; i += 5) {
+      const from = c1.p2p.frames.length;
+      c1.p2p.send('getdata', hashes.slice(i, i + 5).map((hash) => ({ type: 2, hash })));
+      await waitFor(() => c1.p2p.frames.slice(from).filter((f) => f.command === 'block').length >= 5, 20_000, 'five blocks');
+      emptied = (await c1.balance()).kind === 0;
+    }
+    assert.ok(emptied, 'c1 spent the credit');
+    const told = await c2.p2p.waitFor('x:balance', 10_000, (f) => f.payload.readBigUInt64LE(0) === 0n).catch(() => null);
+    const b = await c2.balance();
+    assert.deepEqual([b.kind, b.balanceMsat], [0, 0n], 'c2 holds the same, spent, credit: free');
+    assert.ok(told, 'c2 was told (an unsolicited x:balance)');
+  } finally {
+    await c1.close();
+    await c2.close();
+  }
+});
+
+test('claiming a spent credit again gives its grant back but not the tier', { skip, timeout: 120_000 }, async () => {
+  // a repeated x:claim re-applied the stored grant whatever its state: a spent credit came back as
+  // a paid tier with a zero balance, kept for as long as no metered bytes flowed (paid-only
+  // commands, higher limits, never evicted), where x:auth says balance_empty
+  const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  try {
+    const { inv, preimage, grant } = await buy(c, 'credit', 2_000n); // 2 units of 1000 bytes
+    const hashes: Buffer[] = [];
+    for (let h = 1; h <= 40; h++) hashes.push(Buffer.from(await node.getBlockHash(h), 'hex').reverse());
+    for (let i = 0; i < hashes.length && (await c.balance()).kind !== 0; i += 5) {
+      const from = c.p2p.frames.length;
+      c.p2p.send('getdata', hashes.slice(i, i + 5).map((hash) => ({ type: 2, hash })));
+      await waitFor(() => c.p2p.frames.slice(from).filter((f) => f.command === 'block').length >= 5, 20_000, 'five blocks');
+    }
+    assert.equal((await c.balance()).kind, 0, 'the credit is spent');
+    const again = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
+    assert.deepEqual([again.flags & 0x01, again.balanceMsat, again.credential], [0x01, 0n, grant.credential], 'the same grant, with its balance now');
+    const b = await c.balance();
+    assert.deepEqual([b.kind, b.tier], [0, ''], 'still free');
+    const before = await p1.metricValue('bhp_hook_paywall_paid_only_refused_total', { command: 'mempool' });
+    c.p2p.send('mempool', {});
+    await c.balance();
+    assert.equal((await p1.metricValue('bhp_hook_paywall_paid_only_refused_total', { command: 'mempool' })) - before, 1, 'paid-only commands stay refused');
+  } finally {
+    await c.close();
+  }
+});
+
 test('every other refusal reason, and paid-only commands for free peers', { skip, timeout: 60_000 }, async () => {
   const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
   try {
@@ -384,6 +470,99 @@ test('LND backend (documented-API stand-in, TLS pinned): unpaid, expired, paid; 
     await paid.close();
     await p2.close();
     await lnd.close();
+  }
+});
+
+test('a reload while a claim waits for the backend: the claim it acknowledged is known to the new chain, never granted twice', { skip, timeout: 60_000 }, async () => {
+  // the reloaded chain's paywall opened its own store on the same file while the old chain's was
+  // still finishing the claim: the new store never saw it, so the same payment was granted (and
+  // its credit credited) a second time, and each store's next write dropped the other's claims
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'ab02');
+  const macaroon = path.join(tmp, 'p4.macaroon');
+  writeFileSync(macaroon, Buffer.from('ab02', 'hex'));
+  const p4 = await startTestProxy(node.p2pPort, chainYaml({ ...baseOptions('p4'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, credit: { minSats: 1, maxSats: 1000, msatPerUnit: 1000 } }, false), { admin: true });
+  const c = await PaywallClient.connect(p4.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await c.invoice('credit', 10_000n));
+    const hash = inv.paymentHash.toString('hex');
+    lnd.markPaid(hash);
+    const preimage = lnd.invoices.get(hash)!.preimage;
+    lnd.delayMs = 1500; // the lookup of the claim is slow
+    const claiming = c.claim(inv.paymentHash, inv.claimToken, preimage);
+    await sleep(300);
+    await p4.reload();
+    const first = ok(await claiming);
+    lnd.delayMs = 0;
+    const again = ok(await c.claim(inv.paymentHash, inv.claimToken, preimage));
+    assert.equal(again.flags & 0x01, 0x01, 'the same payment: its grant again (redelivered)');
+    assert.deepEqual(again.credential, first.credential);
+    assert.equal(again.balanceMsat, 10_000n, 'credited once');
+    const grants = (await adminCall(p4, 'GET grants')).grants as GrantJson[];
+    assert.equal(grants.filter((g) => g.paymentHash === hash).length, 1, 'one grant for the payment');
+  } finally {
+    await c.close();
+    await p4.close();
+    await lnd.close();
+  }
+});
+
+test('an invoice is granted on the terms it was issued with, even after the operator changed or removed its offer', { skip, timeout: 60_000 }, async () => {
+  // the claim used to read tier and duration from the offers running at claim time: a pass paid
+  // before a restart that dropped the offer was granted for 0 s (expired at once), and a
+  // shortened pass gave the buyer less than the offer it paid for
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'ab03');
+  const macaroon = path.join(tmp, 'p5.macaroon');
+  writeFileSync(macaroon, Buffer.from('ab03', 'hex'));
+  const options = { ...baseOptions('p5'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile } };
+  let p5 = await startTestProxy(node.p2pPort, chainYaml(options, false));
+  let c = await PaywallClient.connect(p5.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await c.invoice('pro')); // 24 h
+    const hash = inv.paymentHash.toString('hex');
+    lnd.markPaid(hash);
+    await c.close();
+    await p5.close();
+    // restarted with the pass gone (a new one instead)
+    p5 = await startTestProxy(node.p2pPort, chainYaml({ ...options, passes: { gold: { priceSats: 5000, duration: '1h' } } }, false));
+    c = await PaywallClient.connect(p5.port, { localAddress: nextAddress() });
+    const g = ok(await c.claim(inv.paymentHash, inv.claimToken, lnd.invoices.get(hash)!.preimage));
+    assert.equal(g.tier, 'pro');
+    assert.ok(Number(g.expiresAt) > Date.now() / 1000 + 86_000, `the pass lasts the 24 h it was sold for (ends ${g.expiresAt})`);
+    assert.equal((await c.balance()).tier, 'pro', 'the tier is in force');
+  } finally {
+    await c.close();
+    await p5.close();
+    await lnd.close();
+  }
+});
+
+test('a fleet sharing Redis: a credential revoked at one proxy is cut back at the others too', { skip: skip || redisSkipReason(), timeout: 60_000 }, async () => {
+  // Real Redis (Debian's redis-server) behind both proxies' ctx.store. The revocation was shared,
+  // but only the proxy that took the admin call cut its connected holders back: a holder
+  // connected to another proxy of the fleet kept the revoked tier for as long as it stayed connected
+  const redis = await RedisServer.start();
+  const yaml = (name: string) => `${chainYaml({ ...baseOptions(name), credit: { minSats: 1, maxSats: 1000, msatPerUnit: 1000 } }, false)}\nstore: { redis: "${redis.url}", prefix: "revoke:" }`;
+  const [a, b] = await Promise.all([startTestProxy(node.p2pPort, yaml('fa'), { admin: true }), startTestProxy(node.p2pPort, yaml('fb'), { admin: true })]);
+  const atA = await PaywallClient.connect(a.port, { localAddress: nextAddress() });
+  const atB = await PaywallClient.connect(b.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await atA.invoice('pro'));
+    const preimage = Buffer.from((await adminCall(a, 'POST settle', { paymentHash: inv.paymentHash.toString('hex') })).preimage, 'hex');
+    const grant = ok(await atA.claim(inv.paymentHash, inv.claimToken, preimage));
+    ok(await atB.auth(grant.credential)); // the pass, presented at the other proxy
+    assert.equal((await atB.balance()).tier, 'pro');
+    const tokenId = ((await adminCall(a, 'GET grants')).grants as GrantJson[]).find((g) => g.paymentHash === inv.paymentHash.toString('hex'))!.tokenId;
+    await adminCall(a, 'POST revoke', { tokenId });
+    assert.equal((await atA.balance()).kind, 0, 'cut back where revoked');
+    refused(await atB.auth(grant.credential), CODES.credential_revoked);
+    await waitFor(async () => (await atB.balance()).kind === 0, 15_000, 'the holder at the other proxy to be cut back');
+  } finally {
+    await atA.close();
+    await atB.close();
+    await Promise.all([a.close(), b.close()]);
+    await redis.stop();
   }
 });
 
