@@ -116,6 +116,8 @@ const Options = z
     freeUpload: z.strictObject({ dailyBytes: z.number().int().positive() }).optional(),
     /** x: requests of one connection waiting for the backend or the store */
     maxPendingPerPeer: z.number().int().min(1).default(2),
+    /** connections one credential marks as priority (never evicted, may hold a reserved slot); more get its tier but not that */
+    priorityPerCredential: z.number().int().min(1).default(4),
   })
   .superRefine((o, ctx) => {
     if (Object.keys(o.passes).length === 0 && !o.credit) ctx.addIssue({ code: 'custom', path: ['passes'], message: 'offer at least one pass or credit' });
@@ -218,7 +220,10 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     peer.state.set(o.tierKey, g.tier);
     peer.state.set(STATE_PAID, true);
     peer.state.set(STATE_EXPIRES, g.expiresAt);
-    hookCtx.setPriority(peer.id, true); // not evicted; keeps a reserved slot
+    // not evicted; keeps a reserved slot. One cheap credential on many connections (many
+    // addresses are cheap with IPv6) must not pin every slot: only so many of its connections.
+    const holders = hookCtx.peers().filter((p) => p.id !== peer.id && p.priority && existing(p)?.tokenId === g.tokenId).length;
+    hookCtx.setPriority(peer.id, holders < o.priorityPerCredential);
   }
 
   function revert(peer: HookPeer, s: Session): void {

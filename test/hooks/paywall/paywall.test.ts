@@ -342,6 +342,31 @@ test('claiming a spent credit again gives its grant back but not the tier', { sk
   }
 });
 
+test('one credential marks at most priorityPerCredential connections as priority; the rest get its tier only', { skip, timeout: 120_000 }, async () => {
+  // p1 keeps the default: 4. One cheap pass on many connections must not pin every slot (never evicted, reserved).
+  const buyer = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+  const others: PaywallClient[] = [];
+  try {
+    const { grant } = await buy(buyer, 'pro');
+    for (let i = 0; i < 5; i++) {
+      const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
+      others.push(c);
+      assert.equal(ok(await c.auth(grant.credential)).tier, 'pro', 'every connection gets the tier');
+    }
+    const holders = p1.proxy.sessions().filter((s) => s.info.priority);
+    assert.equal(holders.length, 4, 'the buyer and three more are priority; two are not');
+    assert.equal(await pingsAnswered(others.at(-1)!, p1, 10), 10, 'the last one still has the pro rate limit');
+    // one of them leaves: a connection presenting the credential again takes the freed place
+    await buyer.close();
+    await waitFor(() => p1.proxy.sessions().filter((s) => s.info.priority).length === 3 || null, 10_000, 'the buyer gone');
+    ok(await others.at(-1)!.auth(grant.credential));
+    assert.equal(p1.proxy.sessions().filter((s) => s.info.priority).length, 4);
+  } finally {
+    await buyer.close().catch(() => {});
+    for (const c of others) await c.close();
+  }
+});
+
 test('every other refusal reason, and paid-only commands for free peers', { skip, timeout: 60_000 }, async () => {
   const c = await PaywallClient.connect(p1.port, { localAddress: nextAddress() });
   try {
