@@ -144,7 +144,7 @@ const count = (def: number) => z.number().int().min(0).default(def);
 
 const sats = z.number().int().min(0).max(2_100_000_000_000_000);
 const file = z.string().min(1);
-const httpPayer = { url: z.string().regex(/^https?:\/\/\S+$/, 'an http:// or https:// URL'), tlsCertFile: file.optional(), timeout: duration('60s') };
+const httpPayer = { url: z.string().regex(/^https?:\/\/\S+$/, 'an http:// or https:// URL'), tlsCertFile: file.optional(), timeout: timeout('60s') };
 
 /**
  * outbound: our own node's connections through the proxy (bitcoind -proxy=socks.listen), and
@@ -156,8 +156,8 @@ export const outboundSchema = z.strictObject({
       /** loopback by default: anyone who can reach it can make the proxy connect (and buy) for them */
       listen: z.union([hostPort, z.array(hostPort).min(1)]).prefault('127.0.0.1:9335'),
       maxConnections: z.number().int().min(1).default(32),
-      negotiateTimeout: duration('10s'),
-      connectTimeout: duration('10s'),
+      negotiateTimeout: timeout('10s'),
+      connectTimeout: timeout('10s'),
     })
     .prefault({}),
   /** an upstream SOCKS5 proxy (e.g. Tor's 127.0.0.1:9050): every connection is chained through it, and onion/I2P addresses need it */
@@ -170,7 +170,7 @@ export const outboundSchema = z.strictObject({
       z.strictObject({ kind: z.literal('cln'), ...httpPayer, runeFile: file }),
       z.strictObject({ kind: z.literal('lnbits'), ...httpPayer, adminKeyFile: file }),
       z.strictObject({ kind: z.literal('phoenixd'), ...httpPayer, passwordFile: file }),
-      z.strictObject({ kind: z.literal('dev'), url: z.string().regex(/^https?:\/\/\S+$/), token: z.string().min(16), hook: z.string().min(1).default('paywall'), timeout: duration('10s') }),
+      z.strictObject({ kind: z.literal('dev'), url: z.string().regex(/^https?:\/\/\S+$/), token: z.string().min(16), hook: z.string().min(1).default('paywall'), timeout: timeout('10s') }),
     ])
     .optional(),
   /** most routing fees per payment, sats */
@@ -218,7 +218,7 @@ const schema = z.strictObject({
     .strictObject({
       maxPeers: count(100),
       reservedPeers: count(0),
-      reservedAuthTimeout: duration('30s'),
+      reservedAuthTimeout: timeout('30s'),
       maxPeersPerAddress: count(4),
       maxPeersPerSubnet: count(16),
       handshakeTimeout: timeout('60s'),
@@ -272,7 +272,8 @@ const schema = z.strictObject({
       z.strictObject({
         redis: z.string().regex(/^rediss?:\/\/\S+$/, 'expected a redis:// or rediss:// URL'),
         prefix: z.string().max(64).default('bhp:'),
-        syncInterval: duration('10s'),
+        // a timer too: 0 would compare every ban with Redis back to back
+        syncInterval: timeout('10s').refine((ms) => ms >= 1000, 'expected at least 1s'),
       }),
     ])
     .default(false),

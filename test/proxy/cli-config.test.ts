@@ -54,6 +54,11 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     { name: 'unknown top-level key', yaml: [...base, 'bakcend: 127.0.0.1:1'], expect: /bakcend \(line 3\): unknown key \(did you mean backend\?\)\n$/ },
     { name: 'bad duration', yaml: [...base, 'limits:', '  maxPeers: 8', '  handshakeTimeout: 5 parsecs'], expect: /limits\.handshakeTimeout \(line 5\): expected a duration.*5 parsecs/ },
     { name: 'a timeout longer than a Node timer', yaml: [...base, 'limits: { idleTimeout: 30d }'], expect: /limits\.idleTimeout \(line 3\): expected a duration.* up to 24d.*"30d"/ },
+    // timers that overflow fire after 1 ms: a 30d sync interval compared every ban with Redis 800 times a second
+    { name: 'a Redis sync interval longer than a Node timer', yaml: [...base, 'store: { redis: "redis://127.0.0.1:1", syncInterval: 30d }'], expect: /store\.syncInterval \(line 3\): expected a duration.* up to 24d.*"30d"/ },
+    { name: 'a Redis sync interval of 0', yaml: [...base, 'store: { redis: "redis://127.0.0.1:1", syncInterval: 0 }'], expect: /store\.syncInterval \(line 3\): expected at least 1s/ },
+    { name: 'a reserved-slot timeout longer than a Node timer', yaml: [...base, 'limits: { reservedAuthTimeout: 30d }'], expect: /limits\.reservedAuthTimeout \(line 3\): expected a duration.* up to 24d/ },
+    { name: 'a SOCKS timeout longer than a Node timer', yaml: [...base, 'outbound: { socks: { negotiateTimeout: 30d } }'], expect: /outbound\.socks\.negotiateTimeout \(line 3\): expected a duration.* up to 24d/ },
     { name: 'a size of 1e300', yaml: [...base, 'limits: { sendBuffer: 1e300 }'], expect: /limits\.sendBuffer \(line 3\): expected a size like 5MB/ },
     { name: 'bad host:port', yaml: ['network: regtest', 'backend: localhost'], expect: /backend \(line 2\): expected host:port.*"localhost"/ },
     { name: 'port out of range', yaml: ['network: regtest', 'backend: 127.0.0.1:70000'], expect: /backend \(line 2\): expected host:port/ },
