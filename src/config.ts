@@ -119,6 +119,8 @@ const duration = measure(parseDuration, DURATION_HINT);
 const size = measure(parseSize, SIZE_HINT);
 /** a duration that becomes a timer */
 const timeout = (def: string) => duration(def, { value: MAX_TIMER_MS, text: '24d (the longest Node timer)' });
+/** how long a ban lasts: the ban list makes no ban of 0 ms, so a peer at the threshold would be neither banned nor disconnected */
+const banDuration = (def: string) => duration(def).refine((ms) => ms > 0, 'expected more than 0: a ban of 0 is never made');
 
 const ADMIN_TOKEN_HINT = 'set it or ${BHP_ADMIN_TOKEN}';
 const adminToken = z
@@ -245,9 +247,9 @@ const schema = z.strictObject({
     .strictObject({
       file: z.string().nullable().default(null),
       threshold: z.number().int().min(1).default(100),
-      duration: duration('24h'),
+      duration: banDuration('24h'),
       backendDisconnects: z
-        .strictObject({ count: count(5), window: duration('10m'), duration: duration('1h') })
+        .strictObject({ count: count(5), window: duration('10m'), duration: banDuration('1h') })
         .prefault({}),
     })
     .prefault({}),

@@ -59,6 +59,9 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     { name: 'a Redis sync interval of 0', yaml: [...base, 'store: { redis: "redis://127.0.0.1:1", syncInterval: 0 }'], expect: /store\.syncInterval \(line 3\): expected at least 1s/ },
     { name: 'a reserved-slot timeout longer than a Node timer', yaml: [...base, 'limits: { reservedAuthTimeout: 30d }'], expect: /limits\.reservedAuthTimeout \(line 3\): expected a duration.* up to 24d/ },
     { name: 'a SOCKS timeout longer than a Node timer', yaml: [...base, 'outbound: { socks: { negotiateTimeout: 30d } }'], expect: /outbound\.socks\.negotiateTimeout \(line 3\): expected a duration.* up to 24d/ },
+    // a ban of 0 ms is never made: a peer at bans.threshold would be neither banned nor disconnected
+    { name: 'a ban duration of 0', yaml: [...base, 'bans: { duration: 0 }'], expect: /bans\.duration \(line 3\): expected more than 0/ },
+    { name: 'a backend-disconnect ban duration of 0', yaml: [...base, 'bans: { backendDisconnects: { duration: 0s } }'], expect: /bans\.backendDisconnects\.duration \(line 3\): expected more than 0/ },
     { name: 'a size of 1e300', yaml: [...base, 'limits: { sendBuffer: 1e300 }'], expect: /limits\.sendBuffer \(line 3\): expected a size like 5MB/ },
     { name: 'bad host:port', yaml: ['network: regtest', 'backend: localhost'], expect: /backend \(line 2\): expected host:port.*"localhost"/ },
     { name: 'port out of range', yaml: ['network: regtest', 'backend: 127.0.0.1:70000'], expect: /backend \(line 2\): expected host:port/ },
