@@ -377,13 +377,15 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     network = resolveNetwork('mainnet');
   }
   const listen = c.listen === undefined ? [{ host: '0.0.0.0', port: network.defaultPort }] : Array.isArray(c.listen) ? c.listen : [c.listen];
+  // every address the proxy binds, entries of one list included: a clash fails `run` as if another process held the port
   const listeners: [(string | number)[], HostPort][] = [
-    ...listen.map((hp, i): [(string | number)[], HostPort] => [Array.isArray(c.listen) ? ['listen', i] : ['listen'], hp]),
-    ...(c.metrics ? [[['metrics', 'listen'], c.metrics.listen] as [string[], HostPort]] : []),
-    ...(c.admin ? [[['admin', 'listen'], c.admin.listen] as [string[], HostPort]] : []),
+    ...listenersAt(['listen'], c.listen === undefined ? listen[0]! : c.listen),
+    ...(c.metrics ? listenersAt(['metrics', 'listen'], c.metrics.listen) : []),
+    ...(c.admin ? listenersAt(['admin', 'listen'], c.admin.listen) : []),
+    ...(c.outbound ? listenersAt(['outbound', 'socks', 'listen'], c.outbound.socks.listen) : []),
   ];
   for (const [i, [keyPath, hp]] of listeners.entries()) {
-    const clash = listeners.slice(0, i).find(([other, o]) => other[0] !== keyPath[0] && sameSocket(o, hp));
+    const clash = listeners.slice(0, i).find(([, o]) => sameSocket(o, hp));
     if (clash) issues.push(`${where(doc, lineCounter, keyPath)}: ${formatHostPort(hp)} is also ${clash[0].join('.')} ${formatHostPort(clash[1])}`);
   }
   if (issues.length > 0) throw new ConfigError(file, issues);
@@ -523,6 +525,11 @@ function keyPathOf(chain: readonly unknown[]): (string | number)[] {
     else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
   });
   return out;
+}
+
+/** A listen setting's addresses with their key paths (`listen.1` when it is a list). */
+function listenersAt(keyPath: string[], v: HostPort | HostPort[]): [(string | number)[], HostPort][] {
+  return Array.isArray(v) ? v.map((hp, i): [(string | number)[], HostPort] => [[...keyPath, i], hp]) : [[keyPath, v]];
 }
 
 /** Two listeners that cannot both bind: same port, and the same host or a wildcard of its family. */
