@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { parseSubnet } from './proxy/address.js';
+import { parseBanSubnet } from './proxy/ban-list.js';
 import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, visit, type Document, type Scalar } from 'yaml';
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
@@ -280,7 +280,8 @@ const schema = z.strictObject({
     ])
     .default(false),
   proxyProtocol: z
-    .union([z.literal(false), z.strictObject({ trusted: z.array(z.string().refine((c) => parseSubnet(c) !== null, 'expected an address or CIDR')).min(1) })])
+    // the strict parser bans use: "10.5" would otherwise be read as 10.0.0.5, a host trusted to claim any address
+    .union([z.literal(false), z.strictObject({ trusted: z.array(z.string().refine((c) => parseBanSubnet(c) !== null, 'expected an address or CIDR')).min(1) })])
     .default(false),
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
 });
