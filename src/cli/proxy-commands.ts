@@ -4,7 +4,7 @@ import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
 import { adminExposure, ConfigError, loadConfig, type Config } from '../config.js';
 import { formatHostPort, type HostPort } from '../config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loader.js';
-import { trapShutdown } from '../lifecycle.js';
+import { trapReload, trapShutdown } from '../lifecycle.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../logging.js';
 import { ProxyMetrics } from '../metrics.js';
 import { checkBanFileWritable } from '../proxy/ban-list.js';
@@ -64,8 +64,9 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
   if (config.workers > 1) return await (await import('../workers.js')).runPrimary(config, file);
   // before the start: the listener is up (and says so) before startProxy returns
   const shutdown = trapShutdown();
+  const reloads = trapReload();
   const running = await startProxy(config, { configFile: file, log: createLogger(config.log.level, undefined, logFormat(values)) });
-  process.on('SIGHUP', () => {
+  reloads.onReload(() => {
     running.log.info('SIGHUP: reloading config');
     running.reload().catch(() => {}); // logged by reload; the old chain keeps running
   });
