@@ -379,14 +379,16 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
   const listen = c.listen === undefined ? [{ host: '0.0.0.0', port: network.defaultPort }] : Array.isArray(c.listen) ? c.listen : [c.listen];
   // every address the proxy binds, entries of one list included: a clash fails `run` as if another process held the port
-  const listeners: [(string | number)[], HostPort][] = [
+  const listeners: Listener[] = [
     ...listenersAt(['listen'], c.listen === undefined ? listen[0]! : c.listen),
-    ...(c.metrics ? listenersAt(['metrics', 'listen'], c.metrics.listen) : []),
-    ...(c.admin ? listenersAt(['admin', 'listen'], c.admin.listen) : []),
+    // node:http listens dual-stack: its [::] takes the IPv4 port too
+    ...(c.metrics ? listenersAt(['metrics', 'listen'], c.metrics.listen, true) : []),
+    ...(c.admin ? listenersAt(['admin', 'listen'], c.admin.listen, true) : []),
     ...(c.outbound ? listenersAt(['outbound', 'socks', 'listen'], c.outbound.socks.listen) : []),
   ];
-  for (const [i, [keyPath, hp]] of listeners.entries()) {
-    const clash = listeners.slice(0, i).find(([, o]) => sameSocket(o, hp));
+  for (const [i, listener] of listeners.entries()) {
+    const [keyPath, hp] = listener;
+    const clash = listeners.slice(0, i).find((other) => sameSocket(other, listener));
     if (clash) issues.push(`${where(doc, lineCounter, keyPath)}: ${formatHostPort(hp)} is also ${clash[0].join('.')} ${formatHostPort(clash[1])}`);
   }
   if (issues.length > 0) throw new ConfigError(file, issues);
@@ -528,17 +530,24 @@ function keyPathOf(chain: readonly unknown[]): (string | number)[] {
   return out;
 }
 
+/** A bound address: its key path, where, and whether an IPv6 wildcard there takes IPv4 too. */
+type Listener = [(string | number)[], HostPort, boolean];
+
 /** A listen setting's addresses with their key paths (`listen.1` when it is a list). */
-function listenersAt(keyPath: string[], v: HostPort | HostPort[]): [(string | number)[], HostPort][] {
-  return Array.isArray(v) ? v.map((hp, i): [(string | number)[], HostPort] => [[...keyPath, i], hp]) : [[keyPath, v]];
+function listenersAt(keyPath: string[], v: HostPort | HostPort[], dualStack = false): Listener[] {
+  return Array.isArray(v) ? v.map((hp, i): Listener => [[...keyPath, i], hp, dualStack]) : [[keyPath, v, dualStack]];
 }
 
-/** Two listeners that cannot both bind: same port, and the same host or a wildcard of its family. */
-function sameSocket(a: HostPort, b: HostPort): boolean {
+/**
+ * Two listeners that cannot both bind: same port, and the same host or a wildcard of its family
+ * (of both families for a dual-stack `::`).
+ */
+function sameSocket([, a, aDual]: Listener, [, b, bDual]: Listener): boolean {
   // port 0: each listener gets its own port from the OS
   if (a.port !== b.port || a.port === 0) return false;
   const [x, y] = [a.host.toLowerCase(), b.host.toLowerCase()];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  if ((aDual && x === '::') || (bDual && y === '::')) return true;
   return x === y || ((wildcard(x) || wildcard(y)) && x.includes(':') === y.includes(':'));
 }
 

@@ -78,6 +78,8 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     { name: 'the SOCKS front on the P2P port', yaml: [...base, 'listen: "127.0.0.1:18555"', 'outbound: { socks: { listen: "127.0.0.1:18555" } }'], expect: /outbound\.socks\.listen \(line 4\): 127\.0\.0\.1:18555 is also listen 127\.0\.0\.1:18555/ },
     // ipaddr.js reads "10.5" as 10.0.0.5: trusting a host the operator never named lets it claim any peer address
     { name: 'a trusted balancer in a short IPv4 form', yaml: [...base, 'proxyProtocol: { trusted: ["10.5"] }'], expect: /proxyProtocol\.trusted\.0 \(line 3\): expected an address or CIDR/ },
+    // the HTTP listeners are dual-stack: [::] takes the IPv4 port too (the P2P and SOCKS ones are IPv6-only)
+    { name: 'metrics on 0.0.0.0 and admin on [::] of one port', yaml: [...base, 'metrics: { listen: "0.0.0.0:18556" }', 'admin: { listen: "[::]:18556", token: "aaaaaaaaaaaaaaaaaaaa" }'], expect: /admin\.listen \(line 4\): \[::\]:18556 is also metrics\.listen 0\.0\.0\.0:18556/ },
     { name: 'YAML syntax error', yaml: [...base, 'limits: {maxPeers: 3', 'bans:', '  file: x'], expect: /line [3-4]: YAML syntax/ },
     { name: 'duplicate key', yaml: ['network: regtest', 'backend: 127.0.0.1:1', 'backend: 127.0.0.1:2'], expect: /backend \(line 3\): duplicate key "backend" \(first on line 2\)/ },
     { name: 'duplicate nested key', yaml: [...base, 'hooks:', '  - module: ./a.js', '    options:', '      deny: [ping]', '      deny: [pong]'], expect: /hooks\.0\.options\.deny \(line 7\): duplicate key "deny" \(first on line 6\)/ },
