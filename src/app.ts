@@ -1,5 +1,5 @@
 import type * as http from 'node:http';
-import { adminExposure, loadConfig, type Config } from './config.js';
+import { adminExposure, loadConfig, socksExposure, type Config } from './config.js';
 import { serveAdmin } from './admin.js';
 import type { HookLogger } from './hooks/api.js';
 import type { HookChain } from './hooks/chain.js';
@@ -144,6 +144,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
     const exposed = adminExposure(config);
     if (exposed) log.warn({ listen: `${config.admin!.listen.host}:${config.admin!.listen.port}` }, `WARNING: ${exposed}`);
+    for (const w of socksExposure(config)) log.warn(`WARNING: ${w}`);
     // our own node's outbound connections (bitcoind -proxy=socks.listen): same settings, chain and metrics
     // loaded only when configured: the client side (BOLT11 decoding, payers) costs memory a seller does not need
     const outbound = config.outbound

@@ -426,6 +426,14 @@ export function adminExposure(c: Config): string | null {
   return `admin.listen ${formatHostPort(c.admin.listen)} is not a loopback address: anyone who reaches it can try the token, and it speaks plain HTTP; prefer 127.0.0.1 (or a TLS proxy in front)`;
 }
 
+/** The warnings to print loudly for SOCKS listeners other machines can reach (the front asks for no credentials). */
+export function socksExposure(c: Config): string[] {
+  const listen = c.outbound?.socks.listen ?? [];
+  return (Array.isArray(listen) ? listen : [listen])
+    .filter((hp) => !isLoopbackHost(hp.host))
+    .map((hp) => `outbound.socks.listen ${formatHostPort(hp)} is not a loopback address: the SOCKS5 front asks for no credentials, so anyone who reaches it can make the proxy connect, and buy within outbound.budget, for them; prefer 127.0.0.1`);
+}
+
 /**
  * "key.path (line N)" for a path into the document. A key that is not in the file has no line
  * of its own: it says so, and where to add it (the nearest mapping that is there).

@@ -1,7 +1,7 @@
 /** `run` and `check`: the proxy a config describes, started or only validated. */
 import cluster from 'node:cluster';
 import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
-import { adminExposure, ConfigError, loadConfig, type Config } from '../config.js';
+import { adminExposure, ConfigError, loadConfig, socksExposure, type Config } from '../config.js';
 import { formatHostPort, type HostPort } from '../config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loader.js';
 import { trapReload, trapShutdown } from '../lifecycle.js';
@@ -50,6 +50,7 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
   if (command === 'check') {
     const exposed = adminExposure(config);
     if (exposed) console.error(`warning: ${exposed}`);
+    for (const w of socksExposure(config)) console.error(`warning: ${w}`);
     if (config.bans.file) {
       const problem = await checkBanFileWritable(config.bans.file);
       if (problem) throw new BanFileError(problem);

@@ -380,6 +380,24 @@ test('an admin API on a non-loopback address: check warns, run logs a loud warni
   assert.doesNotMatch(cli(['check', '--config', file]).stderr, /warning/);
 });
 
+test('an outbound SOCKS front on a non-loopback address (no authentication; it connects and buys for whoever reaches it): check warns, run logs a loud warning', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const [port, socksPort] = [await freePort(), await freePort('0.0.0.0')];
+  const file = path.join(dir, 'open-socks.yaml');
+  const write = (socks: string) => writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${port}`, 'metrics: false', `outbound: { socks: { listen: "${socks}" }, wallet: "${path.join(dir, 'wallet.json')}" }`].join('\n'));
+  write(`0.0.0.0:${socksPort}`);
+  const checked = cli(['check', '--config', file]);
+  assert.equal(checked.status, 0, checked.stderr);
+  assert.match(checked.stderr, new RegExp(`^warning: outbound\\.socks\\.listen 0\\.0\\.0\\.0:${socksPort} is not a loopback address`));
+  const run = new RunningCli(file);
+  t.after(() => run.kill());
+  const warning = await run.waitForLog((l) => l.level === 40 && /outbound\.socks\.listen/.test(String(l.msg)), 'the SOCKS warning');
+  assert.match(String(warning.msg), /^WARNING: outbound\.socks\.listen 0\.0\.0\.0:\d+ is not a loopback address/);
+  // on loopback: no warning
+  write(`127.0.0.1:${socksPort}`);
+  assert.doesNotMatch(cli(['check', '--config', file]).stderr, /warning/);
+});
+
 test('check fails as run would: an unwritable ban file, and a hook metric named like one of the proxy\'s', (t) => {
   const dir = tempDir(t);
   // a regular file where the ban file's directory should be: ENOTDIR even as root
