@@ -45,6 +45,27 @@ export function proxySettings(c: Config): ProxySettings {
   };
 }
 
+/** Settings read only at start (listeners, files, connections, the logger), so a reload cannot apply them. */
+const RESTART_ONLY: Record<string, (c: Config) => unknown> = {
+  listen: (c) => c.listen,
+  backend: (c) => c.backend,
+  network: (c) => c.network.name,
+  metrics: (c) => c.metrics,
+  admin: (c) => c.admin,
+  'bans.file': (c) => c.bans.file,
+  'log.level': (c) => c.log.level,
+  store: (c) => c.store,
+  outbound: (c) => c.outbound,
+  workers: (c) => c.workers,
+};
+
+/** The restart-only settings that differ between the running config and a reloaded one. */
+function restartOnlyChanges(running: Config, next: Config): string[] {
+  return Object.entries(RESTART_ONLY)
+    .filter(([, get]) => JSON.stringify(get(running)) !== JSON.stringify(get(next)))
+    .map(([name]) => name);
+}
+
 /** How a config's hook chain loads (`run`, reload and `check` alike). */
 export function chainLoadOptions(c: Config): Pick<LoadOptions, 'baseDir' | 'settings' | 'loadTimeoutMs'> {
   return { baseDir: c.baseDir, settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout }, loadTimeoutMs: c.limits.hookLoadTimeout };
@@ -101,9 +122,8 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     reloading ??= (async () => {
       try {
         const c = next ?? (options.configFile ? loadConfig(options.configFile) : current);
-        if (JSON.stringify([c.listen, c.backend, c.metrics, c.admin, c.network.name]) !== JSON.stringify([current.listen, current.backend, current.metrics, current.admin, current.network.name])) {
-          log.warn('listen, backend, network, metrics and admin settings apply only after a restart');
-        }
+        const waiting = restartOnlyChanges(current, c);
+        if (waiting.length > 0) log.warn({ settings: waiting }, `${waiting.join(', ')} changed: they apply only after a restart`);
         const chain = await loadChain(c);
         const old = proxy.chain;
         proxy.chain = chain;

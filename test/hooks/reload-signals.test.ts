@@ -109,3 +109,20 @@ export default { apiVersion: ${JSON.stringify(HOOK_API_VERSION)}, name: 'slow', 
   child.kill('SIGTERM');
   assert.deepEqual(await exited, { code: 0, signal: null }, output);
 });
+
+test('a reload that changes settings read only at start (bans.file, log.level, ...) says which ones wait for a restart', { timeout: 60_000 }, async (t) => {
+  const { dir, file, adminPort, write } = await setup(t);
+  write(`hooks: []\nbans: { file: "${path.join(dir, 'bans.json')}" }`);
+  const child = spawn(process.execPath, [path.join(root, 'dist/src/cli.js'), 'run', '--config', file, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  t.after(() => child.kill('SIGKILL'));
+  await waitFor(async () => (await httpRequest(adminPort, 'GET', '/health').catch(() => null))?.status === 200, 10_000, 'the admin API');
+  write(`hooks: []\nbans: { file: "${path.join(dir, 'other-bans.json')}", threshold: 50 }\nlog: { level: debug }`);
+  assert.equal((await httpRequest(adminPort, 'POST', '/reload', { token: TOKEN })).status, 200);
+  const lines = output.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string });
+  const warning = lines.find((l) => l.level === 40 && /restart/.test(l.msg));
+  assert.ok(warning, `a warning about the settings that wait for a restart (log: ${output})`);
+  assert.match(warning.msg, /bans\.file, log\.level/);
+  assert.doesNotMatch(warning.msg, /threshold|listen/, 'only what changed and waits');
+});
