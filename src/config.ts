@@ -221,8 +221,9 @@ const schema = z.strictObject({
       maxPeers: count(100),
       reservedPeers: count(0),
       reservedAuthTimeout: timeout('30s'),
-      maxPeersPerAddress: count(4),
-      maxPeersPerSubnet: count(16),
+      // at least 1: 0 would refuse every peer (not "off", as 0 is for connectionRate bursts)
+      maxPeersPerAddress: z.number().int().min(1).default(4),
+      maxPeersPerSubnet: z.number().int().min(1).default(16),
       handshakeTimeout: timeout('60s'),
       idleTimeout: timeout('20m'),
       maxMessageSize: size(MAX_PROTOCOL_MESSAGE_LENGTH, { value: MAX_PROTOCOL_MESSAGE_LENGTH, text: String(MAX_PROTOCOL_MESSAGE_LENGTH) }),

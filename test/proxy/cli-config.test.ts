@@ -62,6 +62,9 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     // a ban of 0 ms is never made: a peer at bans.threshold would be neither banned nor disconnected
     { name: 'a ban duration of 0', yaml: [...base, 'bans: { duration: 0 }'], expect: /bans\.duration \(line 3\): expected more than 0/ },
     { name: 'a backend-disconnect ban duration of 0', yaml: [...base, 'bans: { backendDisconnects: { duration: 0s } }'], expect: /bans\.backendDisconnects\.duration \(line 3\): expected more than 0/ },
+    // 0 is "off" for connectionRate bursts and backendDisconnects.count, but here it refused every peer
+    { name: 'maxPeersPerAddress of 0', yaml: [...base, 'limits: { maxPeersPerAddress: 0 }'], expect: /limits\.maxPeersPerAddress \(line 3\): .*>=1/ },
+    { name: 'maxPeersPerSubnet of 0', yaml: [...base, 'limits: { maxPeersPerSubnet: 0 }'], expect: /limits\.maxPeersPerSubnet \(line 3\): .*>=1/ },
     { name: 'a size of 1e300', yaml: [...base, 'limits: { sendBuffer: 1e300 }'], expect: /limits\.sendBuffer \(line 3\): expected a size like 5MB/ },
     { name: 'bad host:port', yaml: ['network: regtest', 'backend: localhost'], expect: /backend \(line 2\): expected host:port.*"localhost"/ },
     { name: 'port out of range', yaml: ['network: regtest', 'backend: 127.0.0.1:70000'], expect: /backend \(line 2\): expected host:port/ },
