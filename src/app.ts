@@ -94,7 +94,8 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     if (problem) throw new BanFileError(problem);
   }
   const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
-  await bans.load();
+  // a start-up problem of its own, named in one line as `check` names it
+  await bans.load().catch((err: Error) => Promise.reject(new BanFileError(err.message)));
   const store = options.store ?? (await openStore(config.store, log.child({ component: 'store' })));
   const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics, banSync: store, slotGate: options.slotGate });
   store.attachBans(proxy);

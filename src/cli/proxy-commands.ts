@@ -7,7 +7,7 @@ import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loade
 import { trapReload, trapShutdown } from '../lifecycle.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../logging.js';
 import { ProxyMetrics } from '../metrics.js';
-import { checkBanFileWritable } from '../proxy/ban-list.js';
+import { checkBanFileReadable, checkBanFileWritable } from '../proxy/ban-list.js';
 import { type CommandSpec, type OptionSpec, type ParsedArgs } from './spec.js';
 
 const CONFIG_OPTION: OptionSpec = { type: 'string', short: 'c', arg: 'FILE', file: true, required: true, help: 'the proxy config (YAML); deploy/proxy.example.yaml shows every setting' };
@@ -52,7 +52,8 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
     if (exposed) console.error(`warning: ${exposed}`);
     for (const w of socksExposure(config)) console.error(`warning: ${w}`);
     if (config.bans.file) {
-      const problem = await checkBanFileWritable(config.bans.file);
+      // as run refuses it: a directory it cannot write, or a file it would not load
+      const problem = (await checkBanFileWritable(config.bans.file)) ?? (await checkBanFileReadable(config.bans.file));
       if (problem) throw new BanFileError(problem);
     }
     await checkHooks(config);

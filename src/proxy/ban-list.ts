@@ -111,14 +111,7 @@ export class BanList {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`ban file ${this.file} is not valid JSON: ${(err as Error).message}`);
-    }
-    const entries = banArray(data);
-    if (!entries) throw new Error(`ban file ${this.file} has an unknown format (expected {"version": ${FILE_VERSION}, "bans": [...]} or the output of GET /bans)`);
+    const entries = banEntries(this.file, text);
     const now = this.#now();
     const rejected: RejectedEntry[] = [];
     let expired = 0;
@@ -354,6 +347,19 @@ export function parseBanSubnet(text: string): Subnet | null {
   return parseSubnet(t);
 }
 
+/** The entries of a ban file's text; throws, naming the file, when it is not JSON or of an unknown format. */
+function banEntries(file: string, text: string): unknown[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`ban file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  const entries = banArray(data);
+  if (!entries) throw new Error(`ban file ${file} has an unknown format (expected {"version": ${FILE_VERSION}, "bans": [...]} or the output of GET /bans)`);
+  return entries;
+}
+
 /** The list of entries in what the proxy writes ({version: 1, bans}) or GET /bans prints ({bans}). */
 function banArray(data: unknown): unknown[] | null {
   if (!data || typeof data !== 'object' || Array.isArray(data)) return null;
@@ -415,4 +421,17 @@ function sideKey(line: string): string {
 export async function checkBanFileWritable(file: string): Promise<string | null> {
   const problem = await checkWritable(file);
   return problem === null ? null : `bans.file ${file} is not writable: ${problem}`;
+}
+
+/**
+ * Would load() refuse `file`? null when it would load it (missing is empty; unreadable entries
+ * are only set aside), else why, as load() says it. Reads only: for the CLI `check` command.
+ */
+export async function checkBanFileReadable(file: string): Promise<string | null> {
+  try {
+    banEntries(file, await fs.readFile(file, 'utf8'));
+    return null;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : (err as Error).message;
+  }
 }

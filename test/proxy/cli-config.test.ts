@@ -401,6 +401,26 @@ test('an outbound SOCKS front on a non-loopback address (no authentication; it c
   assert.doesNotMatch(cli(['check', '--config', file]).stderr, /warning/);
 });
 
+test('check fails as run would: a ban file that is torn or of an unknown format, one line each, the file untouched', (t) => {
+  const dir = tempDir(t);
+  const bans = path.join(dir, 'bans.json');
+  const file = path.join(dir, 'proxy.yaml');
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:18444', `listen: 127.0.0.1:0`, 'metrics: false', `bans: { file: "${bans}" }`].join('\n'));
+  for (const [text, message] of [
+    ['{"version": 1, "bans": [', /^ban file .*bans\.json is not valid JSON/],
+    ['{"version": 2, "bans": []}', /^ban file .*bans\.json has an unknown format/],
+  ] as const) {
+    writeFileSync(bans, text);
+    const checked = cli(['check', '--config', file]);
+    assert.equal(checked.status, 1, `check exits 1 (stdout: ${checked.stdout})`);
+    assert.match(checked.stderr, message);
+    assert.equal(checked.stderr.trim().split('\n').length, 1, `one line: ${checked.stderr}`);
+    const run = cli(['run', '--config', file]);
+    assert.deepEqual([run.status, run.stderr], [1, checked.stderr], '`run` says exactly what `check` says');
+    assert.equal(readFileSync(bans, 'utf8'), text, 'the ban file is left as it was');
+  }
+});
+
 test('check fails as run would: an unwritable ban file, and a hook metric named like one of the proxy\'s', (t) => {
   const dir = tempDir(t);
   // a regular file where the ban file's directory should be: ENOTDIR even as root
