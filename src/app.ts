@@ -1,5 +1,5 @@
 import type * as http from 'node:http';
-import { adminExposure, loadConfig, type Config } from './config.js';
+import { adminExposure, loadConfig, socksExposure, type Config } from './config.js';
 import { serveAdmin } from './admin.js';
 import type { HookLogger } from './hooks/api.js';
 import type { HookChain } from './hooks/chain.js';
@@ -45,6 +45,27 @@ export function proxySettings(c: Config): ProxySettings {
   };
 }
 
+/** Settings read only at start (listeners, files, connections, the logger), so a reload cannot apply them. */
+const RESTART_ONLY: Record<string, (c: Config) => unknown> = {
+  listen: (c) => c.listen,
+  backend: (c) => c.backend,
+  network: (c) => c.network.name,
+  metrics: (c) => c.metrics,
+  admin: (c) => c.admin,
+  'bans.file': (c) => c.bans.file,
+  'log.level': (c) => c.log.level,
+  store: (c) => c.store,
+  outbound: (c) => c.outbound,
+  workers: (c) => c.workers,
+};
+
+/** The restart-only settings that differ between the running config and a reloaded one. */
+function restartOnlyChanges(running: Config, next: Config): string[] {
+  return Object.entries(RESTART_ONLY)
+    .filter(([, get]) => JSON.stringify(get(running)) !== JSON.stringify(get(next)))
+    .map(([name]) => name);
+}
+
 /** How a config's hook chain loads (`run`, reload and `check` alike). */
 export function chainLoadOptions(c: Config): Pick<LoadOptions, 'baseDir' | 'settings' | 'loadTimeoutMs'> {
   return { baseDir: c.baseDir, settings: { network: c.network, maxMessageSize: c.limits.maxMessageSize, timeoutMs: c.limits.hookTimeout }, loadTimeoutMs: c.limits.hookLoadTimeout };
@@ -73,7 +94,8 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     if (problem) throw new BanFileError(problem);
   }
   const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
-  await bans.load();
+  // a start-up problem of its own, named in one line as `check` names it
+  await bans.load().catch((err: Error) => Promise.reject(new BanFileError(err.message)));
   const store = options.store ?? (await openStore(config.store, log.child({ component: 'store' })));
   const proxy = new ProxyServer({ settings: proxySettings(config), bans, log, observer: metrics, banSync: store, slotGate: options.slotGate });
   store.attachBans(proxy);
@@ -101,9 +123,8 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     reloading ??= (async () => {
       try {
         const c = next ?? (options.configFile ? loadConfig(options.configFile) : current);
-        if (JSON.stringify([c.listen, c.backend, c.metrics, c.admin, c.network.name]) !== JSON.stringify([current.listen, current.backend, current.metrics, current.admin, current.network.name])) {
-          log.warn('listen, backend, network, metrics and admin settings apply only after a restart');
-        }
+        const waiting = restartOnlyChanges(current, c);
+        if (waiting.length > 0) log.warn({ settings: waiting }, `${waiting.join(', ')} changed: they apply only after a restart`);
         const chain = await loadChain(c);
         const old = proxy.chain;
         proxy.chain = chain;
@@ -144,6 +165,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     if (config.admin) log.info({ listen: `${config.admin.listen.host}:${config.admin.listen.port}` }, 'admin API');
     const exposed = adminExposure(config);
     if (exposed) log.warn({ listen: `${config.admin!.listen.host}:${config.admin!.listen.port}` }, `WARNING: ${exposed}`);
+    for (const w of socksExposure(config)) log.warn(`WARNING: ${w}`);
     // our own node's outbound connections (bitcoind -proxy=socks.listen): same settings, chain and metrics
     // loaded only when configured: the client side (BOLT11 decoding, payers) costs memory a seller does not need
     const outbound = config.outbound

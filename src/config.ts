@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { parseSubnet } from './proxy/address.js';
+import { parseBanSubnet } from './proxy/ban-list.js';
 import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, visit, type Document, type Scalar } from 'yaml';
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
@@ -119,6 +119,8 @@ const duration = measure(parseDuration, DURATION_HINT);
 const size = measure(parseSize, SIZE_HINT);
 /** a duration that becomes a timer */
 const timeout = (def: string) => duration(def, { value: MAX_TIMER_MS, text: '24d (the longest Node timer)' });
+/** how long a ban lasts: the ban list makes no ban of 0 ms, so a peer at the threshold would be neither banned nor disconnected */
+const banDuration = (def: string) => duration(def).refine((ms) => ms > 0, 'expected more than 0: a ban of 0 is never made');
 
 const ADMIN_TOKEN_HINT = 'set it or ${BHP_ADMIN_TOKEN}';
 const adminToken = z
@@ -144,7 +146,7 @@ const count = (def: number) => z.number().int().min(0).default(def);
 
 const sats = z.number().int().min(0).max(2_100_000_000_000_000);
 const file = z.string().min(1);
-const httpPayer = { url: z.string().regex(/^https?:\/\/\S+$/, 'an http:// or https:// URL'), tlsCertFile: file.optional(), timeout: duration('60s') };
+const httpPayer = { url: z.string().regex(/^https?:\/\/\S+$/, 'an http:// or https:// URL'), tlsCertFile: file.optional(), timeout: timeout('60s') };
 
 /**
  * outbound: our own node's connections through the proxy (bitcoind -proxy=socks.listen), and
@@ -156,8 +158,8 @@ export const outboundSchema = z.strictObject({
       /** loopback by default: anyone who can reach it can make the proxy connect (and buy) for them */
       listen: z.union([hostPort, z.array(hostPort).min(1)]).prefault('127.0.0.1:9335'),
       maxConnections: z.number().int().min(1).default(32),
-      negotiateTimeout: duration('10s'),
-      connectTimeout: duration('10s'),
+      negotiateTimeout: timeout('10s'),
+      connectTimeout: timeout('10s'),
     })
     .prefault({}),
   /** an upstream SOCKS5 proxy (e.g. Tor's 127.0.0.1:9050): every connection is chained through it, and onion/I2P addresses need it */
@@ -170,7 +172,7 @@ export const outboundSchema = z.strictObject({
       z.strictObject({ kind: z.literal('cln'), ...httpPayer, runeFile: file }),
       z.strictObject({ kind: z.literal('lnbits'), ...httpPayer, adminKeyFile: file }),
       z.strictObject({ kind: z.literal('phoenixd'), ...httpPayer, passwordFile: file }),
-      z.strictObject({ kind: z.literal('dev'), url: z.string().regex(/^https?:\/\/\S+$/), token: z.string().min(16), hook: z.string().min(1).default('paywall'), timeout: duration('10s') }),
+      z.strictObject({ kind: z.literal('dev'), url: z.string().regex(/^https?:\/\/\S+$/), token: z.string().min(16), hook: z.string().min(1).default('paywall'), timeout: timeout('10s') }),
     ])
     .optional(),
   /** most routing fees per payment, sats */
@@ -218,9 +220,10 @@ const schema = z.strictObject({
     .strictObject({
       maxPeers: count(100),
       reservedPeers: count(0),
-      reservedAuthTimeout: duration('30s'),
-      maxPeersPerAddress: count(4),
-      maxPeersPerSubnet: count(16),
+      reservedAuthTimeout: timeout('30s'),
+      // at least 1: 0 would refuse every peer (not "off", as 0 is for connectionRate bursts)
+      maxPeersPerAddress: z.number().int().min(1).default(4),
+      maxPeersPerSubnet: z.number().int().min(1).default(16),
       handshakeTimeout: timeout('60s'),
       idleTimeout: timeout('20m'),
       maxMessageSize: size(MAX_PROTOCOL_MESSAGE_LENGTH, { value: MAX_PROTOCOL_MESSAGE_LENGTH, text: String(MAX_PROTOCOL_MESSAGE_LENGTH) }),
@@ -245,9 +248,9 @@ const schema = z.strictObject({
     .strictObject({
       file: z.string().nullable().default(null),
       threshold: z.number().int().min(1).default(100),
-      duration: duration('24h'),
+      duration: banDuration('24h'),
       backendDisconnects: z
-        .strictObject({ count: count(5), window: duration('10m'), duration: duration('1h') })
+        .strictObject({ count: count(5), window: duration('10m'), duration: banDuration('1h') })
         .prefault({}),
     })
     .prefault({}),
@@ -272,12 +275,14 @@ const schema = z.strictObject({
       z.strictObject({
         redis: z.string().regex(/^rediss?:\/\/\S+$/, 'expected a redis:// or rediss:// URL'),
         prefix: z.string().max(64).default('bhp:'),
-        syncInterval: duration('10s'),
+        // a timer too: 0 would compare every ban with Redis back to back
+        syncInterval: timeout('10s').refine((ms) => ms >= 1000, 'expected at least 1s'),
       }),
     ])
     .default(false),
   proxyProtocol: z
-    .union([z.literal(false), z.strictObject({ trusted: z.array(z.string().refine((c) => parseSubnet(c) !== null, 'expected an address or CIDR')).min(1) })])
+    // the strict parser bans use: "10.5" would otherwise be read as 10.0.0.5, a host trusted to claim any address
+    .union([z.literal(false), z.strictObject({ trusted: z.array(z.string().refine((c) => parseBanSubnet(c) !== null, 'expected an address or CIDR')).min(1) })])
     .default(false),
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
 });
@@ -374,13 +379,17 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     network = resolveNetwork('mainnet');
   }
   const listen = c.listen === undefined ? [{ host: '0.0.0.0', port: network.defaultPort }] : Array.isArray(c.listen) ? c.listen : [c.listen];
-  const listeners: [(string | number)[], HostPort][] = [
-    ...listen.map((hp, i): [(string | number)[], HostPort] => [Array.isArray(c.listen) ? ['listen', i] : ['listen'], hp]),
-    ...(c.metrics ? [[['metrics', 'listen'], c.metrics.listen] as [string[], HostPort]] : []),
-    ...(c.admin ? [[['admin', 'listen'], c.admin.listen] as [string[], HostPort]] : []),
+  // every address the proxy binds, entries of one list included: a clash fails `run` as if another process held the port
+  const listeners: Listener[] = [
+    ...listenersAt(['listen'], c.listen === undefined ? listen[0]! : c.listen),
+    // node:http listens dual-stack: its [::] takes the IPv4 port too
+    ...(c.metrics ? listenersAt(['metrics', 'listen'], c.metrics.listen, true) : []),
+    ...(c.admin ? listenersAt(['admin', 'listen'], c.admin.listen, true) : []),
+    ...(c.outbound ? listenersAt(['outbound', 'socks', 'listen'], c.outbound.socks.listen) : []),
   ];
-  for (const [i, [keyPath, hp]] of listeners.entries()) {
-    const clash = listeners.slice(0, i).find(([other, o]) => other[0] !== keyPath[0] && sameSocket(o, hp));
+  for (const [i, listener] of listeners.entries()) {
+    const [keyPath, hp] = listener;
+    const clash = listeners.slice(0, i).find((other) => sameSocket(other, listener));
     if (clash) issues.push(`${where(doc, lineCounter, keyPath)}: ${formatHostPort(hp)} is also ${clash[0].join('.')} ${formatHostPort(clash[1])}`);
   }
   if (issues.length > 0) throw new ConfigError(file, issues);
@@ -416,6 +425,14 @@ function withLocate(h: Omit<HookEntry, 'locate'>, locate: NonNullable<HookEntry[
 export function adminExposure(c: Config): string | null {
   if (!c.admin || isLoopbackHost(c.admin.listen.host)) return null;
   return `admin.listen ${formatHostPort(c.admin.listen)} is not a loopback address: anyone who reaches it can try the token, and it speaks plain HTTP; prefer 127.0.0.1 (or a TLS proxy in front)`;
+}
+
+/** The warnings to print loudly for SOCKS listeners other machines can reach (the front asks for no credentials). */
+export function socksExposure(c: Config): string[] {
+  const listen = c.outbound?.socks.listen ?? [];
+  return (Array.isArray(listen) ? listen : [listen])
+    .filter((hp) => !isLoopbackHost(hp.host))
+    .map((hp) => `outbound.socks.listen ${formatHostPort(hp)} is not a loopback address: the SOCKS5 front asks for no credentials, so anyone who reaches it can make the proxy connect, and buy within outbound.budget, for them; prefer 127.0.0.1`);
 }
 
 /**
@@ -522,12 +539,24 @@ function keyPathOf(chain: readonly unknown[]): (string | number)[] {
   return out;
 }
 
-/** Two listeners that cannot both bind: same port, and the same host or a wildcard of its family. */
-function sameSocket(a: HostPort, b: HostPort): boolean {
+/** A bound address: its key path, where, and whether an IPv6 wildcard there takes IPv4 too. */
+type Listener = [(string | number)[], HostPort, boolean];
+
+/** A listen setting's addresses with their key paths (`listen.1` when it is a list). */
+function listenersAt(keyPath: string[], v: HostPort | HostPort[], dualStack = false): Listener[] {
+  return Array.isArray(v) ? v.map((hp, i): Listener => [[...keyPath, i], hp, dualStack]) : [[keyPath, v, dualStack]];
+}
+
+/**
+ * Two listeners that cannot both bind: same port, and the same host or a wildcard of its family
+ * (of both families for a dual-stack `::`).
+ */
+function sameSocket([, a, aDual]: Listener, [, b, bDual]: Listener): boolean {
   // port 0: each listener gets its own port from the OS
   if (a.port !== b.port || a.port === 0) return false;
   const [x, y] = [a.host.toLowerCase(), b.host.toLowerCase()];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  if ((aDual && x === '::') || (bDual && y === '::')) return true;
   return x === y || ((wildcard(x) || wildcard(y)) && x.includes(':') === y.includes(':'));
 }
 

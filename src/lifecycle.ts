@@ -46,3 +46,21 @@ export function trapShutdown(): { until(running: RunningProxy, onStop?: () => Pr
     },
   };
 }
+
+/**
+ * Take SIGHUP from now on. Its default action kills the process, and systemd sends it whenever
+ * asked to reload (a Type=simple unit counts as started at once): one that arrives while the
+ * proxy starts is kept, and the reload runs once `onReload` is given it.
+ */
+export function trapReload(): { onReload(reload: () => void): void } {
+  let reload: (() => void) | null = null;
+  let pending = false;
+  process.on('SIGHUP', () => (reload ? reload() : (pending = true)));
+  return {
+    onReload(r) {
+      reload = r;
+      if (pending) r();
+      pending = false;
+    },
+  };
+}

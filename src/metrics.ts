@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { knownCommands } from './codec/index.js';
 import type { HookCounter, HookGauge, HookHistogram, HookMetrics } from './hooks/api.js';
@@ -385,12 +386,40 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
 }
 
+/**
+ * Connections an HTTP listener (metrics, admin) keeps per client address and in all: clients
+ * that never finish a request must not take the file descriptors that peers and bitcoind's
+ * connections need (an exhausted process sees EMFILE and refuses every peer as backend_down).
+ */
+const HTTP_MAX_PER_ADDRESS = 16;
+const HTTP_MAX_CONNECTIONS = 256;
+
 export function listenHttp(server: http.Server, host: string, port: number): Promise<http.Server> {
+  limitConnections(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve(server);
+    });
+  });
+}
+
+function limitConnections(server: http.Server): void {
+  server.maxConnections = HTTP_MAX_CONNECTIONS;
+  // a request's headers within 10 s, all of it within 30 s (Node's defaults: 60 s and 5 min)
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const open = new Map<string, number>();
+  server.on('connection', (socket: net.Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const n = (open.get(address) ?? 0) + 1;
+    if (n > HTTP_MAX_PER_ADDRESS) return void socket.destroy();
+    open.set(address, n);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
     });
   });
 }

@@ -15,7 +15,7 @@ import { proxySettings, startProxy, type RunningProxy } from './app.js';
 import { serveAdmin } from './admin.js';
 import { loadConfig, type Config } from './config.js';
 import type { Readiness } from './health.js';
-import { trapShutdown } from './lifecycle.js';
+import { trapReload, trapShutdown } from './lifecycle.js';
 import { createLogger, type Logger } from './logging.js';
 import { listenHttp } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
@@ -44,6 +44,7 @@ export async function runWorker(configFile: string): Promise<number> {
   const send = (m: ToPrimary) => process.send?.(m);
   const store = new IpcStore({ send, on: (e, l) => process.on(e, l) }, config.store !== null);
   const shutdown = trapShutdown(); // a signal while starting stops the worker gracefully once up
+  process.on('SIGHUP', () => {}); // the primary forwards reloads; a HUP sent to the whole group must not kill workers, starting or not
   const running = await startProxy(config, { store, slotGate: store, configFile });
   new AggregatorRegistry(); // its constructor installs the listener that answers the primary's scrape
   AggregatorRegistry.setRegistries([running.metrics.registry]);
@@ -54,7 +55,6 @@ export async function runWorker(configFile: string): Promise<number> {
       (err: Error) => send({ bhp: 'reply', id: m.id, value: { error: err.message } }),
     );
   });
-  process.on('SIGHUP', () => {}); // the primary forwards reloads; a HUP sent to the whole group must not kill workers
   return shutdown.until(running);
 }
 
@@ -70,6 +70,7 @@ async function answer(running: RunningProxy, configFile: string, what: 'peers' |
 /** In the primary: fork the workers and serve admin and metrics for all of them. */
 export async function runPrimary(config: Config, configFile: string): Promise<number> {
   const log: Logger = createLogger(config.log.level).child({ role: 'primary' });
+  const reloads = trapReload(); // a SIGHUP while the workers start reloads them once up
   if (config.bans.file) {
     const problem = await checkBanFileWritable(config.bans.file);
     if (problem) throw new Error(problem);
@@ -263,7 +264,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
       ),
     );
   }
-  process.on('SIGHUP', () => {
+  reloads.onReload(() => {
     log.info('SIGHUP: reloading every worker');
     reload().then(
       (what) => log.info({ what }, 'config reloaded'),

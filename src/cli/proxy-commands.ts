@@ -1,13 +1,13 @@
 /** `run` and `check`: the proxy a config describes, started or only validated. */
 import cluster from 'node:cluster';
 import { BanFileError, chainLoadOptions, startProxy } from '../app.js';
-import { adminExposure, ConfigError, loadConfig, type Config } from '../config.js';
+import { adminExposure, ConfigError, loadConfig, socksExposure, type Config } from '../config.js';
 import { formatHostPort, type HostPort } from '../config-values.js';
 import { HookLoadError, loadHookChain, silentHookServices } from '../hooks/loader.js';
-import { trapShutdown } from '../lifecycle.js';
+import { trapReload, trapShutdown } from '../lifecycle.js';
 import { createLogger, defaultLogFormat, LOG_FORMATS, type LogFormat } from '../logging.js';
 import { ProxyMetrics } from '../metrics.js';
-import { checkBanFileWritable } from '../proxy/ban-list.js';
+import { checkBanFileReadable, checkBanFileWritable } from '../proxy/ban-list.js';
 import { type CommandSpec, type OptionSpec, type ParsedArgs } from './spec.js';
 
 const CONFIG_OPTION: OptionSpec = { type: 'string', short: 'c', arg: 'FILE', file: true, required: true, help: 'the proxy config (YAML); deploy/proxy.example.yaml shows every setting' };
@@ -50,8 +50,10 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
   if (command === 'check') {
     const exposed = adminExposure(config);
     if (exposed) console.error(`warning: ${exposed}`);
+    for (const w of socksExposure(config)) console.error(`warning: ${w}`);
     if (config.bans.file) {
-      const problem = await checkBanFileWritable(config.bans.file);
+      // as run refuses it: a directory it cannot write, or a file it would not load
+      const problem = (await checkBanFileWritable(config.bans.file)) ?? (await checkBanFileReadable(config.bans.file));
       if (problem) throw new BanFileError(problem);
     }
     await checkHooks(config);
@@ -64,8 +66,9 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
   if (config.workers > 1) return await (await import('../workers.js')).runPrimary(config, file);
   // before the start: the listener is up (and says so) before startProxy returns
   const shutdown = trapShutdown();
+  const reloads = trapReload();
   const running = await startProxy(config, { configFile: file, log: createLogger(config.log.level, undefined, logFormat(values)) });
-  process.on('SIGHUP', () => {
+  reloads.onReload(() => {
     running.log.info('SIGHUP: reloading config');
     running.reload().catch(() => {}); // logged by reload; the old chain keeps running
   });

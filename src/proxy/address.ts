@@ -47,8 +47,7 @@ export function parseSubnet(text: string): Subnet | null {
       const [addr, bits] = ipaddr.parseCIDR(t);
       const a = addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96 ? (addr as ipaddr.IPv6).toIPv4Address() : addr;
       const b = a === addr ? bits : bits - 96;
-      const network = ipaddr.parse(networkAddress(a, b));
-      return { text: `${network.toString()}/${b}`, addr: network, bits: b };
+      return { text: subnetText(a, b), addr: ipaddr.parse(networkAddress(a, b)), bits: b };
     }
   } catch {
     return null;
@@ -57,6 +56,11 @@ export function parseSubnet(text: string): Subnet | null {
   if (!a) return null;
   const bits = a.kind() === 'ipv4' ? 32 : 128;
   return { text: `${a.toString()}/${bits}`, addr: a, bits };
+}
+
+/** The canonical "network/bits" of the subnet of `a` with `bits`: the text a Subnet (and a ban) is keyed by. */
+export function subnetText(a: ipaddr.IPv4 | ipaddr.IPv6, bits: number): string {
+  return `${networkAddress(a, bits)}/${bits}`;
 }
 
 function networkAddress(a: ipaddr.IPv4 | ipaddr.IPv6, bits: number): string {

@@ -54,6 +54,17 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     { name: 'unknown top-level key', yaml: [...base, 'bakcend: 127.0.0.1:1'], expect: /bakcend \(line 3\): unknown key \(did you mean backend\?\)\n$/ },
     { name: 'bad duration', yaml: [...base, 'limits:', '  maxPeers: 8', '  handshakeTimeout: 5 parsecs'], expect: /limits\.handshakeTimeout \(line 5\): expected a duration.*5 parsecs/ },
     { name: 'a timeout longer than a Node timer', yaml: [...base, 'limits: { idleTimeout: 30d }'], expect: /limits\.idleTimeout \(line 3\): expected a duration.* up to 24d.*"30d"/ },
+    // timers that overflow fire after 1 ms: a 30d sync interval compared every ban with Redis 800 times a second
+    { name: 'a Redis sync interval longer than a Node timer', yaml: [...base, 'store: { redis: "redis://127.0.0.1:1", syncInterval: 30d }'], expect: /store\.syncInterval \(line 3\): expected a duration.* up to 24d.*"30d"/ },
+    { name: 'a Redis sync interval of 0', yaml: [...base, 'store: { redis: "redis://127.0.0.1:1", syncInterval: 0 }'], expect: /store\.syncInterval \(line 3\): expected at least 1s/ },
+    { name: 'a reserved-slot timeout longer than a Node timer', yaml: [...base, 'limits: { reservedAuthTimeout: 30d }'], expect: /limits\.reservedAuthTimeout \(line 3\): expected a duration.* up to 24d/ },
+    { name: 'a SOCKS timeout longer than a Node timer', yaml: [...base, 'outbound: { socks: { negotiateTimeout: 30d } }'], expect: /outbound\.socks\.negotiateTimeout \(line 3\): expected a duration.* up to 24d/ },
+    // a ban of 0 ms is never made: a peer at bans.threshold would be neither banned nor disconnected
+    { name: 'a ban duration of 0', yaml: [...base, 'bans: { duration: 0 }'], expect: /bans\.duration \(line 3\): expected more than 0/ },
+    { name: 'a backend-disconnect ban duration of 0', yaml: [...base, 'bans: { backendDisconnects: { duration: 0s } }'], expect: /bans\.backendDisconnects\.duration \(line 3\): expected more than 0/ },
+    // 0 is "off" for connectionRate bursts and backendDisconnects.count, but here it refused every peer
+    { name: 'maxPeersPerAddress of 0', yaml: [...base, 'limits: { maxPeersPerAddress: 0 }'], expect: /limits\.maxPeersPerAddress \(line 3\): .*>=1/ },
+    { name: 'maxPeersPerSubnet of 0', yaml: [...base, 'limits: { maxPeersPerSubnet: 0 }'], expect: /limits\.maxPeersPerSubnet \(line 3\): .*>=1/ },
     { name: 'a size of 1e300', yaml: [...base, 'limits: { sendBuffer: 1e300 }'], expect: /limits\.sendBuffer \(line 3\): expected a size like 5MB/ },
     { name: 'bad host:port', yaml: ['network: regtest', 'backend: localhost'], expect: /backend \(line 2\): expected host:port.*"localhost"/ },
     { name: 'port out of range', yaml: ['network: regtest', 'backend: 127.0.0.1:70000'], expect: /backend \(line 2\): expected host:port/ },
@@ -64,6 +75,14 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     { name: 'admin token with a space inside', yaml: [...base, 'admin: { token: "abcdefghij klmnopqrstu" }'], expect: /admin\.token \(line 3\): contains whitespace/ },
     { name: 'admin: true', yaml: [...base, 'admin: true'], expect: /admin \(line 3\): expected false, or expected object/ },
     { name: 'two settings on one port', yaml: [...base, 'metrics: { listen: "127.0.0.1:9444" }', 'admin: { listen: "0.0.0.0:9444", token: "aaaaaaaaaaaaaaaaaaaa" }'], expect: /admin\.listen \(line 4\): 0\.0\.0\.0:9444 is also metrics\.listen 127\.0\.0\.1:9444/ },
+    // `run` failed on these with "another process listens there": it was the proxy's own other listener
+    { name: 'one listener written twice', yaml: [...base, 'listen: ["127.0.0.1:18555", "127.0.0.1:18555"]'], expect: /listen\.1 \(line 3\): 127\.0\.0\.1:18555 is also listen\.0 127\.0\.0\.1:18555/ },
+    { name: 'a listener inside a wildcard on its port', yaml: [...base, 'listen:', '  - "0.0.0.0:18555"', '  - "127.0.0.1:18555"'], expect: /listen\.1 \(line 5\): 127\.0\.0\.1:18555 is also listen\.0 0\.0\.0\.0:18555/ },
+    { name: 'the SOCKS front on the P2P port', yaml: [...base, 'listen: "127.0.0.1:18555"', 'outbound: { socks: { listen: "127.0.0.1:18555" } }'], expect: /outbound\.socks\.listen \(line 4\): 127\.0\.0\.1:18555 is also listen 127\.0\.0\.1:18555/ },
+    // ipaddr.js reads "10.5" as 10.0.0.5: trusting a host the operator never named lets it claim any peer address
+    { name: 'a trusted balancer in a short IPv4 form', yaml: [...base, 'proxyProtocol: { trusted: ["10.5"] }'], expect: /proxyProtocol\.trusted\.0 \(line 3\): expected an address or CIDR/ },
+    // the HTTP listeners are dual-stack: [::] takes the IPv4 port too (the P2P and SOCKS ones are IPv6-only)
+    { name: 'metrics on 0.0.0.0 and admin on [::] of one port', yaml: [...base, 'metrics: { listen: "0.0.0.0:18556" }', 'admin: { listen: "[::]:18556", token: "aaaaaaaaaaaaaaaaaaaa" }'], expect: /admin\.listen \(line 4\): \[::\]:18556 is also metrics\.listen 0\.0\.0\.0:18556/ },
     { name: 'YAML syntax error', yaml: [...base, 'limits: {maxPeers: 3', 'bans:', '  file: x'], expect: /line [3-4]: YAML syntax/ },
     { name: 'duplicate key', yaml: ['network: regtest', 'backend: 127.0.0.1:1', 'backend: 127.0.0.1:2'], expect: /backend \(line 3\): duplicate key "backend" \(first on line 2\)/ },
     { name: 'duplicate nested key', yaml: [...base, 'hooks:', '  - module: ./a.js', '    options:', '      deny: [ping]', '      deny: [pong]'], expect: /hooks\.0\.options\.deny \(line 7\): duplicate key "deny" \(first on line 6\)/ },
@@ -362,6 +381,44 @@ test('an admin API on a non-loopback address: check warns, run logs a loud warni
   // on loopback: no warning
   writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', 'metrics: false', `admin: { listen: "127.0.0.1:${adminPort}", token: "${ADMIN_TOKEN}" }`].join('\n'));
   assert.doesNotMatch(cli(['check', '--config', file]).stderr, /warning/);
+});
+
+test('an outbound SOCKS front on a non-loopback address (no authentication; it connects and buys for whoever reaches it): check warns, run logs a loud warning', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const [port, socksPort] = [await freePort(), await freePort('0.0.0.0')];
+  const file = path.join(dir, 'open-socks.yaml');
+  const write = (socks: string) => writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:1', `listen: 127.0.0.1:${port}`, 'metrics: false', `outbound: { socks: { listen: "${socks}" }, wallet: "${path.join(dir, 'wallet.json')}" }`].join('\n'));
+  write(`0.0.0.0:${socksPort}`);
+  const checked = cli(['check', '--config', file]);
+  assert.equal(checked.status, 0, checked.stderr);
+  assert.match(checked.stderr, new RegExp(`^warning: outbound\\.socks\\.listen 0\\.0\\.0\\.0:${socksPort} is not a loopback address`));
+  const run = new RunningCli(file);
+  t.after(() => run.kill());
+  const warning = await run.waitForLog((l) => l.level === 40 && /outbound\.socks\.listen/.test(String(l.msg)), 'the SOCKS warning');
+  assert.match(String(warning.msg), /^WARNING: outbound\.socks\.listen 0\.0\.0\.0:\d+ is not a loopback address/);
+  // on loopback: no warning
+  write(`127.0.0.1:${socksPort}`);
+  assert.doesNotMatch(cli(['check', '--config', file]).stderr, /warning/);
+});
+
+test('check fails as run would: a ban file that is torn or of an unknown format, one line each, the file untouched', (t) => {
+  const dir = tempDir(t);
+  const bans = path.join(dir, 'bans.json');
+  const file = path.join(dir, 'proxy.yaml');
+  writeFileSync(file, ['network: regtest', 'backend: 127.0.0.1:18444', `listen: 127.0.0.1:0`, 'metrics: false', `bans: { file: "${bans}" }`].join('\n'));
+  for (const [text, message] of [
+    ['{"version": 1, "bans": [', /^ban file .*bans\.json is not valid JSON/],
+    ['{"version": 2, "bans": []}', /^ban file .*bans\.json has an unknown format/],
+  ] as const) {
+    writeFileSync(bans, text);
+    const checked = cli(['check', '--config', file]);
+    assert.equal(checked.status, 1, `check exits 1 (stdout: ${checked.stdout})`);
+    assert.match(checked.stderr, message);
+    assert.equal(checked.stderr.trim().split('\n').length, 1, `one line: ${checked.stderr}`);
+    const run = cli(['run', '--config', file]);
+    assert.deepEqual([run.status, run.stderr], [1, checked.stderr], '`run` says exactly what `check` says');
+    assert.equal(readFileSync(bans, 'utf8'), text, 'the ban file is left as it was');
+  }
 });
 
 test('check fails as run would: an unwritable ban file, and a hook metric named like one of the proxy\'s', (t) => {
