@@ -90,7 +90,8 @@ export function take(buckets: Buckets, key: string, rule: Rule, now: number): bo
     b = { tokens: rule.burst, at: now };
     buckets.set(key, b);
   } else {
-    b.tokens = Math.min(rule.burst, b.tokens + ((now - b.at) / 1000) * rule.rate);
+    // `now` is the wall clock, which NTP may step back: a negative interval would drain the bucket for as long as the step
+    b.tokens = Math.min(rule.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * rule.rate);
     b.at = now;
   }
   if (b.tokens < 1) return false;

@@ -51,6 +51,9 @@ export function captureFolderName(address: string, port: number): string {
   return hostPort.replaceAll(':', '_');
 }
 
+/** Closed lanes whose file sizes stay counted, remembered so that reopening them does not count them again (oldest forgotten first: then counted twice, never missed). */
+const CLOSED_LANES_REMEMBERED = 100_000;
+
 interface Lane {
   readonly dir: string;
   readonly kind: CaptureFileKind;
@@ -67,6 +70,8 @@ interface Lane {
 
 export class CaptureStore {
   readonly #lanes = new Map<string, Lane>();
+  /** lane key → the sizes #disk counts for its files, for lanes closed since they were counted */
+  readonly #closedLanes = new Map<string, Pick<Lane, 'size' | 'rotated'>>();
   #buffered = 0;
   #disk = 0;
   #closed = false;
@@ -103,7 +108,9 @@ export class CaptureStore {
     const key = `${folder}/${kind}`;
     let lane = this.#lanes.get(key);
     if (!lane) {
-      lane = { dir: path.join(this.root, folder), kind, queue: [], queued: 0, handle: null, size: 0, rotated: [], draining: null, release: false };
+      const counted = this.#closedLanes.get(key);
+      this.#closedLanes.delete(key);
+      lane = { dir: path.join(this.root, folder), kind, queue: [], queued: 0, handle: null, size: counted?.size ?? 0, rotated: counted?.rotated ?? [], draining: null, release: false };
       this.#lanes.set(key, lane);
     }
     lane.release = false;
@@ -123,7 +130,7 @@ export class CaptureStore {
       if (!lane) continue;
       lane.release = true;
       if (!lane.draining) {
-        this.#lanes.delete(key);
+        this.#forget(key, lane);
         void lane.handle?.close().catch(() => {});
       }
     }
@@ -144,6 +151,13 @@ export class CaptureStore {
     this.#closed = true;
     await Promise.all([...this.#lanes.values()].map((l) => l.handle?.close().catch(() => {})));
     this.#lanes.clear();
+  }
+
+  /** Drop a lane whose peer is gone; its files stay counted in #disk, and so remembered. */
+  #forget(key: string, lane: Lane): void {
+    this.#lanes.delete(key);
+    this.#closedLanes.set(key, { size: lane.size, rotated: lane.rotated });
+    if (this.#closedLanes.size > CLOSED_LANES_REMEMBERED) this.#closedLanes.delete(this.#closedLanes.keys().next().value!);
   }
 
   #levels(): void {
@@ -180,7 +194,7 @@ export class CaptureStore {
     } finally {
       lane.draining = null;
       if (lane.release && lane.queue.length === 0) {
-        this.#lanes.delete(key);
+        this.#forget(key, lane);
         await lane.handle?.close().catch(() => {});
         lane.handle = null;
       }
@@ -191,6 +205,8 @@ export class CaptureStore {
   async #open(lane: Lane): Promise<void> {
     await mkdir(lane.dir, { recursive: true });
     const sizeOf = (g: number) => stat(path.join(lane.dir, captureFileName(lane.kind, g))).then((s) => s.size, () => -1);
+    // files counted before (a reopen after a write error, or a peer back from the same address and port) are counted afresh, not twice
+    const counted = lane.size + lane.rotated.reduce((a, b) => a + b, 0);
     lane.handle = await open(path.join(lane.dir, captureFileName(lane.kind)), 'a');
     lane.size = (await lane.handle.stat()).size;
     lane.rotated = [];
@@ -199,7 +215,7 @@ export class CaptureStore {
       if (s < 0) break;
       lane.rotated.push(s);
     }
-    this.#disk += lane.size + lane.rotated.reduce((a, b) => a + b, 0);
+    this.#disk += lane.size + lane.rotated.reduce((a, b) => a + b, 0) - counted;
   }
 
   /** msgs_x.dat → msgs_x.1.dat → msgs_x.2.dat ...; the oldest beyond `keep` is deleted. */

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Block, Transaction } from 'bitcoinjs-lib';
-import { decodeMessage, hash256, hashFromHex, InvType, RawBlock, RawTransaction, type Frame, type InvVector } from '../../src/codec/index.js';
+import { blockHash, decodeMessage, hash256, hashFromHex, InvType, RawBlock, RawTransaction, type Frame, type InvVector } from '../../src/codec/index.js';
 import { createHookHarness, type FakePeer, type TestHarness } from '../../src/hooks/testing.js';
 import { captureFiles } from '../codec/support-fixtures.js';
 import { bcoinAvailable, startBcoin } from '../support/bcoin-node.js';
@@ -392,9 +392,11 @@ test('unit: options are validated and named in the error', async () => {
   await assert.rejects(harness({ colour: 'red' }), /block-cache.*colour/s);
   await assert.rejects(harness({ txTtl: -1 }), /block-cache.*txTtl/s);
   const url = 'http://127.0.0.1:8332';
-  for (const rpc of [{ url }, { url, user: 'u' }, { url, user: 'u', password: 'p', cookieFile: '/c' }, { url: 'https://x', cookieFile: '/c' }, { url, cookieFile: '/c', cacheTtl: 'soon' }]) {
+  for (const rpc of [{ url }, { url, user: 'u' }, { url, user: 'u', password: 'p', cookieFile: '/c' }, { url: 'https://x', cookieFile: '/c' }, { url, cookieFile: '/c', cacheTtl: 'soon' }, { url, cookieFile: '/c', timeout: 0 }]) {
     await assert.rejects(harness({ rpc }), /block-cache.*rpc/s, JSON.stringify(rpc));
   }
+  // timeout 0 was taken as node's http "no timeout": a hung RPC then held every getdata of cached blocks until hookTimeout disconnected the peer
+  await assert.rejects(harness({ rpc: { url, cookieFile: '/c', timeout: 0 } }), /options\.rpc\.timeout: a duration must be more than 0/);
   const h = await harness({ maxBytes: '64MiB', txMaxBytes: 0, txTtl: '2m', blockTtl: '1h', rpc: { url, cookieFile: '/c', cacheTtl: '500ms', timeout: '2s' } });
   await h.close();
 });
@@ -606,4 +608,72 @@ test('litecoind behind the proxy with rpc that does not answer: the cache forwar
   assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total'), 0);
   assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'error' }), 1);
   assert.equal(client.isClosed, false);
+});
+
+test('litecoind behind the proxy: a getdata repeating one cached block is served from the cache only up to a bound per getdata; litecoind answers the rest, at the pace the peer reads', { skip: litecoindSkipReason(), timeout: 180_000 }, async (t) => {
+  // bitcoind serves a getdata item by item and stops while its send buffer is full; the cache
+  // pushed every item it had at once, each one a fresh copy (a frame, and for MSG_BLOCK of a
+  // witness block a stripped block built again). One getdata of 50,000 items (MAX_INV_SZ, 1.8 MB)
+  // naming one cached 2 MB block queued 100 GB in the proxy: out of memory, every peer gone.
+  // Here a block of about 1 kB, 50,000 times: 50 MB would be queued by the cache at once.
+  const cleanup = cleanupStack(t);
+  const node = await startLitecoind({ name: 'block-cache-flood' });
+  cleanup.push(() => node.stop());
+  await node.generate(101);
+  const outputs: Record<string, number> = {};
+  for (let i = 0; i < 20; i++) outputs[await node.getNewAddress()] = 0.01;
+  await node.rpc('sendmany', ['', outputs]); // a segwit spend with 20 outputs: the block has witness data
+  const [hash] = (await node.generate(1)).map(hashFromHex);
+
+  const proxy: TestProxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: { maxBytes: '16MiB' } }]), { metrics: true });
+  cleanup.push(() => proxy.close());
+  const client = await P2PClient.connect(proxy.port);
+  cleanup.push(() => client.close());
+  await client.handshake();
+  await requestBlocks(client, [{ type: InvType.WITNESS_BLOCK, hash: hash! }]); // litecoind answers; now cached
+  const [stripped] = await requestBlocks(client, [{ type: InvType.BLOCK, hash: hash! }]);
+  const size = stripped!.payload.length;
+  assert.ok(RawBlock.parse(stripped!.payload).txs.length === 2 && size > 800, `a block of ${size} bytes, stripped from the cached witness form`);
+  const served = await proxy.metricValue('bhp_hook_block_cache_served_bytes_total', { kind: 'block' });
+  const sentBefore = await blockSent(node);
+
+  const n = 50_000;
+  const answers = await requestBlocks(client, Array.from({ length: n }, () => ({ type: InvType.BLOCK, hash: hash! })));
+  assert.equal(answers.length, n, 'every item answered');
+  assert.ok(answers.every((f) => f.payload.equals(stripped!.payload)), 'each the stripped block');
+  const fromCache = (await proxy.metricValue('bhp_hook_block_cache_served_bytes_total', { kind: 'block' })) - served;
+  assert.ok(fromCache <= 16 * 1024 * 1024 + size, `the cache served ${fromCache} bytes for one getdata: at most 16 MiB`);
+  assert.ok(fromCache > 0, 'the leading items still come from the cache');
+  assert.equal((await blockSent(node)) - sentBefore, (n - fromCache / size) * (size + 24), 'litecoind sent the rest');
+});
+
+test('litecoind behind the proxy: a peer cannot make the cache drop blocks of the active chain by asking litecoind for the header of a stale block', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  // bitcoind answers getheaders with an empty locator with the one header of hashStop, also for a
+  // valid block outside its active chain (BlockRequestAllowed: recent stale blocks). The hook took
+  // every header bitcoind sends as active chain, so that header dropped the active block on the
+  // same parent and every cached block built on it: any peer could empty the cache of the recent
+  // chain at will while a stale block was less than a month old.
+  const { node, proxy, client } = await cacheSetup(t, 'block-cache-stale-header', 8);
+  const stale = await node.getBlockHash(8);
+  await node.rpc('invalidateblock', [stale]);
+  const [active] = await node.generate(1, await node.getNewAddress()); // another block 8, on block 7
+  const [child] = await node.generate(1);
+  await node.rpc('reconsiderblock', [stale]); // valid again, but not active: the same work came first
+  assert.equal(await node.getBlockHash(8), active);
+
+  const items = [active!, child!].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
+  const wire = items.map((i) => i.hash.toString('hex'));
+  // litecoind announced both blocks to the client (inv): each one's first request from it goes to litecoind (getblocks continuation)
+  for (let i = 0; i < 3; i++) assert.deepEqual(await blocksAnswered(client, items), wire);
+  const hits = await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' });
+  assert.ok(hits >= 2, 'the cache answers');
+
+  const from = client.frames.length;
+  client.send('getheaders', { version: 70016, locator: [], hashStop: hashFromHex(stale) });
+  const headers = await client.waitFor('headers', 20_000, undefined, from);
+  assert.deepEqual(decodeMessage('headers', headers.payload).map((h) => blockHash(h).toString('hex')), [hashFromHex(stale).toString('hex')], 'litecoind sends the stale header');
+  await client.ping();
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_evictions_total', { kind: 'block', reason: 'stale' }), 0, 'nothing dropped');
+  assert.deepEqual(await blocksAnswered(client, items), wire);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), hits + 2, 'the active blocks are still served from the cache');
 });

@@ -118,6 +118,25 @@ test('bounded buffer and total cap: records are dropped and counted, add() never
   assert.equal(drops.closed, 1);
 });
 
+test('total cap: files of a peer that reconnects from the same address and port are counted once', async (t) => {
+  // Each (re)open of a peer's files added their sizes to the total again: a peer reconnecting
+  // from the same address and port (our node's outbound peers on 8333, a peer with a fixed source
+  // port) inflated the count by the whole file every time, until every record was dropped as
+  // total_cap with the disk far below maxTotalBytes.
+  const dir = tmpDir(t);
+  const drops: Record<string, number> = {};
+  const store = new CaptureStore(dir, { maxFileBytes: 4096, keep: 1, maxTotalBytes: 2048, maxBufferBytes: 1024 }, { dropped: (r, n) => void (drops[r] = (drops[r] ?? 0) + n) });
+  for (let i = 0; i < 20; i++) {
+    assert.ok(store.add('203.0.113.5_8333', 'recv', { timeMicros: BigInt(i), command: 'ping', payload: Buffer.alloc(8, i) }), `session ${i}: captured`);
+    store.release('203.0.113.5_8333'); // the peer disconnects; its files are closed once written
+    await store.flush();
+  }
+  assert.deepEqual(drops, {});
+  assert.equal(readCaptureFile(readFileSync(path.join(dir, '203.0.113.5_8333', 'msgs_recv.dat'))).length, 20);
+  assert.equal(store.diskBytes, 20 * 32, 'the bytes on disk, once');
+  await store.close();
+});
+
 test('the hook: chosen peers (addresses, subnets) and commands, both directions, bitcoind file names', async (t) => {
   const dir = tmpDir(t);
   const h = await createHookHarness([{ module: MODULE, options: { dir, peers: ['198.51.100.0/24', '2001:db8::7'], commands: ['ping', 'pong', 'inv'] } }]);
@@ -149,7 +168,10 @@ test('the hook: options are validated; one direction only', async (t) => {
   }
   const file = path.join(dir, 'not-a-dir');
   writeFileSync(file, '');
-  await assert.rejects(createHookHarness([{ module: MODULE, options: { dir: file } }]), HookLoadError);
+  // one line naming the option and what is wrong with it, not node's bare "EEXIST: file already exists, mkdir"
+  for (const bad of [file, path.join(file, 'sub')]) {
+    await assert.rejects(createHookHarness([{ module: MODULE, options: { dir: bad } }]), (err: Error) => err instanceof HookLoadError && err.message.includes(`options.dir: ${bad} is not a writable folder (`), bad);
+  }
   const h = await createHookHarness([{ module: MODULE, options: { dir, directions: ['outbound'], maxFileBytes: '64KiB' } }]);
   assert.equal(h.chain.hooksFor('inbound', 'ping').length, 0);
   assert.equal(h.chain.hooksFor('outbound', 'ping').length, 1);

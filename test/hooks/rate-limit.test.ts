@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeMessage } from '../../src/codec/index.js';
+import { decodeMessage, encodeFrame, encodePayload, resolveNetwork } from '../../src/codec/index.js';
 import { defineHook, HOOK_API_VERSION } from '../../src/hooks/index.js';
 import { createHookHarness } from '../../src/hooks/testing.js';
 import { startLitecoind, litecoindSkipReason, type Litecoind } from '../support/litecoind.js';
@@ -19,6 +19,7 @@ import { sleep, waitFor } from '../support/wait.js';
 import { cleanupStack } from '../support/cleanup.js';
 
 const MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../hooks/rate-limit.js');
+const REGTEST = resolveNetwork('regtest');
 const hookYaml = (options: object) => `hooks:\n  - { module: ${JSON.stringify(MODULE)}, options: ${JSON.stringify(options)} }`;
 
 /** A stand-in for a paywall hook: sets peer.state `tier` when the peer sends `x:paid`. */
@@ -130,6 +131,26 @@ test('a peer whose tier changes gets the new tier\'s buckets at once, per peer a
   p.state.delete('tier'); // the pass ended
   assert.equal(await pings(h, p, 4), 2, 'back to free: the free tier\'s own bucket');
   await h.close();
+});
+
+test('the wall clock stepping back (NTP) neither drains nor starves a bucket: elapsed time is never negative', async () => {
+  // msg.receivedAt is Date.now(); a step back of an hour made the refill an hour of negative
+  // tokens, so every peer's bucket stayed empty (and each message got the rule's action) for the hour
+  for (const scope of ['peer', 'address']) {
+    const h = await createHookHarness([{ module: MODULE, options: { tiers: { default: { [scope]: { ping: { rate: 10, burst: 5 } } } } } }]);
+    const a = h.peer();
+    const ping = (at: number) => h.chain.run('inbound', encodeFrame(REGTEST, 'ping', encodePayload('ping', { nonce: 1n }), 4_000_000), a, at);
+    const t0 = 1_800_000_000_000;
+    let passed = 0;
+    for (let i = 0; i < 6; i++) if (await ping(t0)) passed++;
+    assert.equal(passed, 5, `${scope}: the burst passes`);
+    const back = t0 - 3_600_000; // the clock is set back an hour
+    assert.equal(await ping(back), null, `${scope}: still empty right after the step: nothing was refilled`);
+    assert.ok(await ping(back + 200), `${scope}: 200 ms later by the new clock, 2 tokens came back as on any clock`);
+    assert.ok(await ping(back + 200), scope);
+    assert.equal(await ping(back + 200), null, scope);
+    await h.close();
+  }
 });
 
 test('bad options are refused with the key named', async () => {
