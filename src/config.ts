@@ -130,6 +130,8 @@ const adminToken = z
     // an empty ${VAR} substitutes to "": as good as missing
     if (t.trim() === '') issue(`${t === '' ? 'empty' : 'only whitespace'}: ${ADMIN_TOKEN_HINT}`);
     else if (/\s/.test(t)) issue('contains whitespace, which a Bearer token cannot carry');
+    // HTTP header values are bytes: Node refuses to send others, and reads the rest as latin1
+    else if (!/^[\x21-\x7e]+$/.test(t)) issue('contains characters other than printable ASCII, which no HTTP client can send as they are');
     else if (t.length < 16) issue('the admin token must be at least 16 characters');
   });
 

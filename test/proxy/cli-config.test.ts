@@ -73,6 +73,8 @@ test('check and run: invalid files exit 1 with one line per problem naming the k
     { name: 'admin token of whitespace', yaml: [...base, 'admin:', `  token: "${' '.repeat(24)}"`], expect: /admin\.token \(line 4\): only whitespace/ },
     { name: 'admin token from an env var of whitespace', yaml: [...base, 'admin: { token: "${BHP_TEST_BLANK}" }'], expect: /admin\.token \(line 3\): only whitespace/ },
     { name: 'admin token with a space inside', yaml: [...base, 'admin: { token: "abcdefghij klmnopqrstu" }'], expect: /admin\.token \(line 3\): contains whitespace/ },
+    // no client can send it: Node refuses the header ("Invalid character"), curl's UTF-8 bytes are read as latin1 (401)
+    { name: 'admin token with non-ASCII characters', yaml: [...base, 'admin: { token: "pa€€word-0123456789" }'], expect: /admin\.token \(line 3\): .*ASCII/ },
     { name: 'admin: true', yaml: [...base, 'admin: true'], expect: /admin \(line 3\): expected false, or expected object/ },
     { name: 'two settings on one port', yaml: [...base, 'metrics: { listen: "127.0.0.1:9444" }', 'admin: { listen: "0.0.0.0:9444", token: "aaaaaaaaaaaaaaaaaaaa" }'], expect: /admin\.listen \(line 4\): 0\.0\.0\.0:9444 is also metrics\.listen 127\.0\.0\.1:9444/ },
     // `run` failed on these with "another process listens there": it was the proxy's own other listener
