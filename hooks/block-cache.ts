@@ -37,6 +37,13 @@ const DEFAULT_TX_TTL = 15 * 60;
 const PENDING_PER_PEER = 5000;
 /** bitcoind's getblocks limit: the block that makes it send the continuation inv is among the last. */
 const GETBLOCKS_LIMIT = 500;
+/**
+ * Payload bytes one getdata is answered with from the cache, at most (the first item always is).
+ * bitcoind serves a getdata item by item while its send buffer has room; the cache pushes its
+ * answers at once, each a fresh copy, so a getdata naming one large block 50,000 times would
+ * be multiplied into memory. The rest goes to bitcoind, which sends at the pace the peer reads.
+ */
+const MAX_SERVED_PER_GETDATA = 16 * 1024 * 1024;
 /** Per-entry bookkeeping counted on top of the payload bytes. */
 const ENTRY_OVERHEAD = 160;
 
@@ -186,10 +193,13 @@ export class BlockCache {
     const now = Date.now();
     // bitcoind answers in request order: serve the leading run of cached items, forward the rest
     const hits: OutgoingMessage[] = [];
+    let bytes = 0;
     for (const item of items) {
+      if (bytes >= MAX_SERVED_PER_GETDATA) break;
       const found = this.#lookup(item, book, now);
       if (!found) break;
       hits.push(found);
+      bytes += found.payload!.length;
     }
     const blocks = this.chainCheck ? items.slice(0, hits.length).filter((i) => cacheableKind(i.type) === 'block') : [];
     if (blocks.length === 0) return this.#answer(items, hits, book);

@@ -607,3 +607,40 @@ test('litecoind behind the proxy with rpc that does not answer: the cache forwar
   assert.equal(await proxy.metricValue('bhp_hook_block_cache_chain_checks_total', { outcome: 'error' }), 1);
   assert.equal(client.isClosed, false);
 });
+
+test('litecoind behind the proxy: a getdata repeating one cached block is served from the cache only up to a bound per getdata; litecoind answers the rest, at the pace the peer reads', { skip: litecoindSkipReason(), timeout: 180_000 }, async (t) => {
+  // bitcoind serves a getdata item by item and stops while its send buffer is full; the cache
+  // pushed every item it had at once, each one a fresh copy (a frame, and for MSG_BLOCK of a
+  // witness block a stripped block built again). One getdata of 50,000 items (MAX_INV_SZ, 1.8 MB)
+  // naming one cached 2 MB block queued 100 GB in the proxy: out of memory, every peer gone.
+  // Here a block of about 1 kB, 50,000 times: 50 MB would be queued by the cache at once.
+  const cleanup = cleanupStack(t);
+  const node = await startLitecoind({ name: 'block-cache-flood' });
+  cleanup.push(() => node.stop());
+  await node.generate(101);
+  const outputs: Record<string, number> = {};
+  for (let i = 0; i < 20; i++) outputs[await node.getNewAddress()] = 0.01;
+  await node.rpc('sendmany', ['', outputs]); // a segwit spend with 20 outputs: the block has witness data
+  const [hash] = (await node.generate(1)).map(hashFromHex);
+
+  const proxy: TestProxy = await startTestProxy(node.p2pPort, hooksYaml([{ module: HOOK, options: { maxBytes: '16MiB' } }]), { metrics: true });
+  cleanup.push(() => proxy.close());
+  const client = await P2PClient.connect(proxy.port);
+  cleanup.push(() => client.close());
+  await client.handshake();
+  await requestBlocks(client, [{ type: InvType.WITNESS_BLOCK, hash: hash! }]); // litecoind answers; now cached
+  const [stripped] = await requestBlocks(client, [{ type: InvType.BLOCK, hash: hash! }]);
+  const size = stripped!.payload.length;
+  assert.ok(RawBlock.parse(stripped!.payload).txs.length === 2 && size > 800, `a block of ${size} bytes, stripped from the cached witness form`);
+  const served = await proxy.metricValue('bhp_hook_block_cache_served_bytes_total', { kind: 'block' });
+  const sentBefore = await blockSent(node);
+
+  const n = 50_000;
+  const answers = await requestBlocks(client, Array.from({ length: n }, () => ({ type: InvType.BLOCK, hash: hash! })));
+  assert.equal(answers.length, n, 'every item answered');
+  assert.ok(answers.every((f) => f.payload.equals(stripped!.payload)), 'each the stripped block');
+  const fromCache = (await proxy.metricValue('bhp_hook_block_cache_served_bytes_total', { kind: 'block' })) - served;
+  assert.ok(fromCache <= 16 * 1024 * 1024 + size, `the cache served ${fromCache} bytes for one getdata: at most 16 MiB`);
+  assert.ok(fromCache > 0, 'the leading items still come from the cache');
+  assert.equal((await blockSent(node)) - sentBefore, (n - fromCache / size) * (size + 24), 'litecoind sent the rest');
+});
