@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { z } from 'zod';
-import { durationSeconds } from './common.js';
+import { durationSeconds, positiveDurationSeconds } from './common.js';
 
 export const chainCheckOptions = z
   .strictObject({
@@ -21,8 +21,8 @@ export const chainCheckOptions = z
     cookieFile: z.string().min(1).optional(),
     /** how long an answer is kept */
     cacheTtl: durationSeconds.default(1),
-    /** how long to wait for bitcoind; keep it well below limits.hookTimeout */
-    timeout: durationSeconds.default(1),
+    /** how long to wait for bitcoind; keep it well below limits.hookTimeout (0 would be node's "no timeout": a hung RPC would cost peers their connection) */
+    timeout: positiveDurationSeconds.default(1),
   })
   .refine((o) => (o.cookieFile === undefined) !== (o.user === undefined && o.password === undefined) && (o.user === undefined) === (o.password === undefined), {
     message: 'give either user and password, or cookieFile',

@@ -392,9 +392,11 @@ test('unit: options are validated and named in the error', async () => {
   await assert.rejects(harness({ colour: 'red' }), /block-cache.*colour/s);
   await assert.rejects(harness({ txTtl: -1 }), /block-cache.*txTtl/s);
   const url = 'http://127.0.0.1:8332';
-  for (const rpc of [{ url }, { url, user: 'u' }, { url, user: 'u', password: 'p', cookieFile: '/c' }, { url: 'https://x', cookieFile: '/c' }, { url, cookieFile: '/c', cacheTtl: 'soon' }]) {
+  for (const rpc of [{ url }, { url, user: 'u' }, { url, user: 'u', password: 'p', cookieFile: '/c' }, { url: 'https://x', cookieFile: '/c' }, { url, cookieFile: '/c', cacheTtl: 'soon' }, { url, cookieFile: '/c', timeout: 0 }]) {
     await assert.rejects(harness({ rpc }), /block-cache.*rpc/s, JSON.stringify(rpc));
   }
+  // timeout 0 was taken as node's http "no timeout": a hung RPC then held every getdata of cached blocks until hookTimeout disconnected the peer
+  await assert.rejects(harness({ rpc: { url, cookieFile: '/c', timeout: 0 } }), /options\.rpc\.timeout: a duration must be more than 0/);
   const h = await harness({ maxBytes: '64MiB', txMaxBytes: 0, txTtl: '2m', blockTtl: '1h', rpc: { url, cookieFile: '/c', cacheTtl: '500ms', timeout: '2s' } });
   await h.close();
 });
