@@ -25,6 +25,8 @@ import { actionSchema, applyAction } from './lib/common.js';
 
 const NAME = 'features';
 
+/** per-peer state key: the peer's verack was counted */
+const COUNTED_KEY = `${NAME}.verackCounted`;
 /** Version byte of the feature data and of the x:hello answer (docs/x-protocol.md). */
 export const FEATURE_DATA_VERSION = 1;
 export const HELLO_VERSION = 1;
@@ -144,7 +146,10 @@ export default defineHook({
 
   onMessage(msg, peer) {
     if (msg.direction === 'inbound') {
-      // msg is the peer's verack: every feature it announces has arrived (BIP 434)
+      // msg is the peer's verack: every feature it announces has arrived (BIP 434). Only the
+      // first counts: bitcoind ignores redundant veracks, and a peer must not inflate the metric.
+      if (peer.state.has(COUNTED_KEY)) return;
+      peer.state.set(COUNTED_KEY, true);
       peersSeen.inc({ x_feature: peer.features.has(X_FEATURE_ID) ? 'yes' : 'no' });
       return;
     }
