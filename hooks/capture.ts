@@ -81,8 +81,13 @@ export default defineHook({
   wants: (o) => Object.fromEntries(o.directions.map((d) => [d, o.commands])),
 
   async init(o, ctx) {
-    await mkdir(o.dir, { recursive: true });
-    await access(o.dir, constants.W_OK);
+    try {
+      await mkdir(o.dir, { recursive: true });
+      await access(o.dir, constants.W_OK);
+    } catch (err) {
+      // node's own message ("EEXIST: file already exists, mkdir") does not say which option or what is wrong
+      throw new Error(`options.dir: ${o.dir} is not a writable folder (${(err as Error).message})`);
+    }
     folderKey = `${NAME}.folder.${randomUUID()}`;
     peers = null;
     if (o.peers) {

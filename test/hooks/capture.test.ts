@@ -168,7 +168,10 @@ test('the hook: options are validated; one direction only', async (t) => {
   }
   const file = path.join(dir, 'not-a-dir');
   writeFileSync(file, '');
-  await assert.rejects(createHookHarness([{ module: MODULE, options: { dir: file } }]), HookLoadError);
+  // one line naming the option and what is wrong with it, not node's bare "EEXIST: file already exists, mkdir"
+  for (const bad of [file, path.join(file, 'sub')]) {
+    await assert.rejects(createHookHarness([{ module: MODULE, options: { dir: bad } }]), (err: Error) => err instanceof HookLoadError && err.message.includes(`options.dir: ${bad} is not a writable folder (`), bad);
+  }
   const h = await createHookHarness([{ module: MODULE, options: { dir, directions: ['outbound'], maxFileBytes: '64KiB' } }]);
   assert.equal(h.chain.hooksFor('inbound', 'ping').length, 0);
   assert.equal(h.chain.hooksFor('outbound', 'ping').length, 1);
