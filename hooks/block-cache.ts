@@ -90,6 +90,8 @@ interface PeerBook {
   forward: Map<string, true>;
   /** the peer asked for a filtered block: bitcoind then sends stripped `tx` messages unasked */
   filtered: boolean;
+  /** hashStop of the peer's getheaders with an empty locator: bitcoind answers with that header even for a stale block */
+  stopHeaders: Map<string, true>;
 }
 
 const STATE_KEY = 'block-cache';
@@ -173,7 +175,7 @@ export class BlockCache {
   static book(peer: HookPeer): PeerBook {
     let b = peer.state.get(STATE_KEY) as PeerBook | undefined;
     if (!b) {
-      b = { announced: new Map(), pending: new Map(), forward: new Map(), filtered: false };
+      b = { announced: new Map(), pending: new Map(), forward: new Map(), filtered: false, stopHeaders: new Map() };
       peer.state.set(STATE_KEY, b);
     }
     return b;
@@ -325,8 +327,23 @@ export class BlockCache {
     }
   }
 
-  /** bitcoind's headers (announcements and getheaders answers) are all in its active chain. */
-  headers(msg: HookMessage): void {
+  /**
+   * A getheaders with an empty locator asks for the one header of hashStop, which bitcoind also
+   * sends for a recent block outside its active chain: that answer says nothing of the chain.
+   */
+  getheaders(msg: HookMessage, peer: HookPeer): undefined {
+    if (!this.blocks) return undefined;
+    try {
+      const m = msg.decode<codec.LocatorMessage>();
+      if (m.locator.length === 0) limitedSet(BlockCache.book(peer).stopHeaders, hex(m.hashStop), true, 64);
+    } catch {
+      /* bitcoind judges a malformed getheaders */
+    }
+    return undefined;
+  }
+
+  /** bitcoind's headers (announcements and getheaders answers) are in its active chain, but for a hashStop asked alone. */
+  headers(msg: HookMessage, peer: HookPeer): void {
     if (!this.blocks || this.#byPrev.size === 0) return;
     let headers: codec.BlockHeader[];
     try {
@@ -334,7 +351,11 @@ export class BlockCache {
     } catch {
       return;
     }
-    for (const h of headers) this.#inActiveChain(hex(codec.blockHash(h)), hex(h.prevBlock));
+    const asked = BlockCache.book(peer).stopHeaders;
+    for (const h of headers) {
+      const key = hex(codec.blockHash(h));
+      if (!asked.delete(key)) this.#inActiveChain(key, hex(h.prevBlock));
+    }
   }
 
   /** A block of bitcoind's active chain: cached blocks on the same parent are not (any more). */
@@ -452,7 +473,7 @@ export default defineHook<BlockCacheOptions>({
   apiVersion: HOOK_API_VERSION,
   name: 'block-cache',
   options: blockCacheOptions,
-  wants: { inbound: ['getdata'], outbound: ['block', 'tx', 'inv', 'notfound', 'cmpctblock', 'headers'] },
+  wants: { inbound: ['getdata', 'getheaders'], outbound: ['block', 'tx', 'inv', 'notfound', 'cmpctblock', 'headers'] },
   init(options, ctx) {
     const cache = new BlockCache(options, metrics(ctx));
     cache.updateGauges();
@@ -461,7 +482,7 @@ export default defineHook<BlockCacheOptions>({
   onMessage(msg, peer, ctx) {
     const cache = instances.get(ctx);
     if (!cache) return undefined;
-    if (msg.direction === 'inbound') return msg.command === 'getdata' ? cache.getdata(msg, peer) : undefined;
+    if (msg.direction === 'inbound') return msg.command === 'getdata' ? cache.getdata(msg, peer) : msg.command === 'getheaders' ? cache.getheaders(msg, peer) : undefined;
     switch (msg.command) {
       case 'block':
         cache.block(msg, peer);
@@ -479,7 +500,7 @@ export default defineHook<BlockCacheOptions>({
         cache.cmpctblock(msg, peer);
         break;
       case 'headers':
-        cache.headers(msg);
+        cache.headers(msg, peer);
         break;
     }
     return undefined;
