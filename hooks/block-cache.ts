@@ -92,6 +92,8 @@ interface PeerBook {
   filtered: boolean;
   /** hashStop of the peer's getheaders with an empty locator: bitcoind answers with that header even for a stale block */
   stopHeaders: Map<string, true>;
+  /** MSG_CMPCT_BLOCK items forwarded and not answered yet (bitcoind answers recent ones, stale or not, with a cmpctblock) */
+  cmpctAsked: number;
 }
 
 const STATE_KEY = 'block-cache';
@@ -175,7 +177,7 @@ export class BlockCache {
   static book(peer: HookPeer): PeerBook {
     let b = peer.state.get(STATE_KEY) as PeerBook | undefined;
     if (!b) {
-      b = { announced: new Map(), pending: new Map(), forward: new Map(), filtered: false, stopHeaders: new Map() };
+      b = { announced: new Map(), pending: new Map(), forward: new Map(), filtered: false, stopHeaders: new Map(), cmpctAsked: 0 };
       peer.state.set(STATE_KEY, b);
     }
     return b;
@@ -236,6 +238,7 @@ export class BlockCache {
         limitedSet(book.pending, key, before === undefined || before === item.type ? item.type : CONFLICT, PENDING_PER_PEER);
       } else if (item.type === InvType.CMPCT_BLOCK) {
         // bitcoind answers a deep block with a `block` (witness form for compact version 2 peers)
+        book.cmpctAsked++;
         limitedSet(book.pending, hex(item.hash), book.pending.has(hex(item.hash)) ? CONFLICT : item.type, PENDING_PER_PEER);
       } else if (item.type === InvType.FILTERED_BLOCK || item.type === InvType.FILTERED_WITNESS_BLOCK) {
         book.filtered = true;
@@ -310,6 +313,10 @@ export class BlockCache {
     if (!this.blocks || msg.payload.length < 80) return;
     const key = hex(codec.blockHash(msg.payload));
     const asked = takePending(peer, key);
+    if (asked === InvType.CMPCT_BLOCK) {
+      const book = BlockCache.book(peer);
+      book.cmpctAsked = Math.max(0, book.cmpctAsked - 1);
+    }
     // Only answers to a block request we saw: their serialization is known.
     if (asked !== InvType.BLOCK && asked !== InvType.WITNESS_BLOCK && asked !== InvType.CMPCT_BLOCK) return;
     let block: codec.RawBlock;
@@ -409,12 +416,17 @@ export class BlockCache {
 
   /**
    * A cmpctblock answers a MSG_CMPCT_BLOCK request (no `block` follows for it), or, unasked,
-   * announces bitcoind's new tip.
+   * announces bitcoind's new tip. While the peer has compact requests unanswered, one that does
+   * not match a remembered request (asked twice, or forgotten) may still answer one, for a stale
+   * block: it is taken for an answer, not for the active chain.
    */
   cmpctblock(msg: HookMessage, peer: HookPeer): void {
     if (msg.payload.length < 80) return;
     const key = hex(codec.blockHash(msg.payload));
-    if (takePending(peer, key) === undefined && this.blocks) this.#inActiveChain(key, hex(msg.payload.subarray(4, 36)));
+    const book = BlockCache.book(peer);
+    takePending(peer, key);
+    if (book.cmpctAsked > 0) book.cmpctAsked--;
+    else if (this.blocks) this.#inActiveChain(key, hex(msg.payload.subarray(4, 36)));
   }
 
   /** Returns true when stored. Never downgrades a witness entry to a stripped-only one. */

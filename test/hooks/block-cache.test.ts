@@ -647,32 +647,55 @@ test('litecoind behind the proxy: a getdata repeating one cached block is served
   assert.equal((await blockSent(node)) - sentBefore, (n - fromCache / size) * (size + 24), 'litecoind sent the rest');
 });
 
-test('litecoind behind the proxy: a peer cannot make the cache drop blocks of the active chain by asking litecoind for the header of a stale block', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
-  // bitcoind answers getheaders with an empty locator with the one header of hashStop, also for a
-  // valid block outside its active chain (BlockRequestAllowed: recent stale blocks). The hook took
-  // every header bitcoind sends as active chain, so that header dropped the active block on the
-  // same parent and every cached block built on it: any peer could empty the cache of the recent
-  // chain at will while a stale block was less than a month old.
-  const { node, proxy, client } = await cacheSetup(t, 'block-cache-stale-header', 8);
+/** litecoind's block 8 made stale (invalidateblock, another block 8 and a child mined, reconsiderblock: valid but not active), the two active blocks cached. */
+async function staleBlockSetup(t: TestContext, name: string) {
+  const { node, proxy, client } = await cacheSetup(t, name, 8);
   const stale = await node.getBlockHash(8);
   await node.rpc('invalidateblock', [stale]);
   const [active] = await node.generate(1, await node.getNewAddress()); // another block 8, on block 7
   const [child] = await node.generate(1);
   await node.rpc('reconsiderblock', [stale]); // valid again, but not active: the same work came first
   assert.equal(await node.getBlockHash(8), active);
-
   const items = [active!, child!].map((h) => ({ type: InvType.WITNESS_BLOCK, hash: hashFromHex(h) }));
   const wire = items.map((i) => i.hash.toString('hex'));
   // litecoind announced both blocks to the client (inv): each one's first request from it goes to litecoind (getblocks continuation)
   for (let i = 0; i < 3; i++) assert.deepEqual(await blocksAnswered(client, items), wire);
   const hits = await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' });
   assert.ok(hits >= 2, 'the cache answers');
+  return { proxy, client, stale, items, wire, hits };
+}
+
+test('litecoind behind the proxy: a peer cannot make the cache drop blocks of the active chain by asking litecoind for the header of a stale block', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  // bitcoind answers getheaders with an empty locator with the one header of hashStop, also for a
+  // valid block outside its active chain (BlockRequestAllowed: recent stale blocks). The hook took
+  // every header bitcoind sends as active chain, so that header dropped the active block on the
+  // same parent and every cached block built on it: any peer could empty the cache of the recent
+  // chain at will while a stale block was less than a month old.
+  const { proxy, client, stale, items, wire, hits } = await staleBlockSetup(t, 'block-cache-stale-header');
 
   const from = client.frames.length;
   client.send('getheaders', { version: 70016, locator: [], hashStop: hashFromHex(stale) });
   const headers = await client.waitFor('headers', 20_000, undefined, from);
   assert.deepEqual(decodeMessage('headers', headers.payload).map((h) => blockHash(h).toString('hex')), [hashFromHex(stale).toString('hex')], 'litecoind sends the stale header');
   await client.ping();
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_evictions_total', { kind: 'block', reason: 'stale' }), 0, 'nothing dropped');
+  assert.deepEqual(await blocksAnswered(client, items), wire);
+  assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), hits + 2, 'the active blocks are still served from the cache');
+});
+
+test('litecoind behind the proxy: compact-block answers to a peer\'s requests for a stale block are not taken for announcements of the active chain', { skip: litecoindSkipReason(), timeout: 120_000 }, async (t) => {
+  // litecoind answers MSG_CMPCT_BLOCK for a recent block, stale or not, with a cmpctblock. The hook
+  // took a cmpctblock it could not match to a request as bitcoind announcing a new tip; asking for
+  // the same stale block twice in one getdata made the second answer unmatched (the request was
+  // remembered once, as a conflict), and it dropped the active block on the same parent and every
+  // cached block above it.
+  const { proxy, client, stale, items, wire, hits } = await staleBlockSetup(t, 'block-cache-stale-cmpct');
+
+  const from = client.frames.length;
+  const cmpct = { type: InvType.CMPCT_BLOCK, hash: hashFromHex(stale) };
+  client.send('getdata', [cmpct, cmpct]);
+  await client.ping();
+  assert.equal(client.frames.slice(from).filter((f) => f.command === 'cmpctblock').length, 2, 'litecoind answers both with a cmpctblock of the stale block');
   assert.equal(await proxy.metricValue('bhp_hook_block_cache_evictions_total', { kind: 'block', reason: 'stale' }), 0, 'nothing dropped');
   assert.deepEqual(await blocksAnswered(client, items), wire);
   assert.equal(await proxy.metricValue('bhp_hook_block_cache_hits_total', { kind: 'block' }), hits + 2, 'the active blocks are still served from the cache');
