@@ -111,6 +111,15 @@ async function pingsAnswered(c: PaywallClient, proxy: TestProxy, n: number): Pro
   return nonces.filter((x) => pongs.has(x)).length;
 }
 
+/** The LND stand-in (TLS pinned) answering macaroon `macaroonHex`, and the paywall's `backend` option for it. */
+async function lndBackend(name: string, macaroonHex: string) {
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, macaroonHex);
+  const macaroonFile = path.join(tmp, `${name}.macaroon`);
+  writeFileSync(macaroonFile, Buffer.from(macaroonHex, 'hex'));
+  return { lnd, backend: { kind: 'lnd', url: lnd.url, macaroonFile, tlsCertFile: cert.certFile } };
+}
+
 before(async () => {
   if (skip) return;
   node = await startLitecoind({ name: 'paywall' });
@@ -448,13 +457,10 @@ test('an invoice flood is bounded per connection and rate-limited per address', 
 });
 
 test('LND backend (documented-API stand-in, TLS pinned): unpaid, expired, paid; the daily free upload budget: notfound for free peers, blocks for paid ones', { skip, timeout: 60_000 }, async () => {
-  const cert = selfSignedCert();
-  const lnd = await lndStandIn(cert, 'ab01');
-  const macaroon = path.join(tmp, 'p2.macaroon');
-  writeFileSync(macaroon, Buffer.from('ab01', 'hex'));
+  const { lnd, backend } = await lndBackend('p2', 'ab01');
   const p2 = await startTestProxy(
     node.p2pPort,
-    chainYaml({ ...baseOptions('p2'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, invoices: { expiry: '3s' }, freeUpload: { dailyBytes: 1 } }, false),
+    chainYaml({ ...baseOptions('p2'), backend, invoices: { expiry: '3s' }, freeUpload: { dailyBytes: 1 } }, false),
     { admin: true },
   );
   const free = await PaywallClient.connect(p2.port, { localAddress: nextAddress() });
@@ -502,11 +508,8 @@ test('a reload while a claim waits for the backend: the claim it acknowledged is
   // the reloaded chain's paywall opened its own store on the same file while the old chain's was
   // still finishing the claim: the new store never saw it, so the same payment was granted (and
   // its credit credited) a second time, and each store's next write dropped the other's claims
-  const cert = selfSignedCert();
-  const lnd = await lndStandIn(cert, 'ab02');
-  const macaroon = path.join(tmp, 'p4.macaroon');
-  writeFileSync(macaroon, Buffer.from('ab02', 'hex'));
-  const p4 = await startTestProxy(node.p2pPort, chainYaml({ ...baseOptions('p4'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, credit: { minSats: 1, maxSats: 1000, msatPerUnit: 1000 } }, false), { admin: true });
+  const { lnd, backend } = await lndBackend('p4', 'ab02');
+  const p4 = await startTestProxy(node.p2pPort, chainYaml({ ...baseOptions('p4'), backend, credit: { minSats: 1, maxSats: 1000, msatPerUnit: 1000 } }, false), { admin: true });
   const c = await PaywallClient.connect(p4.port, { localAddress: nextAddress() });
   try {
     const inv = ok(await c.invoice('credit', 10_000n));
@@ -536,11 +539,8 @@ test('an invoice is granted on the terms it was issued with, even after the oper
   // the claim used to read tier and duration from the offers running at claim time: a pass paid
   // before a restart that dropped the offer was granted for 0 s (expired at once), and a
   // shortened pass gave the buyer less than the offer it paid for
-  const cert = selfSignedCert();
-  const lnd = await lndStandIn(cert, 'ab03');
-  const macaroon = path.join(tmp, 'p5.macaroon');
-  writeFileSync(macaroon, Buffer.from('ab03', 'hex'));
-  const options = { ...baseOptions('p5'), backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile } };
+  const { lnd, backend } = await lndBackend('p5', 'ab03');
+  const options = { ...baseOptions('p5'), backend };
   let p5 = await startTestProxy(node.p2pPort, chainYaml(options, false));
   let c = await PaywallClient.connect(p5.port, { localAddress: nextAddress() });
   try {
