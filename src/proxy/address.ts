@@ -47,7 +47,8 @@ export function parseSubnet(text: string): Subnet | null {
       const [addr, bits] = ipaddr.parseCIDR(t);
       const a = addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96 ? (addr as ipaddr.IPv6).toIPv4Address() : addr;
       const b = a === addr ? bits : bits - 96;
-      return { text: subnetText(a, b), addr: ipaddr.parse(networkAddress(a, b)), bits: b };
+      const network = networkOf(a, b);
+      return { text: `${network.toString()}/${b}`, addr: network, bits: b };
     }
   } catch {
     return null;
@@ -60,16 +61,16 @@ export function parseSubnet(text: string): Subnet | null {
 
 /** The canonical "network/bits" of the subnet of `a` with `bits`: the text a Subnet (and a ban) is keyed by. */
 export function subnetText(a: ipaddr.IPv4 | ipaddr.IPv6, bits: number): string {
-  return `${networkAddress(a, bits)}/${bits}`;
+  return `${networkOf(a, bits).toString()}/${bits}`;
 }
 
-function networkAddress(a: ipaddr.IPv4 | ipaddr.IPv6, bits: number): string {
+function networkOf(a: ipaddr.IPv4 | ipaddr.IPv6, bits: number): ipaddr.IPv4 | ipaddr.IPv6 {
   const bytes = a.toByteArray();
   for (let i = 0; i < bytes.length; i++) {
     const keep = Math.max(0, Math.min(8, bits - i * 8));
     bytes[i] = bytes[i]! & ((0xff << (8 - keep)) & 0xff);
   }
-  return ipaddr.fromByteArray(bytes).toString();
+  return ipaddr.fromByteArray(bytes);
 }
 
 export function subnetContains(subnet: Subnet, address: string): boolean {
