@@ -140,7 +140,9 @@ export function serveAdmin(token: string, actions: AdminActions, host: string, p
 
 /** A ban as the API prints it (and as the ban file reader accepts it back). */
 function banJson(b: Ban): Record<string, unknown> {
-  return { subnet: b.subnet, until: isoTime(b.until) ?? b.until, reason: b.reason, created: isoTime(b.created) ?? b.created };
+  const json: Record<string, unknown> = { subnet: b.subnet, until: isoTime(b.until) ?? b.until, reason: b.reason, created: isoTime(b.created) ?? b.created };
+  if (b.automatic) json.automatic = true; // bounded by bans.maxAutomatic, the first to go at the bound
+  return json;
 }
 
 /** The fields of POST /bans, each checked; the first problem is a 400 naming the field. */

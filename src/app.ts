@@ -93,7 +93,12 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
     const problem = await checkBanFileWritable(config.bans.file);
     if (problem) throw new BanFileError(problem);
   }
-  const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed() });
+  const bans = new BanList(config.bans.file, {
+    log: log.child({ component: 'bans' }),
+    onWriteFailure: () => metrics.banWriteFailed(),
+    maxAutomatic: config.bans.maxAutomatic,
+    onEvict: () => metrics.banEvicted(),
+  });
   // a start-up problem of its own, named in one line as `check` names it
   await bans.load().catch((err: Error) => Promise.reject(new BanFileError(err.message)));
   const store = options.store ?? (await openStore(config.store, log.child({ component: 'store' })));
@@ -129,6 +134,7 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
         const old = proxy.chain;
         proxy.chain = chain;
         proxy.updateSettings({ ...proxySettings(c), listen: current.listen, backend: current.backend, network: current.network });
+        bans.maxAutomatic = c.bans.maxAutomatic;
         current = c;
         await old.close();
         const what = `hook chain: ${chain.hooks.map((h) => h.name).join(', ') || '(empty)'}`;

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { parseBanSubnet } from './proxy/ban-list.js';
+import { DEFAULT_MAX_AUTOMATIC_BANS, parseBanSubnet } from './proxy/ban-list.js';
 import { LineCounter, parseDocument, isMap, isNode, isPair, isScalar, isSeq, visit, type Document, type Scalar } from 'yaml';
 import { z } from 'zod';
 import { MAX_PROTOCOL_MESSAGE_LENGTH, resolveNetwork, type Network } from './codec/index.js';
@@ -65,6 +65,8 @@ export interface Config {
     file: string | null;
     threshold: number;
     duration: number;
+    /** the proxy's own bans held at most; at the bound a new one replaces the one that ends soonest */
+    maxAutomatic: number;
     /** repeated backend-initiated disconnects of one address within `window` ban it; count 0 disables */
     backendDisconnects: { count: number; window: number; duration: number };
   };
@@ -251,6 +253,8 @@ const schema = z.strictObject({
       file: z.string().nullable().default(null),
       threshold: z.number().int().min(1).default(100),
       duration: banDuration('24h'),
+      // the proxy's own bans (misbehaviour, hooks, backend disconnects) held at most; see ban-list.ts
+      maxAutomatic: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_AUTOMATIC_BANS),
       backendDisconnects: z
         .strictObject({ count: count(5), window: duration('10m'), duration: banDuration('1h') })
         .prefault({}),

@@ -40,6 +40,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   readonly #bansAdded: Counter;
   readonly #bans: Gauge;
   readonly #banWriteFailures: Counter;
+  readonly #bansEvicted: Counter;
   readonly #misbehaviour: Counter;
   readonly #hookCalls: FastHistogram;
   readonly #hookErrors: Counter;
@@ -85,6 +86,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#v2Failures = new Counter({ name: 'bhp_v2_failures_total', help: 'BIP324 v2 connections closed for a transport failure, by reason', labelNames: ['reason'], registers });
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
     this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers, aggregator: 'max' }); // workers hold the same list
+    this.#bansEvicted = new Counter({ name: 'bhp_bans_evicted_total', help: 'Automatic bans dropped early to make room for a new one (bans.maxAutomatic reached)', registers });
     this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
     const hookCounters = this.#hookCounters;
@@ -296,6 +298,9 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
   }
   bansCurrent(count: number): void {
     this.#bans.set(count);
+  }
+  banEvicted(): void {
+    this.#bansEvicted.inc();
   }
   banWriteFailed(): void {
     this.#banWriteFailures.inc();

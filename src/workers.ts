@@ -75,7 +75,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     const problem = await checkBanFileWritable(config.bans.file);
     if (problem) throw new Error(problem);
   }
-  const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }) });
+  const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), maxAutomatic: config.bans.maxAutomatic });
   await bans.load();
   const store: ProxyStore = await openStore(config.store, log.child({ component: 'store' }));
   const workers = new Map<number, Worker>();
@@ -242,6 +242,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     const c = loadConfig(configFile); // a bad file is refused here, before any worker sees it
     control.updateSettings({ ...proxySettings(c), listen: current.listen, backend: current.backend, network: current.network });
     slots.settings = { ...c.limits, maxPeers: Number.POSITIVE_INFINITY };
+    bans.maxAutomatic = c.bans.maxAutomatic;
     current = c;
     const answers = (await askAll('reload')) as unknown[];
     const failed = answers.filter((a) => typeof a !== 'string');

@@ -11,6 +11,11 @@ export interface Ban {
   until: number;
   reason: string;
   created: number;
+  /**
+   * Made by the proxy itself (misbehaviour, a hook, backend disconnects), not by an operator:
+   * these are bounded (maxAutomatic) and the first to go when the bound is reached.
+   */
+  automatic?: true;
 }
 
 interface BanEntry extends Ban {
@@ -25,6 +30,10 @@ export interface BanListOptions {
   /** first retry delay after a failed write; doubles up to maxRetryMs */
   retryMs?: number;
   maxRetryMs?: number;
+  /** automatic bans held at most; at the bound a new one replaces the one that ends soonest */
+  maxAutomatic?: number;
+  /** an automatic ban was dropped to make room for a new one (bhp_bans_evicted_total) */
+  onEvict?: (ban: Ban) => void;
 }
 
 interface FlushWaiter {
@@ -35,6 +44,12 @@ interface FlushWaiter {
 }
 
 const FILE_VERSION = 1;
+/**
+ * Automatic bans are per address, so a peer rotating through its IPv6 prefix could grow the
+ * list (and the file rewritten on every change) without end; bitcoind's discouragement filter
+ * holds 50,000 addresses for the same reason. Operators' bans are never bounded nor evicted.
+ */
+export const DEFAULT_MAX_AUTOMATIC_BANS = 10_000;
 /** the largest time a Date can hold; an `until` beyond it could not be printed as ISO */
 const MAX_TIME_MS = 8.64e15;
 
@@ -64,6 +79,12 @@ export class BanList {
   readonly #onWriteFailure: () => void;
   readonly #retryMs: number;
   readonly #maxRetryMs: number;
+  readonly #onEvict: (ban: Ban) => void;
+  /** automatic bans held at most (settable: a reload changes it for the bans that follow) */
+  maxAutomatic: number;
+  #automatic = 0;
+  /** when size last pruned expired bans: it runs at every ban, and a prune walks the whole list */
+  #prunedAt = -Infinity;
   /** bumped by every change; the file holds #savedVersion */
   #version = 0;
   #savedVersion = 0;
@@ -84,6 +105,8 @@ export class BanList {
     this.#onWriteFailure = options.onWriteFailure ?? (() => {});
     this.#retryMs = this.#retryDelay = options.retryMs ?? 1000;
     this.#maxRetryMs = options.maxRetryMs ?? 60_000;
+    this.maxAutomatic = options.maxAutomatic ?? DEFAULT_MAX_AUTOMATIC_BANS;
+    this.#onEvict = options.onEvict ?? (() => {});
   }
 
   get rejectedFile(): string | null {
@@ -115,18 +138,18 @@ export class BanList {
     const now = this.#now();
     const rejected: RejectedEntry[] = [];
     let expired = 0;
+    const read: BanEntry[] = [];
     for (const raw of entries) {
-      const read = readEntry(raw);
-      if (typeof read === 'string') {
-        rejected.push({ entry: raw, problem: read });
-        continue;
-      }
-      if (read.until <= now) {
-        expired++; // the normal end of a ban
-        continue;
-      }
-      const prev = this.#bans.get(read.subnet);
-      if (!prev || prev.until < read.until) this.#set(read);
+      const entry = readEntry(raw);
+      if (typeof entry === 'string') rejected.push({ entry: raw, problem: entry });
+      else if (entry.until <= now) expired++; // the normal end of a ban
+      else read.push(entry);
+    }
+    // soonest end first: over maxAutomatic, the latest-ending automatic bans are the ones kept
+    read.sort((a, b) => a.until - b.until);
+    for (const entry of read) {
+      const prev = this.#bans.get(entry.subnet);
+      if (!prev || prev.until < entry.until) this.#set(entry);
     }
     if (expired) this.#log?.info({ file: this.file, expired }, 'expired bans not loaded');
     if (rejected.length) await this.#keepRejected(rejected);
@@ -155,13 +178,15 @@ export class BanList {
    * Add or extend a ban. Returns the normalised entry, or null when `subnet` does not parse
    * or `durationMs` is not positive. The ban holds at once; flush() tells when it is on disk.
    */
-  add(subnet: string, durationMs: number, reason: string): Ban | null {
+  add(subnet: string, durationMs: number, reason: string, automatic = false): Ban | null {
     const parsed = parseBanSubnet(subnet);
     if (!parsed || !(durationMs > 0)) return null;
     const now = this.#now();
     const prev = this.#bans.get(parsed.text);
     const until = Math.min(MAX_TIME_MS, Math.max(prev?.until ?? 0, now + durationMs));
     const entry: BanEntry = { subnet: parsed.text, until, reason, created: prev?.created ?? now, parsed };
+    // an operator's ban stays one when the proxy extends it
+    if (automatic && (!prev || prev.automatic)) entry.automatic = true;
     this.#set(entry);
     this.#changed();
     return publicBan(entry);
@@ -178,6 +203,7 @@ export class BanList {
     if (prev && prev.until >= ban.until) return null;
     const until = Math.min(MAX_TIME_MS, ban.until);
     const entry: BanEntry = { subnet: parsed.text, until, reason: ban.reason, created: prev?.created ?? ban.created, parsed };
+    if (ban.automatic === true && (!prev || prev.automatic)) entry.automatic = true;
     this.#set(entry);
     this.#changed();
     return publicBan(entry);
@@ -217,7 +243,13 @@ export class BanList {
   }
 
   #set(entry: BanEntry): void {
-    if (!this.#bans.has(entry.subnet)) countLength(this.#lengths[entry.parsed.addr.kind()], entry.parsed.bits, 1);
+    const prev = this.#bans.get(entry.subnet);
+    if (!prev) countLength(this.#lengths[entry.parsed.addr.kind()], entry.parsed.bits, 1);
+    else if (prev.automatic) this.#automatic--;
+    if (entry.automatic) {
+      if (!prev?.automatic && this.#automatic >= this.maxAutomatic) this.#evictAutomatic();
+      this.#automatic++;
+    }
     this.#bans.set(entry.subnet, entry);
   }
 
@@ -226,11 +258,36 @@ export class BanList {
     if (!b) return false;
     this.#bans.delete(key);
     countLength(this.#lengths[b.parsed.addr.kind()], b.parsed.bits, -1);
+    if (b.automatic) this.#automatic--;
     return true;
   }
 
+  /** Make room for one automatic ban: drop expired ones, else the one that ends soonest. */
+  #evictAutomatic(): void {
+    this.#prune();
+    while (this.#automatic >= this.maxAutomatic) {
+      let soonest: BanEntry | null = null;
+      for (const b of this.#bans.values()) if (b.automatic && (!soonest || b.until < soonest.until)) soonest = b;
+      if (!soonest) return;
+      this.#delete(soonest.subnet);
+      this.#onEvict(publicBan(soonest));
+    }
+  }
+
+  #prune(): void {
+    const now = (this.#prunedAt = this.#now());
+    for (const [key, b] of this.#bans) if (b.until <= now) this.#delete(key);
+  }
+
+  /** Bans in force; expired ones are pruned at most once a second (this runs for every ban made). */
   get size(): number {
-    return this.list().length;
+    if (this.#now() - this.#prunedAt >= 1000) this.#prune();
+    return this.#bans.size;
+  }
+
+  /** automatic bans held (at most maxAutomatic) */
+  get automaticCount(): number {
+    return this.#automatic;
   }
 
   /** Resolves once every change made so far is fsynced; rejects with the error of the write that held them. */
@@ -331,7 +388,9 @@ function countLength(lengths: Map<number, number>, bits: number, by: number): vo
 }
 
 function publicBan(b: BanEntry): Ban {
-  return { subnet: b.subnet, until: b.until, reason: b.reason, created: b.created };
+  const ban: Ban = { subnet: b.subnet, until: b.until, reason: b.reason, created: b.created };
+  if (b.automatic) ban.automatic = true;
+  return ban;
 }
 
 /**
@@ -381,7 +440,9 @@ function readEntry(raw: unknown): BanEntry | string {
   const created = e.created === undefined || e.created === null ? 0 : readTime(e.created);
   if (created === null) return `"created" is not a time: ${preview(e.created)}`;
   if (e.reason !== undefined && e.reason !== null && typeof e.reason !== 'string') return '"reason" is not a string';
-  return { subnet: parsed.text, until, reason: typeof e.reason === 'string' ? e.reason : '', created, parsed };
+  const entry: BanEntry = { subnet: parsed.text, until, reason: typeof e.reason === 'string' ? e.reason : '', created, parsed };
+  if (e.automatic === true) entry.automatic = true;
+  return entry;
 }
 
 /** ms since the epoch from a number, a numeric string or an ISO date; null unless within Date's range. */

@@ -528,7 +528,8 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
 
   /** Ban an address or subnet and disconnect every session it covers. */
   ban(subnet: string, durationMs: number, reason: string, kind = 'admin'): Ban | null {
-    const ban = this.bans.add(subnet, durationMs, reason);
+    // every ban but an operator's is the proxy's own: bounded by bans.maxAutomatic
+    const ban = this.bans.add(subnet, durationMs, reason, kind !== 'admin');
     if (!ban) return null;
     this.observer.banAdded(kind);
     this.observer.bansCurrent(this.bans.size);
