@@ -214,6 +214,12 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   }
   const existing = (peer: HookPeer) => peer.state.get(STATE_SESSION) as Session | undefined;
   const paid = (s: Session | undefined, now: number) => s !== undefined && s.kind !== 'free' && (s.kind !== 'pass' || s.expiresAt > now);
+  /**
+   * Credit is honoured only while the config sells it: with `credit` gone (a reload) nothing would
+   * meter a credit peer, which would keep its tier for free. Balances stay in the store for when
+   * credit is back.
+   */
+  const honored = (kind: GrantKind | 'free') => kind !== 'credit' || o.credit !== undefined;
 
   function apply(peer: HookPeer, s: Session, g: GrantRecord, balanceMsat: bigint): void {
     Object.assign(s, { kind: g.kind, tier: g.tier, tokenId: g.tokenId, expiresAt: g.expiresAt, balanceMsat });
@@ -241,7 +247,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     for (const peer of hookCtx.peers()) {
       const s = existing(peer);
       if (!s || s.kind === 'free') continue;
-      if (!paid(s, now)) revert(peer, s);
+      if (!paid(s, now) || !honored(s.kind)) revert(peer, s);
       else perTier.set(s.tier, (perTier.get(s.tier) ?? 0) + 1);
     }
     for (const [tier, n] of perTier) m.paidPeers.set(n, { tier });
@@ -484,7 +490,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     if (await store.isRevoked(g.tokenId)) return refusal(nonce, P.CMD.claim, 'credential_revoked', 'the grant for this payment was revoked');
     const balance = g.kind === 'credit' ? ((await store.balance(g.tokenId)) ?? 0n) : 0n;
     // a spent credit or an ended pass: the grant (its credential) again, but not the tier (as x:auth)
-    if (g.kind === 'credit' ? balance > 0n : g.expiresAt > nowS()) apply(peer, s, g, balance);
+    if ((g.kind === 'credit' ? balance > 0n : g.expiresAt > nowS()) && honored(g.kind)) apply(peer, s, g, balance);
     m.grants.inc({ kind: g.kind, via: first ? 'claim' : 'redelivery' });
     return grantMessage(nonce, g, balance, first ? 0 : P.GRANT_REDELIVERED);
   }
@@ -493,6 +499,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     const v = verifyCredential(ring, a.credential, nowS());
     if (!v.ok) return { push: [refusal(a.nonce, P.CMD.auth, CREDENTIAL_REFUSAL[v.problem], `credential refused: ${v.problem.replace('_', ' ')}`)] };
     const cred = v.credential;
+    if (!honored(cred.kind)) return { push: [refusal(a.nonce, P.CMD.auth, 'unknown_offer', 'credit is not offered by this proxy now; the balance is kept')] };
     const tokenId = cred.tokenId.toString('hex');
     return background(peer, a.nonce, P.CMD.auth, async () => {
       if (await store.isRevoked(tokenId)) return refusal(a.nonce, P.CMD.auth, 'credential_revoked', 'this credential was revoked');

@@ -40,15 +40,18 @@ writeFileSync(keysFile, `1 ${KEY_HEX}\n`, { mode: 0o600 });
 let addr = 10;
 const nextAddress = () => loopbackAddress(addr++);
 
-function chainYaml(paywall: object, rateLimit = true): string {
-  const hooks = [
-    { module: mod('features.js'), options: {} },
-    { module: mod('paywall/index.js'), options: paywall },
+/** features, the paywall with `paywall` options, then (unless told not to) rate-limit with a tier per offer */
+function chainHooks(paywall: object, rateLimit = true) {
+  return [
+    { module: mod('features.js'), options: {}, enabled: true },
+    { module: mod('paywall/index.js'), options: paywall as Record<string, unknown>, enabled: true },
     ...(rateLimit
-      ? [{ module: mod('rate-limit.js'), options: { tiers: { default: { peer: { ping: { rate: 0.001, burst: 3 } } }, pro: { peer: { ping: { rate: 1000, burst: 100 } } }, metered: { peer: { ping: { rate: 1000, burst: 100 } } } } } }]
+      ? [{ module: mod('rate-limit.js'), options: { tiers: { default: { peer: { ping: { rate: 0.001, burst: 3 } } }, pro: { peer: { ping: { rate: 1000, burst: 100 } } }, metered: { peer: { ping: { rate: 1000, burst: 100 } } } } }, enabled: true }]
       : []),
   ];
-  return `hooks:\n${hooks.map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`;
+}
+function chainYaml(paywall: object, rateLimit = true): string {
+  return `hooks:\n${chainHooks(paywall, rateLimit).map((h) => `  - ${JSON.stringify(h)}`).join('\n')}`;
 }
 
 const baseOptions = (name: string) => ({
@@ -531,6 +534,37 @@ test('a reload while a claim waits for the backend: the claim it acknowledged is
   } finally {
     await c.close();
     await p4.close();
+    await lnd.close();
+  }
+});
+
+test('a reload that stops selling credit sends credit peers back to free (nothing meters them any more); the balance waits for credit to return', { skip, timeout: 60_000 }, async () => {
+  // with credit gone from the config nothing metered a credit peer, which kept its paid tier
+  // (and rate limits) for free for as long as it stayed connected
+  const { lnd, backend } = await lndBackend('p6', 'ab06');
+  const withCredit = { ...baseOptions('p6'), backend, credit: { tier: 'metered', minSats: 1, maxSats: 1000, msatPerUnit: 1000 } };
+  const p6 = await startTestProxy(node.p2pPort, chainYaml(withCredit, false));
+  const c = await PaywallClient.connect(p6.port, { localAddress: nextAddress() });
+  try {
+    const inv = ok(await c.invoice('credit', 10_000n));
+    const hash = inv.paymentHash.toString('hex');
+    lnd.markPaid(hash);
+    const grant = ok(await c.claim(inv.paymentHash, inv.claimToken, lnd.invoices.get(hash)!.preimage));
+    assert.equal((await c.balance()).tier, 'metered');
+
+    const next = structuredClone(p6.config);
+    next.hooks = chainHooks({ ...baseOptions('p6'), backend }, false);
+    await p6.reload(next);
+    await waitFor(async () => (await c.balance()).kind === 0, 10_000, 'the credit peer to be back on the free tier');
+    refused(await c.auth(grant.credential), CODES.unknown_offer);
+
+    await p6.reload({ ...next, hooks: chainHooks(withCredit, false) });
+    const again = ok(await c.auth(grant.credential));
+    assert.equal(again.balanceMsat, 10_000n, 'the balance was kept');
+    assert.equal((await c.balance()).tier, 'metered');
+  } finally {
+    await c.close();
+    await p6.close();
     await lnd.close();
   }
 });
