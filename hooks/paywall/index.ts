@@ -21,7 +21,7 @@
  *     one log line per outage.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import path from 'node:path';
 import { z } from 'zod';
 import {
   codec,
@@ -41,6 +41,7 @@ import {
 import { actionSchema, applyAction, commandName, positiveDurationSeconds as duration } from '../lib/common.js';
 import { BackendError, createBackend, type BackendConfig, type DevBackend, type LightningBackend } from './backends/index.js';
 import { loadKeyring, signCredential, verifyCredential, type CredentialProblem, type Keyring } from './credentials.js';
+import { paywallProcessState, type PaywallProcessState } from './process-state.js';
 import * as P from './protocol.js';
 import { SharedPaywallStore } from './shared-store.js';
 import { openFileStore, type GrantKind, type GrantRecord, type PaywallStore } from './store.js';
@@ -182,11 +183,8 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   let meterSet: ReadonlySet<string>;
   let uploadSet: ReadonlySet<string>;
   let paidOnlySet: ReadonlySet<string>;
-  let buckets: LRUCache<string, { tokens: number; at: number }>;
-  /** open invoices: hash → address and expiry; per address: hash → expiry */
-  const openAll = new Map<string, { address: string; expiresAt: number }>();
-  const openByAddress = new Map<string, Map<string, number>>();
-  let upload = { day: 0, bytes: 0 };
+  /** invoice bounds, rate tokens and the upload budget: kept across reloads (process-state.ts) */
+  let st: PaywallProcessState;
   let backendDown = false;
   let sweepTimer: NodeJS.Timeout | null = null;
   let revokedCheck: Promise<void> | null = null;
@@ -251,7 +249,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       else perTier.set(s.tier, (perTier.get(s.tier) ?? 0) + 1);
     }
     for (const [tier, n] of perTier) m.paidPeers.set(n, { tier });
-    for (const [hash, e] of openAll) if (e.expiresAt <= now) forgetOpen(hash, true);
+    for (const [hash, e] of st.openAll) if (e.expiresAt <= now) forgetOpen(hash, true);
     if (store instanceof SharedPaywallStore) revokedCheck ??= cutBackRevoked().finally(() => (revokedCheck = null));
   }
 
@@ -338,20 +336,20 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   // ---- invoices ------------------------------------------------------------------------------
 
   function forgetOpen(hash: string, expired: boolean): void {
-    const e = openAll.get(hash);
+    const e = st.openAll.get(hash);
     if (!e) return;
-    openAll.delete(hash);
-    const a = openByAddress.get(e.address);
+    st.openAll.delete(hash);
+    const a = st.openByAddress.get(e.address);
     a?.delete(hash);
-    if (a && a.size === 0) openByAddress.delete(e.address);
+    if (a && a.size === 0) st.openByAddress.delete(e.address);
     if (expired) m.invoices.inc({ event: 'expired' });
   }
 
   /** Count an invoice (or a slot reserved for one) against its address and the proxy's total. */
   function holdOpen(hash: string, address: string, expiresAt: number): void {
-    openAll.set(hash, { address, expiresAt });
-    let a = openByAddress.get(address);
-    if (!a) openByAddress.set(address, (a = new Map()));
+    st.openAll.set(hash, { address, expiresAt });
+    let a = st.openByAddress.get(address);
+    if (!a) st.openByAddress.set(address, (a = new Map()));
     a.set(hash, expiresAt);
   }
 
@@ -362,8 +360,8 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
 
   function takeToken(address: string, nowMs: number): boolean {
     const rate = o.invoices.rate;
-    let b = buckets.get(address);
-    if (!b) buckets.set(address, (b = { tokens: o.invoices.burst, at: nowMs }));
+    let b = st.buckets.get(address);
+    if (!b) st.buckets.set(address, (b = { tokens: o.invoices.burst, at: nowMs }));
     else {
       b.tokens = Math.min(o.invoices.burst, b.tokens + ((nowMs - b.at) / 1000) * rate);
       b.at = nowMs;
@@ -388,11 +386,11 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     const now = nowS();
     const s = session(peer);
     if (countOpen(s.open, now) >= o.invoices.perPeer) return R('too_many_invoices', `at most ${o.invoices.perPeer} open invoices per connection`);
-    const byAddr = openByAddress.get(peer.address);
+    const byAddr = st.openByAddress.get(peer.address);
     if (byAddr && countOpen(byAddr, now) >= o.invoices.perAddress) return R('too_many_invoices', `at most ${o.invoices.perAddress} open invoices per address`);
-    if (openAll.size >= o.invoices.total) {
+    if (st.openAll.size >= o.invoices.total) {
       sweep();
-      if (openAll.size >= o.invoices.total) return R('too_many_invoices', 'too many open invoices on this proxy; try later');
+      if (st.openAll.size >= o.invoices.total) return R('too_many_invoices', 'too many open invoices on this proxy; try later');
     }
     if (!takeToken(peer.address, Date.now())) return R('rate_limited', `at most ${o.invoices.rate} invoices per second per address`);
     const expiry = Math.max(1, Math.ceil(o.invoices.expiry));
@@ -584,8 +582,8 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
 
   function uploadSpent(nowMs: number): boolean {
     const day = Math.floor(nowMs / 86_400_000);
-    if (day !== upload.day) upload = { day, bytes: 0 };
-    return upload.bytes >= o.freeUpload!.dailyBytes;
+    if (day !== st.upload.day) Object.assign(st.upload, { day, bytes: 0 });
+    return st.upload.bytes >= o.freeUpload!.dailyBytes;
   }
 
   const isBlockType = (t: number) => {
@@ -665,6 +663,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       // a shared ctx.store (Redis) holds claims and balances for the whole fleet; else the file
       store = ctx.store.shared && !deps.openStore ? new SharedPaywallStore(ctx.store) : (deps.openStore ?? openFileStore)(o.store.file);
       await store.open();
+      st = paywallProcessState(`${ctx.name}\0${store instanceof SharedPaywallStore ? 'shared' : path.resolve(o.store.file)}`);
       offers = [
         ...Object.entries(o.passes).map(([id, p]): P.Offer => ({
           id,
@@ -684,7 +683,6 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       meterSet = new Set(o.credit?.commands ?? []);
       uploadSet = new Set(o.freeUpload ? UPLOAD : []);
       paidOnlySet = new Set(o.paidOnly);
-      buckets = new LRUCache({ max: 100_000 });
       m.invoices = ctx.metrics.counter('paywall_invoices_total', 'Lightning invoices by event: issued, settled (claimed), expired (unclaimed)', ['event']);
       m.earned = ctx.metrics.counter('paywall_earned_msat_total', 'Millisatoshis received for claimed invoices');
       m.debited = ctx.metrics.counter('paywall_debited_msat_total', 'Millisatoshis of credit debited for relayed bytes');
@@ -705,7 +703,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
         if (s?.kind === 'credit' && meterSet.has(msg.command)) return meter(msg.size, peer, s);
         if (uploadSet.has(msg.command) && !paid(s, now)) {
           uploadSpent(msg.receivedAt);
-          upload.bytes += msg.size;
+          st.upload.bytes += msg.size;
         }
         return undefined;
       }

@@ -552,8 +552,7 @@ test('a reload that stops selling credit sends credit peers back to free (nothin
     const grant = ok(await c.claim(inv.paymentHash, inv.claimToken, lnd.invoices.get(hash)!.preimage));
     assert.equal((await c.balance()).tier, 'metered');
 
-    const next = structuredClone(p6.config);
-    next.hooks = chainHooks({ ...baseOptions('p6'), backend }, false);
+    const next = { ...p6.config, hooks: chainHooks({ ...baseOptions('p6'), backend }, false) };
     await p6.reload(next);
     await waitFor(async () => (await c.balance()).kind === 0, 10_000, 'the credit peer to be back on the free tier');
     refused(await c.auth(grant.credential), CODES.unknown_offer);
@@ -566,6 +565,37 @@ test('a reload that stops selling credit sends credit peers back to free (nothin
     await c.close();
     await p6.close();
     await lnd.close();
+  }
+});
+
+test('a reload keeps the invoice bounds: the open invoices of an address still count against it after the reload', { skip, timeout: 60_000 }, async () => {
+  // the bounds lived in the hook instance, and a reload loads a fresh one: every address got its
+  // open-invoice allowance and its rate tokens back (and free peers a second daily upload budget)
+  const options = { ...baseOptions('p7'), invoices: { perPeer: 5, perAddress: 2, rate: 0.001, burst: 3, expiry: '10m' } };
+  // two connections of one address, one after the other
+  const limits = 'limits: { maxPeersPerAddress: 4, connectionRate: { perAddress: { burst: 0 } } }';
+  const p7 = await startTestProxy(node.p2pPort, `${chainYaml(options, false)}\n${limits}`);
+  const address = nextAddress();
+  const c = await PaywallClient.connect(p7.port, { localAddress: address });
+  let d: PaywallClient | undefined;
+  try {
+    ok(await c.invoice('pro'));
+    ok(await c.invoice('pro'));
+    refused(await c.invoice('pro'), CODES.too_many_invoices);
+    await p7.reload({ ...p7.config, hooks: chainHooks(options, false) }); // (structuredClone would turn the magic Buffer into a Uint8Array)
+    d = await PaywallClient.connect(p7.port, { localAddress: address });
+    refused(await d.invoice('pro'), CODES.too_many_invoices);
+    // another address has its own allowance
+    const e = await PaywallClient.connect(p7.port, { localAddress: nextAddress() });
+    try {
+      ok(await e.invoice('pro'));
+    } finally {
+      await e.close();
+    }
+  } finally {
+    await c.close();
+    await d?.close();
+    await p7.close();
   }
 });
 
