@@ -161,9 +161,17 @@ export interface PaywallDeps {
   /** the store for a file (tests wrap it); default the one FileStore of that file (openFileStore) */
   openStore?: (file: string) => PaywallStore;
   env?: NodeJS.ProcessEnv;
+  /** seconds after its expiry an unclaimed invoice is asked about (default 60; tests use 0) */
+  settleMarginS?: number;
 }
 
 const nowS = () => Math.floor(Date.now() / 1000);
+/** an expired unclaimed invoice is asked about this long after it expired (a payment racing the expiry has landed by then) */
+const SETTLE_MARGIN = 60;
+/** the key of a slot held for an invoice being created (not a payment hash) */
+const PLACEHOLDER = 'pending-';
+/** backend lookups of expired invoices per sweep (every 5 s) */
+const CHECKS_PER_SWEEP = 100;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 const CREDENTIAL_REFUSAL: Record<CredentialProblem, P.RefuseReason> = {
   malformed: 'credential_invalid',
@@ -173,6 +181,7 @@ const CREDENTIAL_REFUSAL: Record<CredentialProblem, P.RefuseReason> = {
 };
 
 export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOptions> {
+  const SETTLE_MARGIN_S = deps.settleMarginS ?? SETTLE_MARGIN;
   let o: PaywallOptions;
   let hookCtx: HookContext;
   let backend: LightningBackend;
@@ -188,6 +197,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
   let backendDown = false;
   let sweepTimer: NodeJS.Timeout | null = null;
   let revokedCheck: Promise<void> | null = null;
+  let settleCheck: Promise<void> | null = null;
   const m = {} as {
     invoices: HookCounter;
     earned: HookCounter;
@@ -251,6 +261,46 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     for (const [tier, n] of perTier) m.paidPeers.set(n, { tier });
     for (const [hash, e] of st.openAll) if (e.expiresAt <= now) forgetOpen(hash, true);
     if (store instanceof SharedPaywallStore) revokedCheck ??= cutBackRevoked().finally(() => (revokedCheck = null));
+    settleCheck ??= checkExpired().finally(() => (settleCheck = null));
+  }
+
+  /**
+   * Expired unclaimed invoices: the backend tells paid from unpaid. A paid one is kept until it is
+   * claimed (a buyer whose client died after paying claims it days later); an unpaid one is
+   * forgotten, so invoices nobody pays (one per request) do not pile up in memory and on disk.
+   */
+  async function checkExpired(): Promise<void> {
+    const now = nowS();
+    let asked = 0;
+    for (const [hash, due] of st.checks) {
+      if (due > now) continue;
+      if (asked++ >= CHECKS_PER_SWEEP) return;
+      st.checks.delete(hash);
+      let status;
+      try {
+        if (await store.claimed(hash)) continue;
+        status = await backend.lookupInvoice(hash);
+        backendOk();
+      } catch (e) {
+        st.checks.set(hash, now + SETTLE_MARGIN_S); // asked again later; nothing is forgotten meanwhile
+        if (!(e instanceof StoreUnavailableError)) backendFailed('lookup_invoice', e);
+        return;
+      }
+      try {
+        if (status.state === 'settled') {
+          await store.keepPaid(hash);
+          m.invoices.inc({ event: 'paid_unclaimed' });
+          hookCtx.log.info('paywall: an invoice was paid but not claimed; kept until it is', { paymentHash: hash });
+        } else if (status.state === 'unknown') {
+          // another node than the one that issued it (the backend was changed?): never forget a maybe-paid invoice
+          hookCtx.log.warn('paywall: the backend does not know an invoice this proxy issued; kept, asked again after a restart', { paymentHash: hash });
+        } else await store.forgetInvoice(hash);
+      } catch (e) {
+        st.checks.set(hash, now + SETTLE_MARGIN_S);
+        hookCtx.log.error('paywall: could not record an expired invoice', { paymentHash: hash, error: (e as Error).message });
+        return;
+      }
+    }
   }
 
   /** A revocation made through another proxy of the fleet (the shared store) reaches this proxy's holders within a sweep. */
@@ -342,7 +392,10 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     const a = st.openByAddress.get(e.address);
     a?.delete(hash);
     if (a && a.size === 0) st.openByAddress.delete(e.address);
-    if (expired) m.invoices.inc({ event: 'expired' });
+    if (expired) {
+      m.invoices.inc({ event: 'expired' });
+      if (!hash.startsWith(PLACEHOLDER)) st.checks.set(hash, e.expiresAt + SETTLE_MARGIN_S);
+    }
   }
 
   /** Count an invoice (or a slot reserved for one) against its address and the proxy's total. */
@@ -395,7 +448,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
     if (!takeToken(peer.address, Date.now())) return R('rate_limited', `at most ${o.invoices.rate} invoices per second per address`);
     const expiry = Math.max(1, Math.ceil(o.invoices.expiry));
     // reserve the slot now (connection, address, total) so concurrent requests stay within the bounds
-    const placeholder = `pending-${randomBytes(8).toString('hex')}`;
+    const placeholder = `${PLACEHOLDER}${randomBytes(8).toString('hex')}`;
     s.open.set(placeholder, now + expiry);
     holdOpen(placeholder, peer.address, now + expiry);
     return background(peer, q.nonce, P.CMD.invoice, async () => {
@@ -664,6 +717,8 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       store = ctx.store.shared && !deps.openStore ? new SharedPaywallStore(ctx.store) : (deps.openStore ?? openFileStore)(o.store.file);
       await store.open();
       st = paywallProcessState(`${ctx.name}\0${store instanceof SharedPaywallStore ? 'shared' : path.resolve(o.store.file)}`);
+      // after a restart: every invoice still unsettled is asked about once it has expired
+      for (const inv of await store.unsettled()) if (!st.openAll.has(inv.paymentHash)) st.checks.set(inv.paymentHash, inv.expiresAt + SETTLE_MARGIN_S);
       offers = [
         ...Object.entries(o.passes).map(([id, p]): P.Offer => ({
           id,
@@ -683,7 +738,7 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       meterSet = new Set(o.credit?.commands ?? []);
       uploadSet = new Set(o.freeUpload ? UPLOAD : []);
       paidOnlySet = new Set(o.paidOnly);
-      m.invoices = ctx.metrics.counter('paywall_invoices_total', 'Lightning invoices by event: issued, settled (claimed), expired (unclaimed)', ['event']);
+      m.invoices = ctx.metrics.counter('paywall_invoices_total', 'Lightning invoices by event: issued, settled (claimed), expired (unclaimed), paid_unclaimed (expired, found paid: kept for its claim)', ['event']);
       m.earned = ctx.metrics.counter('paywall_earned_msat_total', 'Millisatoshis received for claimed invoices');
       m.debited = ctx.metrics.counter('paywall_debited_msat_total', 'Millisatoshis of credit debited for relayed bytes');
       m.paidPeers = ctx.metrics.gauge('paywall_paid_peers', 'Connected peers with a paid tier, by tier', ['tier']);

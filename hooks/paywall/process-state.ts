@@ -21,6 +21,8 @@ export interface PaywallProcessState {
   readonly buckets: LRUCache<string, { tokens: number; at: number }>;
   /** blocks served to free peers on UTC day `day` */
   readonly upload: { day: number; bytes: number };
+  /** expired unclaimed invoices to ask the backend about: hash → when (unix s) */
+  readonly checks: Map<string, number>;
 }
 
 const byKey = new Map<string, PaywallProcessState>();
@@ -29,7 +31,7 @@ const byKey = new Map<string, PaywallProcessState>();
 export function paywallProcessState(key: string): PaywallProcessState {
   let s = byKey.get(key);
   if (!s) {
-    s = { openAll: new Map(), openByAddress: new Map(), buckets: new LRUCache({ max: 100_000 }), upload: { day: 0, bytes: 0 } };
+    s = { openAll: new Map(), openByAddress: new Map(), buckets: new LRUCache({ max: 100_000 }), upload: { day: 0, bytes: 0 }, checks: new Map() };
     byKey.set(key, s);
   }
   return s;

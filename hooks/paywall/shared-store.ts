@@ -1,7 +1,7 @@
 /**
  * The paywall's state in the proxy's shared store (ctx.store backed by Redis), so every proxy
  * of a fleet honours the same invoices, claims, balances and revocations:
- *   inv:<hash>   issued invoice (JSON), expires a day after the invoice
+ *   inv:<hash>   issued invoice (JSON), expires a day after the invoice unless found paid then
  *   claim:<hash> the one grant of a payment hash, taken with SET NX: a second proxy gets the first's grant
  *   bal:<token>  credit balance in msat, debited atomically and never below zero
  *   rev:<token>  revoked
@@ -34,6 +34,20 @@ export class SharedPaywallStore implements PaywallStore {
     if (text === null) return undefined;
     const i = JSON.parse(text) as IssuedInvoice & { amountMsat: string };
     return { ...i, amountMsat: BigInt(i.amountMsat) };
+  }
+
+  async keepPaid(paymentHash: string): Promise<void> {
+    const inv = await this.invoice(paymentHash);
+    if (inv && !inv.paid) await this.kv.set(`inv:${paymentHash}`, toJson({ ...inv, paid: true })); // no time to live: kept until claimed
+  }
+
+  async forgetInvoice(paymentHash: string): Promise<void> {
+    if ((await this.kv.get(`claim:${paymentHash}`)) === null) await this.kv.delete(`inv:${paymentHash}`);
+  }
+
+  /** Redis has no listing here: invoices issued before a restart are forgotten by their time to live. */
+  async unsettled(): Promise<IssuedInvoice[]> {
+    return [];
   }
 
   async claim(grant: GrantRecord): Promise<{ grant: GrantRecord; first: boolean }> {

@@ -1,13 +1,15 @@
 /**
- * The paywall's state behind a small interface (so several proxies can later share it, e.g. in
+ * The paywall's state behind a small interface (so several proxies can share it, e.g. in
  * Redis): invoices this proxy issued, the claimed payment hashes with their grant (one grant per
  * hash, ever), credit balances in msat, revoked token ids. FileStore is the default: everything
- * in memory, persisted to one JSON file with atomic writes; a mutation's promise resolves only
- * once it is on disk. Writes coalesce: mutations made while a write runs go out in the next one.
+ * in memory; a mutation's promise resolves only once it is on disk. Claims, balances and
+ * revocations (a record per paying customer) are one JSON file, replaced atomically; writes
+ * coalesce. Invoices (one per request, paid or not: many more) go to an append-only journal
+ * beside it, so issuing one costs an append, not a rewrite of everything issued before.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { removeStaleTemporaries, writeAtomic } from '../../src/hooks/index.js';
+import { appendDurable, removeStaleTemporaries, writeAtomic } from '../../src/hooks/index.js';
 
 export type GrantKind = 'pass' | 'credit';
 
@@ -24,6 +26,8 @@ export interface IssuedInvoice {
   /** unix seconds */
   expiresAt: number;
   createdAt: number;
+  /** the backend said it was paid after it expired unclaimed: kept until it is claimed */
+  paid?: true;
 }
 
 export interface GrantRecord {
@@ -58,12 +62,22 @@ export interface PaywallStore {
   revoke(tokenId: string): Promise<void>;
   isRevoked(tokenId: string): Promise<boolean>;
   grants(): Promise<GrantRecord[]>;
+  /** The invoice expired paid but unclaimed: keep it until it is claimed. */
+  keepPaid(paymentHash: string): Promise<void>;
+  /** The invoice expired unpaid (the backend said so): forget it. */
+  forgetInvoice(paymentHash: string): Promise<void>;
+  /**
+   * Unclaimed invoices not yet found paid, for the paywall to ask the backend about once they
+   * expire (after a restart too). A store that cannot list them answers none and forgets them
+   * on its own a grace period after they expire.
+   */
+  unsettled(): Promise<IssuedInvoice[]>;
   close(): Promise<void>;
 }
 
 const FILE_VERSION = 1;
-/** unclaimed invoices are forgotten this long after they expired */
-const INVOICE_GRACE_S = 86_400;
+/** rewrite the journal once it holds this many more lines than live invoices */
+const COMPACT_SLACK = 1000;
 
 type Json<T> = { [K in keyof T]: T[K] extends bigint ? string : T[K] };
 const toJson = <T extends object>(o: T): Json<T> => JSON.parse(JSON.stringify(o, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) as Json<T>;
@@ -82,6 +96,8 @@ export function openFileStore(file: string): FileStore {
   return s;
 }
 
+type JournalLine = ({ op: 'add' } & Json<IssuedInvoice>) | { op: 'paid' | 'forget'; paymentHash: string };
+
 export class FileStore implements PaywallStore {
   #invoices = new Map<string, IssuedInvoice>();
   #claims = new Map<string, GrantRecord>();
@@ -90,10 +106,20 @@ export class FileStore implements PaywallStore {
   #pending: Promise<void> | null = null;
   #running: Promise<void> = Promise.resolve();
   #opened: Promise<void> | null = null;
+  /** the invoice journal: lines waiting for the next append, lines in the file */
+  readonly journal: string;
+  #journalQueue: string[] = [];
+  #journalLines = 0;
+  /** rewrite the journal whole next time: it is missing, holds a torn line, or an append failed */
+  #compact = false;
+  #journalPending: Promise<void> | null = null;
+  #journalRunning: Promise<void> = Promise.resolve();
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string) {
+    this.journal = `${file}.invoices`;
+  }
 
-  /** Reads the file once; a store already open (shared after a reload) keeps what it holds. */
+  /** Reads the files once; a store already open (shared after a reload) keeps what it holds. */
   open(): Promise<void> {
     this.#opened ??= this.#load().catch((e: unknown) => {
       this.#opened = null; // a file fixed by the operator is read on the next open
@@ -104,25 +130,55 @@ export class FileStore implements PaywallStore {
 
   async #load(): Promise<void> {
     await removeStaleTemporaries(this.file);
-    let text: string;
-    try {
-      text = await fs.readFile(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
+    await removeStaleTemporaries(this.journal);
+    const text = await readIfExists(this.file);
+    let legacyInvoices = false;
+    if (text !== null) {
+      // a corrupt file is refused loudly: starting empty would forget claims and pay out twice
+      let d: { version?: unknown; invoices?: Json<IssuedInvoice>[]; claims?: Json<GrantRecord>[]; balances?: Record<string, string>; revoked?: string[] };
+      try {
+        d = JSON.parse(text) as typeof d;
+      } catch (e) {
+        throw new Error(`paywall store ${this.file} is not valid JSON (${(e as Error).message}); refusing to start with no record of claims`);
+      }
+      if (d.version !== FILE_VERSION) throw new Error(`paywall store ${this.file}: unknown version ${String(d.version)}`);
+      // invoices lived in this file before the journal: they move there at once, below
+      for (const i of d.invoices ?? []) this.#invoices.set(i.paymentHash, invoiceFromJson(i));
+      legacyInvoices = (d.invoices ?? []).length > 0;
+      for (const g of d.claims ?? []) this.#claims.set(g.paymentHash, { ...g, creditMsat: BigInt(g.creditMsat) });
+      for (const [k, v] of Object.entries(d.balances ?? {})) this.#balances.set(k, BigInt(v));
+      for (const t of d.revoked ?? []) this.#revoked.add(t);
     }
-    // a corrupt file is refused loudly: starting empty would forget claims and pay out twice
-    let d: { version?: unknown; invoices?: Json<IssuedInvoice>[]; claims?: Json<GrantRecord>[]; balances?: Record<string, string>; revoked?: string[] };
-    try {
-      d = JSON.parse(text) as typeof d;
-    } catch (e) {
-      throw new Error(`paywall store ${this.file} is not valid JSON (${(e as Error).message}); refusing to start with no record of claims`);
+    this.#readJournal(await readIfExists(this.journal));
+    // before the main file is rewritten without them
+    if (legacyInvoices) await this.#flushJournal();
+  }
+
+  #readJournal(text: string | null): void {
+    if (text === null) {
+      this.#compact = true; // made with writeAtomic, so that its directory entry is durable
+      return;
     }
-    if (d.version !== FILE_VERSION) throw new Error(`paywall store ${this.file}: unknown version ${String(d.version)}`);
-    for (const i of d.invoices ?? []) this.#invoices.set(i.paymentHash, { ...i, amountMsat: BigInt(i.amountMsat) });
-    for (const g of d.claims ?? []) this.#claims.set(g.paymentHash, { ...g, creditMsat: BigInt(g.creditMsat) });
-    for (const [k, v] of Object.entries(d.balances ?? {})) this.#balances.set(k, BigInt(v));
-    for (const t of d.revoked ?? []) this.#revoked.add(t);
+    const lines = text.split('\n');
+    const last = lines.pop(); // '' after the final newline, else a line cut short by a crash
+    if (last) this.#compact = true; // never acknowledged (the append had not returned): dropped
+    lines.forEach((line, n) => {
+      if (!line) return;
+      let l: JournalLine;
+      try {
+        l = JSON.parse(line) as JournalLine;
+      } catch (e) {
+        throw new Error(`paywall invoice journal ${this.journal}: line ${n + 1} is not valid JSON (${(e as Error).message}); refusing to start with invoices missing`);
+      }
+      this.#journalLines++;
+      if (l.op === 'add') {
+        const { op: _op, ...inv } = l;
+        this.#invoices.set(inv.paymentHash, invoiceFromJson(inv));
+      } else if (l.op === 'paid') {
+        const inv = this.#invoices.get(l.paymentHash);
+        if (inv) inv.paid = true;
+      } else if (l.op === 'forget') this.#invoices.delete(l.paymentHash);
+    });
   }
 
   /** Resolves once a write that includes every change made before this call is on disk. */
@@ -140,26 +196,82 @@ export class FileStore implements PaywallStore {
   }
 
   #serialize(): string {
-    const now = Date.now() / 1000;
-    for (const [h, i] of this.#invoices) if (i.expiresAt + INVOICE_GRACE_S < now && !this.#claims.has(h)) this.#invoices.delete(h);
     return JSON.stringify({
       version: FILE_VERSION,
-      invoices: [...this.#invoices.values()].map(toJson),
       claims: [...this.#claims.values()].map(toJson),
       balances: Object.fromEntries([...this.#balances].map(([k, v]) => [k, v.toString()])),
       revoked: [...this.#revoked],
     });
   }
 
+  /** Append `line` to the journal; resolves once it is fsynced (appends made meanwhile share one write). */
+  #journalAppend(line: JournalLine): Promise<void> {
+    this.#journalQueue.push(JSON.stringify(line, bigintAsString) + '\n');
+    return this.#flushJournal();
+  }
+
+  #flushJournal(): Promise<void> {
+    if (this.#journalPending) return this.#journalPending;
+    const p = (this.#journalPending = this.#journalRunning
+      .catch(() => {})
+      .then(async () => {
+        this.#journalPending = null;
+        const lines = this.#journalQueue;
+        this.#journalQueue = [];
+        const run = this.#compact || this.#journalLines + lines.length > 2 * this.#invoices.size + COMPACT_SLACK ? this.#rewriteJournal() : this.#appendLines(lines);
+        this.#journalRunning = run;
+        return run;
+      }));
+    return p;
+  }
+
+  async #appendLines(lines: string[]): Promise<void> {
+    try {
+      await appendDurable(this.journal, lines.join(''));
+    } catch (e) {
+      this.#compact = true; // part of it may be there, torn: the next write replaces the file
+      throw e;
+    }
+    this.#journalLines += lines.length;
+  }
+
+  /** The live invoices only (what memory holds, queued lines included), replacing the file atomically. */
+  async #rewriteJournal(): Promise<void> {
+    const invoices = [...this.#invoices.values()];
+    await writeAtomic(this.journal, invoices.map((i) => JSON.stringify({ op: 'add', ...i }, bigintAsString) + '\n').join(''));
+    this.#journalLines = invoices.length;
+    this.#compact = false;
+  }
+
   async addInvoice(inv: IssuedInvoice): Promise<void> {
     this.#invoices.set(inv.paymentHash, inv);
-    await this.#persist();
+    try {
+      await this.#journalAppend({ op: 'add', ...toJson(inv) });
+    } catch (e) {
+      this.#invoices.delete(inv.paymentHash); // not on disk: not issued
+      throw e;
+    }
   }
 
   async invoice(paymentHash: string): Promise<IssuedInvoice | undefined> {
     return this.#invoices.get(paymentHash);
   }
 
+  async keepPaid(paymentHash: string): Promise<void> {
+    const inv = this.#invoices.get(paymentHash);
+    if (!inv || inv.paid) return;
+    inv.paid = true;
+    await this.#journalAppend({ op: 'paid', paymentHash });
+  }
+
+  async forgetInvoice(paymentHash: string): Promise<void> {
+    if (this.#claims.has(paymentHash) || !this.#invoices.delete(paymentHash)) return;
+    await this.#journalAppend({ op: 'forget', paymentHash });
+  }
+
+  async unsettled(): Promise<IssuedInvoice[]> {
+    return [...this.#invoices.values()].filter((i) => !i.paid && !this.#claims.has(i.paymentHash));
+  }
   async claim(grant: GrantRecord): Promise<{ grant: GrantRecord; first: boolean }> {
     // check and set with no await between: concurrent claims of one hash get one grant
     if (this.#claims.has(grant.paymentHash)) {
@@ -215,5 +327,22 @@ export class FileStore implements PaywallStore {
   async close(): Promise<void> {
     await this.#pending;
     await this.#running.catch(() => {});
+    await this.#journalPending;
+    await this.#journalRunning.catch(() => {});
+  }
+}
+
+const bigintAsString = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+
+function invoiceFromJson(i: Json<IssuedInvoice>): IssuedInvoice {
+  return { ...i, amountMsat: BigInt(i.amountMsat) } as IssuedInvoice;
+}
+
+async function readIfExists(file: string): Promise<string | null> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
   }
 }

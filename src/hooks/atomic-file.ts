@@ -46,6 +46,21 @@ async function syncDirectory(dir: string): Promise<void> {
 }
 
 /**
+ * Append `content` to `file` and fsync it: O(content), for journals. A crash mid-append can
+ * leave a torn last line (never acknowledged), which the journal's reader must expect; the
+ * file's first creation should go through writeAtomic, so that its directory entry is durable.
+ */
+export async function appendDurable(file: string, content: string): Promise<void> {
+  const fh = await fs.open(file, 'a', 0o600);
+  try {
+    await fh.appendFile(content);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
  * Append `content` to `file` atomically: the whole file is rewritten through writeAtomic,
  * so a crash leaves the old file or the old file plus all of `content`, never half a line.
  * Meant for small side files (rejected entries), not for logs.

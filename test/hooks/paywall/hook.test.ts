@@ -7,12 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHookHarness, type FakePeer, type TestHarness } from '../../../src/hooks/testing.js';
 import { X_FEATURE_ID } from '../../../src/hooks/index.js';
 import * as P from '../../../hooks/paywall/protocol.js';
+import { createPaywallHook } from '../../../hooks/paywall/index.js';
 import { lndStandIn, selfSignedCert } from './standins.js';
 import { sleep, waitFor } from '../../support/wait.js';
 
@@ -96,6 +97,40 @@ test('busy: requests waiting for a slow backend are bounded per connection; a pa
     assert.equal(peer.priority, false, 'no longer paid: unmarked');
     await h.deliver(peer, 'inbound', P.CMD.balance, P.encodeNonce(4n));
     assert.equal(P.decodeBalance(Buffer.from((await answer(h, peer, 4n)).payload!)).kind, 'free');
+  } finally {
+    await h.close();
+    await lnd.close();
+  }
+});
+
+test('expired invoices are asked about: the unpaid one is forgotten, the paid but unclaimed one is kept on disk and still claimable', async () => {
+  // unpaid invoices (one per request) stayed in memory and in the store file for a day after they
+  // expired, and a paid invoice whose buyer came back after that day was refused as never issued
+  const { base } = setup();
+  const cert = selfSignedCert();
+  const lnd = await lndStandIn(cert, 'ac');
+  const macaroon = path.join(path.dirname(base.keys.file), 'mac');
+  writeFileSync(macaroon, Buffer.from('ac', 'hex'));
+  const options = { ...base, backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, invoices: { expiry: 1 } };
+  const h = await createHookHarness([{ module: createPaywallHook({ settleMarginS: 0 }), options }]);
+  try {
+    const peer = h.peer({ features: features() });
+    const inv = async (nonce: bigint) => {
+      await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce, offerId: 'pro', amountMsat: 0n }));
+      return P.decodeInvoiceAnswer(Buffer.from((await answer(h, peer, nonce)).payload!));
+    };
+    const paid = await inv(1n);
+    const unpaid = await inv(2n);
+    const paidHash = paid.paymentHash.toString('hex');
+    lnd.markPaid(paidHash);
+    const journal = `${base.store.file}.invoices`;
+    const ops = () => readFileSync(journal, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { op: string; paymentHash: string });
+    await waitFor(() => ops().some((o) => o.op === 'forget'), 15_000, 'the unpaid invoice to be forgotten after it expired');
+    await waitFor(() => ops().some((o) => o.op === 'paid'), 15_000, 'the paid invoice to be marked paid');
+    assert.deepEqual(ops().filter((o) => o.op !== 'add').map((o) => [o.op, o.paymentHash]).sort(), [['forget', unpaid.paymentHash.toString('hex')], ['paid', paidHash]].sort());
+    // the buyer comes back after the invoice expired: the grant is still there for it
+    await h.deliver(peer, 'inbound', P.CMD.claim, P.encodeClaim({ nonce: 3n, paymentHash: paid.paymentHash, claimToken: paid.claimToken, preimage: lnd.invoices.get(paidHash)!.preimage }));
+    assert.equal(P.decodeGrant(Buffer.from((await answer(h, peer, 3n)).payload!)).tier, 'pro');
   } finally {
     await h.close();
     await lnd.close();

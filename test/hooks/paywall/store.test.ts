@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FileStore, type GrantRecord } from '../../../hooks/paywall/store.js';
+import { FileStore, type GrantRecord, type IssuedInvoice } from '../../../hooks/paywall/store.js';
 
 const dir = () => mkdtempSync(path.join(os.tmpdir(), 'bhp-paywall-store-'));
 const grant = (hash: string, creditMsat = 0n): GrantRecord => ({
@@ -45,7 +45,7 @@ test('one grant per payment hash, ever, also after reopening; balances and revoc
   assert.equal((await again.invoice(h))?.amountMsat, 50_000n);
   assert.equal(await again.debit(h.slice(0, 32), 1_000_000n), 0n, 'a debit never goes below zero');
   await again.close();
-  assert.deepEqual(readdirSync(path.dirname(file)), ['paywall.json'], 'no temporary files left');
+  assert.deepEqual(readdirSync(path.dirname(file)).sort(), ['paywall.json', 'paywall.json.invoices'], 'no temporary files left');
 });
 
 test('a corrupt store file refuses to open instead of forgetting claims; stale temporaries are removed', async () => {
@@ -68,4 +68,81 @@ test('a failed write is not acknowledged and the claim is not kept', async () =>
   await assert.rejects(s.claim(grant('cd'.repeat(32), 10n)));
   assert.equal(await s.balance('cd'.repeat(16)), 0n);
   assert.equal((await s.grants()).length, 0);
+});
+
+const invoice = (hash: string, expiresAt = Math.floor(Date.now() / 1000) + 600): IssuedInvoice => ({
+  paymentHash: hash,
+  claimToken: '00'.repeat(16),
+  offer: 'pro',
+  kind: 'pass',
+  tier: 'pro',
+  durationSeconds: 3600,
+  amountMsat: 2_000_000n,
+  expiresAt,
+  createdAt: 1,
+});
+const hashOf = (n: number) => n.toString(16).padStart(64, '0');
+const journalLines = (file: string) => readFileSync(`${file}.invoices`, 'utf8').split('\n').filter(Boolean);
+
+test('invoices go to an append-only journal (issuing one no longer rewrites every invoice issued before); it survives reopening, a torn last line and the old file format', async () => {
+  const d = dir();
+  const file = path.join(d, 'paywall.json');
+  const s = new FileStore(file);
+  await s.open();
+  for (let i = 1; i <= 3; i++) await s.addInvoice(invoice(hashOf(i)));
+  await s.keepPaid(hashOf(1));
+  await s.forgetInvoice(hashOf(2));
+  await s.claim(grant(hashOf(3)));
+  await s.forgetInvoice(hashOf(3)); // claimed: never forgotten
+  await s.close();
+  assert.equal((JSON.parse(readFileSync(file, 'utf8')) as { invoices?: unknown }).invoices, undefined, 'the main file holds no invoices');
+  assert.deepEqual(journalLines(file).map((l) => (JSON.parse(l) as { op: string }).op), ['add', 'add', 'add', 'paid', 'forget']);
+
+  // a crash in the middle of an append leaves a torn last line: it was never acknowledged
+  appendFileSync(`${file}.invoices`, '{"op":"add","paymentHash":"ee');
+  const again = new FileStore(file);
+  await again.open();
+  assert.equal((await again.invoice(hashOf(1)))?.paid, true);
+  assert.equal(await again.invoice(hashOf(2)), undefined);
+  assert.ok(await again.invoice(hashOf(3)));
+  assert.deepEqual((await again.unsettled()).map((i) => i.paymentHash), [], 'paid or claimed: nothing left to ask about');
+  await again.addInvoice(invoice(hashOf(4)));
+  await again.close();
+  assert.ok(journalLines(file).every((l) => JSON.parse(l)), 'the torn line is gone: the journal was rewritten whole');
+  assert.deepEqual(journalLines(file).map((l) => (JSON.parse(l) as { paymentHash: string }).paymentHash).sort(), [1, 3, 4].map(hashOf));
+
+  // a bad line that is not the last is corruption, refused like a corrupt main file
+  writeFileSync(`${file}.invoices`, `not json\n${journalLines(file).join('\n')}\n`);
+  await assert.rejects(new FileStore(file).open(), /line 1 is not valid JSON.*refusing/);
+
+  // the format before the journal: invoices in the main file move to the journal at open
+  const old = path.join(d, 'old.json');
+  writeFileSync(old, JSON.stringify({ version: 1, invoices: [{ ...invoice(hashOf(9)), amountMsat: '2000000' }], claims: [], balances: {}, revoked: [] }));
+  const migrated = new FileStore(old);
+  await migrated.open();
+  await migrated.revoke('ab'.repeat(16)); // rewrites the main file, now without invoices
+  await migrated.close();
+  const reopened = new FileStore(old);
+  await reopened.open();
+  assert.equal((await reopened.invoice(hashOf(9)))?.amountMsat, 2_000_000n, 'the old file\'s invoice survived its rewrite');
+});
+
+test('an invoice found paid is kept however long ago it expired; forgotten ones are compacted away', async () => {
+  const file = path.join(dir(), 'paywall.json');
+  const s = new FileStore(file);
+  await s.open();
+  const twoDaysAgo = Math.floor(Date.now() / 1000) - 2 * 86_400;
+  const n = 3000;
+  await Promise.all(Array.from({ length: n }, (_, i) => s.addInvoice(invoice(hashOf(i + 1), twoDaysAgo))));
+  await s.keepPaid(hashOf(1));
+  for (let i = 2; i <= n; i++) await s.forgetInvoice(hashOf(i));
+  await s.revoke('cd'.repeat(16)); // a main-file write: it once pruned invoices a day past expiry, paid or not
+  await s.addInvoice(invoice(hashOf(n + 1)));
+  await s.close();
+  assert.ok(journalLines(file).length <= 2 * 2 + 1000 + 1, `compacted: ${journalLines(file).length} lines for 2 live invoices`);
+  const again = new FileStore(file);
+  await again.open();
+  assert.equal((await again.invoice(hashOf(1)))?.paid, true, 'the paid invoice, expired two days ago, is still claimable');
+  assert.equal(await again.invoice(hashOf(2)), undefined);
+  assert.deepEqual((await again.unsettled()).map((i) => i.paymentHash), [hashOf(n + 1)]);
 });
