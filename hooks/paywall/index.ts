@@ -170,6 +170,8 @@ const nowS = () => Math.floor(Date.now() / 1000);
 const SETTLE_MARGIN = 60;
 /** the key of a slot held for an invoice being created (not a payment hash) */
 const PLACEHOLDER = 'pending-';
+/** shared-store revocation questions in flight at once (the fleet check every sweep) */
+const REVOCATION_QUERIES = 32;
 /** backend lookups of expired invoices per sweep (every 5 s) */
 const CHECKS_PER_SWEEP = 100;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
@@ -305,14 +307,27 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
 
   /** A revocation made through another proxy of the fleet (the shared store) reaches this proxy's holders within a sweep. */
   async function cutBackRevoked(): Promise<void> {
+    // one question per credential, not per connection, a few at a time
+    const holders = new Map<string, HookPeer[]>();
+    for (const peer of hookCtx.peers()) {
+      const s = existing(peer);
+      if (!s || s.kind === 'free') continue;
+      const list = holders.get(s.tokenId);
+      if (list) list.push(peer);
+      else holders.set(s.tokenId, [peer]);
+    }
+    const tokens = [...holders.keys()];
     try {
-      for (const peer of hookCtx.peers()) {
-        const s = existing(peer);
-        if (!s || s.kind === 'free') continue;
-        const tokenId = s.tokenId;
-        if (!(await store.isRevoked(tokenId))) continue;
-        const now = existing(peer); // after the wait: a new grant may have replaced the revoked one
-        if (now && now.kind !== 'free' && now.tokenId === tokenId) revert(peer, now);
+      for (let i = 0; i < tokens.length; i += REVOCATION_QUERIES) {
+        const batch = tokens.slice(i, i + REVOCATION_QUERIES);
+        const revoked = await Promise.all(batch.map((t) => store.isRevoked(t)));
+        batch.forEach((tokenId, k) => {
+          if (!revoked[k]) return;
+          for (const peer of holders.get(tokenId)!) {
+            const now = existing(peer); // after the wait: a new grant may have replaced the revoked one
+            if (now && now.kind !== 'free' && now.tokenId === tokenId) revert(peer, now);
+          }
+        });
       }
     } catch {
       // the shared store is unreachable (logged by the store): the next sweep asks again
