@@ -31,6 +31,8 @@ const { InvType } = codec;
 
 /** bitcoind's INVENTORY_MAX_RECENT_RELAY: how many announcements it remembers per peer. */
 const DEFAULT_ANNOUNCED_PER_PEER = 3500;
+/** about 10 MB of hashes per peer at most */
+const MAX_ANNOUNCED_PER_PEER = 100_000;
 /** bitcoind's RELAY_TX_CACHE_TIME: how long it keeps relayed transactions after announcing them (s). */
 const DEFAULT_TX_TTL = 15 * 60;
 /** getdata items awaiting bitcoind's answer, remembered per peer (oldest dropped first). */
@@ -57,7 +59,8 @@ export const blockCacheOptions = z.strictObject({
   /** blocks expire this long after bitcoind first served them (0: never; size alone bounds them) */
   blockTtl: durationSeconds.default(0),
   /** transaction announcements remembered per peer */
-  announcedPerPeer: z.number().int().positive().default(DEFAULT_ANNOUNCED_PER_PEER),
+  // held per connected peer: a bound typed a few digits too long would let every peer grow its set without end
+  announcedPerPeer: z.number().int().positive().max(MAX_ANNOUNCED_PER_PEER).default(DEFAULT_ANNOUNCED_PER_PEER),
   /** optional read-only RPC to bitcoind: serve a block only if getblockheader says it is in the active chain */
   rpc: chainCheckOptions.optional(),
 });

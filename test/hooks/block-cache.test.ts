@@ -391,6 +391,7 @@ test('unit: options are validated and named in the error', async () => {
   await assert.rejects(harness({ maxBytes: 'lots' }), /block-cache.*maxBytes/s);
   await assert.rejects(harness({ colour: 'red' }), /block-cache.*colour/s);
   await assert.rejects(harness({ txTtl: -1 }), /block-cache.*txTtl/s);
+  await assert.rejects(harness({ announcedPerPeer: 1e9 }), /block-cache.*announcedPerPeer/s);
   const url = 'http://127.0.0.1:8332';
   for (const rpc of [{ url }, { url, user: 'u' }, { url, user: 'u', password: 'p', cookieFile: '/c' }, { url: 'https://x', cookieFile: '/c' }, { url, cookieFile: '/c', cacheTtl: 'soon' }, { url, cookieFile: '/c', timeout: 0 }]) {
     await assert.rejects(harness({ rpc }), /block-cache.*rpc/s, JSON.stringify(rpc));
