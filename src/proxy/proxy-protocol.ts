@@ -37,6 +37,11 @@ export function looksLikeProxyHeader(data: Buffer): boolean {
   return n > 0 && (data.subarray(0, n).equals(V2_SIGNATURE.subarray(0, n)) || data.subarray(0, Math.min(n, 6)).equals(V1_PREFIX.subarray(0, Math.min(n, 6))));
 }
 
+/** Is `data` shorter than a PROXY signature and the start of one? Then its next bytes tell. */
+export function mayStartProxyHeader(data: Buffer): boolean {
+  return data.length < V2_SIGNATURE.length && looksLikeProxyHeader(data);
+}
+
 /**
  * How long the header in `data` is: 0 when more bytes are needed. Throws when `data` cannot
  * start a PROXY header or it is longer than the spec allows.
