@@ -103,7 +103,7 @@ function parseV2(header: Buffer): ProxyHeader {
 
 /**
  * Read the header from a socket accepted with pauseOnConnect; the bytes after it are put back
- * (unshift) and the socket is paused again, so the session reads them first.
+ * (unshift) and the socket is paused again, so the session reads them first. `timeoutMs` 0: no limit.
  */
 export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<ProxyHeader> {
   return new Promise((resolve, reject) => {
@@ -129,7 +129,8 @@ export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<
       }
     };
     const onClose = () => done(new ProxyHeaderError('closed before the PROXY header was complete'));
-    const timer = setTimeout(() => done(new ProxyHeaderError(`no complete PROXY header within ${timeoutMs} ms`)), timeoutMs);
+    // 0 is limits.handshakeTimeout switched off, as sessions take it: no deadline, not an instant one
+    const timer = timeoutMs > 0 ? setTimeout(() => done(new ProxyHeaderError(`no complete PROXY header within ${timeoutMs} ms`)), timeoutMs) : undefined;
     socket.on('data', onData);
     socket.once('close', onClose);
     socket.resume();
