@@ -37,6 +37,11 @@ export function looksLikeProxyHeader(data: Buffer): boolean {
   return n > 0 && (data.subarray(0, n).equals(V2_SIGNATURE.subarray(0, n)) || data.subarray(0, Math.min(n, 6)).equals(V1_PREFIX.subarray(0, Math.min(n, 6))));
 }
 
+/** Is `data` shorter than a PROXY signature and the start of one? Then its next bytes tell. */
+export function mayStartProxyHeader(data: Buffer): boolean {
+  return data.length < V2_SIGNATURE.length && looksLikeProxyHeader(data);
+}
+
 /**
  * How long the header in `data` is: 0 when more bytes are needed. Throws when `data` cannot
  * start a PROXY header or it is longer than the spec allows.
@@ -98,7 +103,7 @@ function parseV2(header: Buffer): ProxyHeader {
 
 /**
  * Read the header from a socket accepted with pauseOnConnect; the bytes after it are put back
- * (unshift) and the socket is paused again, so the session reads them first.
+ * (unshift) and the socket is paused again, so the session reads them first. `timeoutMs` 0: no limit.
  */
 export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<ProxyHeader> {
   return new Promise((resolve, reject) => {
@@ -124,7 +129,8 @@ export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<
       }
     };
     const onClose = () => done(new ProxyHeaderError('closed before the PROXY header was complete'));
-    const timer = setTimeout(() => done(new ProxyHeaderError(`no complete PROXY header within ${timeoutMs} ms`)), timeoutMs);
+    // 0 is limits.handshakeTimeout switched off, as sessions take it: no deadline, not an instant one
+    const timer = timeoutMs > 0 ? setTimeout(() => done(new ProxyHeaderError(`no complete PROXY header within ${timeoutMs} ms`)), timeoutMs) : undefined;
     socket.on('data', onData);
     socket.once('close', onClose);
     socket.resume();

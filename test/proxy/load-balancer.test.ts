@@ -10,68 +10,31 @@
  * run` processes, our P2P test client as the peers.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { litecoindSkipReason, startLitecoind, type Litecoind } from '../support/litecoind.js';
 import { P2PClient } from '../support/p2p-client.js';
-import { freePort } from '../support/ports.js';
+import { haproxyMissing, startHaproxy, type Haproxy } from '../support/haproxy.js';
 import { startProxyProcess, type ProxyProcess } from '../support/proxy-process.js';
 import { RedisServer, redisSkipReason } from '../support/redis.js';
 import { waitFor } from '../support/wait.js';
 
-const haproxyMissing = spawnSync('haproxy', ['-v']).status === 0 ? false : 'haproxy is not installed (Debian package haproxy; .ci/run installs it)';
 const skip = haproxyMissing || redisSkipReason() || litecoindSkipReason();
 let node: Litecoind;
 let redis: RedisServer;
 let proxies: ProxyProcess[] = [];
-let haproxy: ChildProcess;
+let haproxy: Haproxy;
 let lbPort: number;
-let haproxyLog = '';
 
 before(async () => {
   if (skip) return;
   [node, redis] = await Promise.all([startLitecoind({ name: 'lb', disableWallet: true }), RedisServer.start()]);
   const yaml = `store: { redis: "${redis.url}", prefix: "lb:" }\nproxyProtocol: { trusted: ["127.0.0.1/32"] }`;
   proxies = await Promise.all([0, 1].map(() => startProxyProcess(node.p2pPort, yaml)));
-  lbPort = await freePort();
-  const cfg = path.join(proxies[0]!.dir, 'haproxy.cfg');
-  writeFileSync(
-    cfg,
-    [
-      'global',
-      '  maxconn 200',
-      'defaults',
-      '  mode tcp',
-      '  timeout connect 5s',
-      '  timeout client 60s',
-      '  timeout server 60s',
-      'frontend p2p',
-      `  bind 127.0.0.1:${lbPort}`,
-      '  default_backend proxies',
-      'backend proxies',
-      '  balance roundrobin',
-      ...proxies.map((p, i) => `  server p${i} 127.0.0.1:${p.port} send-proxy-v2`),
-      '',
-    ].join('\n'),
-  );
-  haproxy = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-  process.once('exit', () => haproxy.kill('SIGKILL'));
-  haproxy.stdout!.on('data', (c: Buffer) => (haproxyLog += c.toString()));
-  haproxy.stderr!.on('data', (c: Buffer) => (haproxyLog += c.toString()));
-  await waitFor(
-    async () => {
-      const c = await P2PClient.connect(lbPort, { localAddress: '127.0.4.2' });
-      await c.close();
-      return true;
-    },
-    20_000,
-    `haproxy listening (log: ${haproxyLog})`,
-  );
+  haproxy = await startHaproxy(proxies.map((p) => p.port));
+  lbPort = haproxy.port;
 });
 after(async () => {
-  haproxy?.kill('SIGTERM');
+  await haproxy?.stop();
   await Promise.all(proxies.map((p) => p.stop()));
   await redis?.stop();
   await node?.stop();

@@ -1,12 +1,19 @@
 /**
  * PROXY protocol framing and parsing (src/proxy/proxy-protocol.ts) on headers built byte by
  * byte from HAProxy's spec (proxy-protocol.txt §2.1, §2.2), including hostile ones. HAProxy
- * itself sends the headers in test/proxy/load-balancer.test.ts.
+ * itself sends the headers in test/proxy/load-balancer.test.ts and in the last test here
+ * (Debian's haproxy in front of the proxy, litecoind 0.21 behind it).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { headerLength, looksLikeProxyHeader, parseHeader, ProxyHeaderError } from '../../src/proxy/proxy-protocol.js';
-import { filePrng, randomBytes } from '../support/seed.js';
+import { cleanupStack } from '../support/cleanup.js';
+import { haproxyMissing, startHaproxy } from '../support/haproxy.js';
+import { litecoindSkipReason, startLitecoind } from '../support/litecoind.js';
+import { P2PClient } from '../support/p2p-client.js';
+import { startTestProxy } from '../support/proxy-harness.js';
+import { startDribbleRelay } from '../support/dribble-relay.js';
+import { fileSeed, filePrng, randomBytes, seedNote } from '../support/seed.js';
 
 const rand = filePrng(import.meta.url);
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
@@ -94,4 +101,23 @@ test('hostile and malformed headers are refused with ProxyHeaderError', () => {
   }
   assert.equal(looksLikeProxyHeader(Buffer.from('PRO')), true);
   assert.equal(looksLikeProxyHeader(Buffer.from('GET /')), false);
+});
+
+test(`handshakeTimeout: 0 (no handshake timer), HAProxy's header arriving in pieces: the connections are served, not refused for a 0 ms header wait (${seedNote(import.meta.url)})`, { skip: haproxyMissing || litecoindSkipReason(), timeout: 60_000 }, async (t) => {
+  const cleanup = cleanupStack(t);
+  const node = await startLitecoind({ name: 'pp-no-timeout', disableWallet: true });
+  cleanup.push(() => node.stop());
+  const proxy = await startTestProxy(node.p2pPort, 'limits: { handshakeTimeout: 0 }\nproxyProtocol: { trusted: ["127.0.0.1/32"] }');
+  cleanup.push(() => proxy.close());
+  // between the balancer and the proxy, as a slow network would: the header in pieces, 10 ms apart
+  const relay = await startDribbleRelay(proxy.port, { maxPiece: 7, delayMs: 10, seed: fileSeed(import.meta.url) });
+  cleanup.push(() => relay.close());
+  for (const sendProxy of ['send-proxy', 'send-proxy-v2'] as const) {
+    const lb = await startHaproxy([relay.port], sendProxy);
+    cleanup.push(() => lb.stop());
+    const c = await P2PClient.connect(lb.port, { localAddress: '127.0.4.30' });
+    cleanup.push(() => c.close());
+    await c.handshake(20_000);
+    assert.ok(proxy.proxy.sessions().some((s) => s.info.address === '127.0.4.30'), `${sendProxy}: the session has the client's address`);
+  }
 });

@@ -172,6 +172,28 @@ test(`bad v2 openings and packets close that peer with its reason; others unaffe
     await bystandersOk();
   });
 
+  await t.test('2 MB of small decoys in one write: the packets that straddle two bulk reads still authenticate; the peer stays', async () => {
+    const before = await failures(proxy, 'decrypt_failed');
+    const garbage = randomBytes(rand, 20);
+    const { socket, closed, k } = await openV2(proxy.port, garbage);
+    const send = new PacketCipher(k.initiatorL, k.initiatorP);
+    // 30-byte packets: nothing reaches bitcoind, so the read buffer is not lent, and most 64 KB
+    // reads end inside a packet's length field or tag, which the proxy keeps for the next read
+    const decoys: Buffer[] = [];
+    for (let i = 0; i < 70_000; i++) decoys.push(...send.encrypt([randomBytes(rand, 10)], i === 0 ? garbage : EMPTY, true));
+    const addr = { services: 0n, ip: Buffer.alloc(16), port: 0 };
+    const version = buildFrame(regtest, 'version', { version: 70016, services: 0x409n, timestamp: 0n, addrRecv: addr, addrFrom: addr, nonce: 8n, userAgent: '/v2-bulk-decoys/', startHeight: 0, relay: true });
+    socket.write(Buffer.concat([k.initiatorTerminator, ...decoys, ...send.encrypt([], EMPTY), ...send.encrypt(contentsOf(version.raw), EMPTY)]));
+    await Promise.race([
+      waitFor(() => proxy.proxy.sessions().some((s) => s.info.userAgent === '/v2-bulk-decoys/'), 20_000, 'the version after the decoys to reach the proxy'),
+      closed.then(() => assert.fail('the proxy closed the peer')),
+    ]);
+    assert.equal(await failures(proxy, 'decrypt_failed'), before, 'no packet failed authentication');
+    socket.destroy();
+    await closed;
+    await bystandersOk();
+  });
+
   await waitFor(() => proxy.proxy.sessions().length === 2, 10_000, 'only the two bystanders to be left');
-  assert.equal(await proxy.metricValue('bhp_v2_sessions_total', { role: 'responder' }), 4, 'v2 handshakes completed: the bystander, the flipped-bit, wrong-length and decoy peers');
+  assert.equal(await proxy.metricValue('bhp_v2_sessions_total', { role: 'responder' }), 5, 'v2 handshakes completed: the bystander, the flipped-bit, wrong-length and both decoy peers');
 });

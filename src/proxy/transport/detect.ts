@@ -1,4 +1,5 @@
 import { guessTransport, v1Prefix, type Network } from '../../codec/index.js';
+import { mayStartProxyHeader } from '../proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
 /** one v1 prefix per network, not one per connection */
@@ -31,7 +32,10 @@ export class TransportDetector {
     const head = this.#head.length ? Buffer.concat([this.#head, chunk]) : chunk;
     let prefix = prefixes.get(this.network);
     if (!prefix) prefixes.set(this.network, (prefix = v1Prefix(this.network)));
-    const detected = guessTransport(head, prefix);
+    let detected = guessTransport(head, prefix);
+    // a PROXY header split by TCP: its first bytes alone would pass for a v2 key, and the session
+    // closes an untrusted one only once it sees the signature (a v2 key comes 64 bytes at once)
+    if (detected === 'v2' && mayStartProxyHeader(head)) detected = 'undecided';
     this.#head = detected === 'undecided' ? Buffer.from(head) : EMPTY;
     return { detected, bytes: detected === 'undecided' ? EMPTY : head };
   }

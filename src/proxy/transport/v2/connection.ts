@@ -82,7 +82,7 @@ export class V2Connection implements Transport, FrameReader {
   #state = Recv.KEY;
   #sink: CutThroughSink | null = null;
   readonly #writer: V2Writer;
-  /** bytes received, not yet consumed (chunks from 'data' events, owned by us) */
+  /** bytes received, not yet consumed (copies: see push) */
   #chunks: Buffer[] = [];
   #have = 0;
   /** the peer's garbage and terminator, while looking for the terminator */
@@ -149,6 +149,9 @@ export class V2Connection implements Transport, FrameReader {
     this.#chunks.push(chunk);
     this.#have += chunk.length;
     while (this.#step());
+    // `chunk` may be a view of a read buffer the socket's next read overwrites (LendingReadBuffer):
+    // keep a copy of what is left, a few bytes (part of a key, a length field or a tag)
+    if (this.#have > 0) this.#chunks = [Buffer.concat(this.#chunks, this.#have)];
   }
 
   /** One step of the receive state machine; false when it needs more bytes. */
