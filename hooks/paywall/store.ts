@@ -150,8 +150,12 @@ export class FileStore implements PaywallStore {
       for (const t of d.revoked ?? []) this.#revoked.add(t);
     }
     this.#readJournal(await readIfExists(this.journal));
-    // before the main file is rewritten without them
-    if (legacyInvoices) await this.#flushJournal();
+    // before the main file is rewritten without them. Whole, not an (empty) append: a journal may
+    // exist already (a rollback to the version before it wrote invoices to the main file only)
+    if (legacyInvoices) {
+      this.#compact = true;
+      await this.#flushJournal();
+    }
   }
 
   #readJournal(text: string | null): void {

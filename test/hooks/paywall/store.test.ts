@@ -146,3 +146,24 @@ test('an invoice found paid is kept however long ago it expired; forgotten ones 
   assert.equal(await again.invoice(hashOf(2)), undefined);
   assert.deepEqual((await again.unsettled()).map((i) => i.paymentHash), [hashOf(n + 1)]);
 });
+
+test('invoices in the old-format main file next to an existing journal (a rollback to the previous version, then back) survive the next main-file write', async () => {
+  // Real file system. The journal was made by this version; the rollback's version then wrote
+  // the invoices it issued into the main file, as it always did, and knew nothing of the journal.
+  const file = path.join(dir(), 'paywall.json');
+  const s = new FileStore(file);
+  await s.open();
+  await s.addInvoice(invoice(hashOf(1)));
+  await s.close();
+  writeFileSync(file, JSON.stringify({ version: 1, invoices: [{ ...invoice(hashOf(2)), amountMsat: '2000000' }], claims: [], balances: {}, revoked: [] }));
+
+  const upgraded = new FileStore(file);
+  await upgraded.open();
+  assert.ok(await upgraded.invoice(hashOf(2)), 'the rollback\'s invoice is read');
+  await upgraded.revoke('ab'.repeat(16)); // rewrites the main file, without invoices
+  await upgraded.close();
+  const reopened = new FileStore(file);
+  await reopened.open();
+  assert.ok(await reopened.invoice(hashOf(1)), 'the journal\'s invoice');
+  assert.equal((await reopened.invoice(hashOf(2)))?.amountMsat, 2_000_000n, 'the invoice issued during the rollback is still claimable after the main file was rewritten');
+});
