@@ -167,3 +167,23 @@ test('invoices in the old-format main file next to an existing journal (a rollba
   assert.ok(await reopened.invoice(hashOf(1)), 'the journal\'s invoice');
   assert.equal((await reopened.invoice(hashOf(2)))?.amountMsat, 2_000_000n, 'the invoice issued during the rollback is still claimable after the main file was rewritten');
 });
+
+test('a journal saved by an editor without its final newline keeps its last invoice', async () => {
+  // Real file system. Editors such as VS Code save without a final newline by default: the last
+  // line is whole, not torn by a crash, and may be the only record of a paid invoice.
+  const file = path.join(dir(), 'paywall.json');
+  const s = new FileStore(file);
+  await s.open();
+  await s.addInvoice(invoice(hashOf(1)));
+  await s.addInvoice(invoice(hashOf(2)));
+  await s.close();
+  writeFileSync(`${file}.invoices`, journalLines(file).join('\n')); // no newline after the last line
+  const edited = new FileStore(file);
+  await edited.open();
+  await edited.addInvoice(invoice(hashOf(3))); // the journal is rewritten whole
+  await edited.close();
+  const reopened = new FileStore(file);
+  await reopened.open();
+  assert.ok(await reopened.invoice(hashOf(2)), 'the last line of the edited journal is kept');
+  assert.ok(await reopened.invoice(hashOf(3)));
+});
