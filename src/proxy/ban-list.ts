@@ -294,11 +294,19 @@ export class BanList {
    */
   #evictAutomatic(): void {
     const now = this.#now();
-    while (this.#automatic >= this.maxAutomatic) {
-      const soonest = this.#soonestAutomatic();
-      if (!soonest) return;
-      this.#delete(soonest.subnet);
-      if (soonest.until > now) this.#onEvict(publicBan(soonest));
+    const surplus = this.#automatic - this.maxAutomatic + 1;
+    // more than one after a reload lowered the bound (thousands, maybe): one sort, not a walk each
+    const going =
+      surplus > 1
+        ? [...this.#bans.values()]
+            .filter((b) => b.automatic)
+            .sort((a, b) => a.until - b.until)
+            .slice(0, surplus)
+        : [this.#soonestAutomatic()];
+    for (const b of going) {
+      if (!b) return;
+      this.#delete(b.subnet);
+      if (b.until > now) this.#onEvict(publicBan(b));
     }
   }
 

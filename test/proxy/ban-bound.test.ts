@@ -159,3 +159,23 @@ test('Redis: more automatic bans in the shared store than bans.maxAutomatic: the
   const taken = proxy.logs.filter((l) => l.msg === 'banned by another proxy').length;
   assert.ok(taken <= 10, `each shared ban taken at most once, not again at every sync (taken ${taken} times)`);
 });
+
+test('BanList: a reload that lowers bans.maxAutomatic from 40,000 to 100 evicts the surplus at the next ban without stalling the event loop', { timeout: 120_000 }, () => {
+  // No file: the cost is in memory. Each eviction walked the whole list to find the soonest end,
+  // so the first ban after the reload evicted 39,901 bans with as many walks (~8 s, every peer's
+  // traffic stalled meanwhile).
+  const n = 40_000;
+  let evicted = 0;
+  const bans = new BanList(null, { maxAutomatic: n, onEvict: () => evicted++ });
+  for (let i = 0; i < n; i++) bans.add(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, HOUR + ((i * 7919) % n) * 1000, 'misbehaviour', true);
+  bans.maxAutomatic = 100; // what a reload does
+  const started = performance.now();
+  bans.add('10.200.0.1', 2 * n * 1000 + HOUR, 'misbehaviour', true);
+  const ms = performance.now() - started;
+  assert.equal(bans.automaticCount, 100);
+  assert.equal(evicted, n - 99);
+  const k = n - 1; // the latest-ending of the first ones (i * 7919 % n === n - 1) is kept
+  const i = [...Array(n).keys()].find((j) => (j * 7919) % n === k)!;
+  assert.ok(bans.find(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), 'the latest-ending bans are the ones kept');
+  assert.ok(ms < 2000, `the surplus went in ${Math.round(ms)} ms`);
+});
