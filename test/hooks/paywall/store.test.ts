@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { FileStore, type GrantRecord, type IssuedInvoice } from '../../../hooks/paywall/store.js';
+import { SharedPaywallStore } from '../../../hooks/paywall/shared-store.js';
+import { RedisStore } from '../../../src/store/redis-store.js';
+import { cleanupStack } from '../../support/cleanup.js';
+import { RedisServer, redisSkipReason } from '../../support/redis.js';
 
 const dir = () => mkdtempSync(path.join(os.tmpdir(), 'bhp-paywall-store-'));
 const grant = (hash: string, creditMsat = 0n): GrantRecord => ({
@@ -186,4 +191,24 @@ test('a journal saved by an editor without its final newline keeps its last invo
   await reopened.open();
   assert.ok(await reopened.invoice(hashOf(2)), 'the last line of the edited journal is kept');
   assert.ok(await reopened.invoice(hashOf(3)));
+});
+
+test('shared store (Redis): a claimed invoice outlives its one-day time to live, so a buyer whose grant was lost can claim it again', { skip: redisSkipReason(), timeout: 30_000 }, async (t) => {
+  // Real Redis (Debian's redis-server on a free port) behind the proxy's RedisStore, as a fleet
+  // runs it. Redelivering a grant needs the invoice (its claim token proves the claimer is the
+  // buyer, not a routing node that saw the preimage); it had the one-day time to live of an
+  // unclaimed invoice, so a claim retried a day later was refused as not_issued.
+  const cleanup = cleanupStack(t);
+  const redis = await RedisServer.start();
+  cleanup.push(() => redis.stop());
+  const rs = new RedisStore({ redis: redis.url, prefix: 'claimed:', syncInterval: 60_000, pingInterval: 100 }, pino({ level: 'silent' }));
+  await rs.start();
+  cleanup.push(() => rs.close());
+  const s = new SharedPaywallStore(rs.hookStore('paywall'));
+  const now = Math.floor(Date.now() / 1000);
+  await s.addInvoice(invoice(hashOf(1), now - 86_400 + 1)); // expired a day ago: one second left to live
+  assert.equal((await s.claim(grant(hashOf(1)))).first, true);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.ok(await s.claimed(hashOf(1)), 'the claim');
+  assert.ok(await s.invoice(hashOf(1)), 'and its invoice, to check the claim token of a retried claim');
 });
