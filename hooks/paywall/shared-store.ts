@@ -51,14 +51,14 @@ export class SharedPaywallStore implements PaywallStore {
   }
 
   async claim(grant: GrantRecord): Promise<{ grant: GrantRecord; first: boolean }> {
-    // The balance goes in first under the grant's fresh token id, which nobody holds until the
-    // claim below wins; so a crash between the two leaves an unreachable balance, never a paid
-    // claim without its credit.
     // The invoice loses its time to live first, as the file store keeps claimed invoices: a
     // claim retried after the grant was lost (the connection dropped, the proxy died) needs it
     // to check the claim token, and its one-day fallback would have refused it as not issued.
     const inv = await this.invoice(grant.paymentHash);
     if (inv) await this.kv.set(`inv:${grant.paymentHash}`, toJson(inv));
+    // The balance goes in first under the grant's fresh token id, which nobody holds until the
+    // claim below wins; so a crash between the two leaves an unreachable balance, never a paid
+    // claim without its credit.
     const credit = grant.creditMsat > 0n;
     if (credit) await this.kv.setNX(`bal:${grant.tokenId}`, grant.creditMsat.toString());
     if (await this.kv.setNX(`claim:${grant.paymentHash}`, toJson(grant))) {
