@@ -1,7 +1,7 @@
 /**
  * The paywall's state in the proxy's shared store (ctx.store backed by Redis), so every proxy
  * of a fleet honours the same invoices, claims, balances and revocations:
- *   inv:<hash>   issued invoice (JSON), expires a day after the invoice unless found paid then
+ *   inv:<hash>   issued invoice (JSON), expires a day after the invoice unless claimed or found paid
  *   claim:<hash> the one grant of a payment hash, taken with SET NX: a second proxy gets the first's grant
  *   bal:<token>  credit balance in msat, debited atomically and never below zero
  *   rev:<token>  revoked
@@ -51,6 +51,11 @@ export class SharedPaywallStore implements PaywallStore {
   }
 
   async claim(grant: GrantRecord): Promise<{ grant: GrantRecord; first: boolean }> {
+    // The invoice loses its time to live first, as the file store keeps claimed invoices: a
+    // claim retried after the grant was lost (the connection dropped, the proxy died) needs it
+    // to check the claim token, and its one-day fallback would have refused it as not issued.
+    const inv = await this.invoice(grant.paymentHash);
+    if (inv) await this.kv.set(`inv:${grant.paymentHash}`, toJson(inv));
     // The balance goes in first under the grant's fresh token id, which nobody holds until the
     // claim below wins; so a crash between the two leaves an unreachable balance, never a paid
     // claim without its credit.

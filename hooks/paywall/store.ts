@@ -150,8 +150,12 @@ export class FileStore implements PaywallStore {
       for (const t of d.revoked ?? []) this.#revoked.add(t);
     }
     this.#readJournal(await readIfExists(this.journal));
-    // before the main file is rewritten without them
-    if (legacyInvoices) await this.#flushJournal();
+    // before the main file is rewritten without them. Whole, not an (empty) append: a journal may
+    // exist already (a rollback to the version before it wrote invoices to the main file only)
+    if (legacyInvoices) {
+      this.#compact = true;
+      await this.#flushJournal();
+    }
   }
 
   #readJournal(text: string | null): void {
@@ -161,7 +165,14 @@ export class FileStore implements PaywallStore {
     }
     const lines = text.split('\n');
     const last = lines.pop(); // '' after the final newline, else a line cut short by a crash
-    if (last) this.#compact = true; // never acknowledged (the append had not returned): dropped
+    if (last) {
+      this.#compact = true; // rewritten whole, so no append goes after it
+      // A whole JSON object is a line saved without its newline (editors do that), kept: it may
+      // be the only record of a paid invoice; and one whose append was never acknowledged
+      // changes nothing paid (an invoice never handed out, or one forgotten or kept as the
+      // backend said). Anything else was cut short by a crash: dropped.
+      if (isJsonObject(last)) lines.push(last);
+    }
     lines.forEach((line, n) => {
       if (!line) return;
       let l: JournalLine;
@@ -336,6 +347,15 @@ const bigintAsString = (_k: string, v: unknown): unknown => (typeof v === 'bigin
 
 function invoiceFromJson(i: Json<IssuedInvoice>): IssuedInvoice {
   return { ...i, amountMsat: BigInt(i.amountMsat) } as IssuedInvoice;
+}
+
+function isJsonObject(text: string): boolean {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null;
+  } catch {
+    return false;
+  }
 }
 
 async function readIfExists(file: string): Promise<string | null> {

@@ -83,6 +83,8 @@ export class BanList {
   /** automatic bans held at most (settable: a reload changes it for the bans that follow) */
   maxAutomatic: number;
   #automatic = 0;
+  /** the automatic ban that ends soonest (null: none); undefined until a walk of the list finds it */
+  #soonest: BanEntry | null | undefined = null;
   /** when size last pruned expired bans: it runs at every ban, and a prune walks the whole list */
   #prunedAt = -Infinity;
   /** bumped by every change; the file holds #savedVersion */
@@ -145,11 +147,13 @@ export class BanList {
       else if (entry.until <= now) expired++; // the normal end of a ban
       else read.push(entry);
     }
-    // soonest end first: over maxAutomatic, the latest-ending automatic bans are the ones kept
-    read.sort((a, b) => a.until - b.until);
+    // latest end first: over maxAutomatic, the latest-ending automatic bans are the ones kept,
+    // and the rest are passed over, not each taken and evicted (a walk of the list each: minutes
+    // for a file of 300k bans)
+    read.sort((a, b) => b.until - a.until);
     for (const entry of read) {
       const prev = this.#bans.get(entry.subnet);
-      if (!prev || prev.until < entry.until) this.#set(entry);
+      if ((!prev || prev.until < entry.until) && !this.#firstToGo(entry, prev)) this.#set(entry);
     }
     if (expired) this.#log?.info({ file: this.file, expired }, 'expired bans not loaded');
     if (rejected.length) await this.#keepRejected(rejected);
@@ -204,6 +208,9 @@ export class BanList {
     const until = Math.min(MAX_TIME_MS, ban.until);
     const entry: BanEntry = { subnet: parsed.text, until, reason: ban.reason, created: prev?.created ?? ban.created, parsed };
     if (ban.automatic === true && (!prev || prev.automatic)) entry.automatic = true;
+    // Redis offers every ban of the fleet again at each sync: one that would be evicted first
+    // must not evict a later-ending one (to be taken back, evicting another, at the next sync)
+    if (this.#firstToGo(entry, prev)) return null;
     this.#set(entry);
     this.#changed();
     return publicBan(entry);
@@ -242,15 +249,33 @@ export class BanList {
     return out;
   }
 
+  /** A new automatic ban at the bound that ends no later than every automatic ban held: the next to be evicted. */
+  #firstToGo(entry: BanEntry, prev: BanEntry | undefined): boolean {
+    if (!entry.automatic || prev?.automatic || this.#automatic < this.maxAutomatic) return false;
+    const soonest = this.#soonestAutomatic();
+    return soonest !== null && entry.until <= soonest.until;
+  }
+
+  #soonestAutomatic(): BanEntry | null {
+    if (this.#soonest === undefined) {
+      let soonest: BanEntry | null = null;
+      for (const b of this.#bans.values()) if (b.automatic && (!soonest || b.until < soonest.until)) soonest = b;
+      this.#soonest = soonest;
+    }
+    return this.#soonest;
+  }
+
   #set(entry: BanEntry): void {
     const prev = this.#bans.get(entry.subnet);
     if (!prev) countLength(this.#lengths[entry.parsed.addr.kind()], entry.parsed.bits, 1);
     else if (prev.automatic) this.#automatic--;
+    if (prev && prev === this.#soonest) this.#soonest = undefined;
     if (entry.automatic) {
       if (!prev?.automatic && this.#automatic >= this.maxAutomatic) this.#evictAutomatic();
       this.#automatic++;
     }
     this.#bans.set(entry.subnet, entry);
+    if (entry.automatic && this.#soonest !== undefined && (this.#soonest === null || entry.until < this.#soonest.until)) this.#soonest = entry;
   }
 
   #delete(key: string): boolean {
@@ -259,18 +284,29 @@ export class BanList {
     this.#bans.delete(key);
     countLength(this.#lengths[b.parsed.addr.kind()], b.parsed.bits, -1);
     if (b.automatic) this.#automatic--;
+    if (b === this.#soonest) this.#soonest = undefined;
     return true;
   }
 
-  /** Make room for one automatic ban: drop expired ones, else the one that ends soonest. */
+  /**
+   * Make room for one automatic ban: the one that ends soonest goes (an ended one first, which
+   * is no eviction). No prune of the whole list here: it could drop the entry #set is replacing.
+   */
   #evictAutomatic(): void {
-    this.#prune();
-    while (this.#automatic >= this.maxAutomatic) {
-      let soonest: BanEntry | null = null;
-      for (const b of this.#bans.values()) if (b.automatic && (!soonest || b.until < soonest.until)) soonest = b;
-      if (!soonest) return;
-      this.#delete(soonest.subnet);
-      this.#onEvict(publicBan(soonest));
+    const now = this.#now();
+    const surplus = this.#automatic - this.maxAutomatic + 1;
+    // more than one after a reload lowered the bound (thousands, maybe): one sort, not a walk each
+    const going =
+      surplus > 1
+        ? [...this.#bans.values()]
+            .filter((b) => b.automatic)
+            .sort((a, b) => a.until - b.until)
+            .slice(0, surplus)
+        : [this.#soonestAutomatic()];
+    for (const b of going) {
+      if (!b) return;
+      this.#delete(b.subnet);
+      if (b.until > now) this.#onEvict(publicBan(b));
     }
   }
 

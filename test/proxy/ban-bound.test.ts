@@ -10,15 +10,17 @@
  * holds connections (the bans are made before any reply of the node matters).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { BanList } from '../../src/proxy/ban-list.js';
 import { cleanupStack } from '../support/cleanup.js';
 import { P2PClient, httpRequest, loopbackAddress } from '../support/p2p-client.js';
+import { RedisServer, redisSkipReason } from '../support/redis.js';
 import { ADMIN_TOKEN, startTestProxy } from '../support/proxy-harness.js';
 import { waitFor } from '../support/wait.js';
 
@@ -73,6 +75,29 @@ test('BanList: at maxAutomatic a new automatic ban evicts the one ending soonest
   assert.ok(reloaded.find('10.0.0.1') && reloaded.find('10.0.0.4'), 'the two latest-ending automatic bans are kept');
 });
 
+test('BanList: a ban file of 60,000 automatic bans loads in seconds with the default bound, keeping the latest-ending 10,000', { timeout: 120_000 }, async (t) => {
+  // Real file system. The file a proxy left before bans were bounded (the commit names 300k);
+  // loading it once took and evicted each ban in turn, a walk of the list each: ~14 s for 40k.
+  const file = path.join(tempDir(t, 'bhp-ban-bound-load-'), 'bans.json');
+  const now = Date.now();
+  const n = 60_000;
+  const bans = Array.from({ length: n }, (_, i) => {
+    const k = (i * 7919) % n; // every end once, not in file order
+    return { subnet: `10.${k >> 16}.${(k >> 8) & 255}.${k & 255}/32`, until: now + HOUR + k * 1000, reason: 'misbehaviour', created: now, automatic: true };
+  });
+  writeFileSync(file, JSON.stringify({ version: 1, bans }));
+  let evicted = 0;
+  const list = new BanList(file, { onEvict: () => evicted++ });
+  const started = performance.now();
+  await list.load();
+  const ms = performance.now() - started;
+  assert.equal(list.automaticCount, 10_000);
+  assert.ok(list.find(`10.0.${((n - 1) >> 8) & 255}.${(n - 1) & 255}`), 'the latest-ending ban is kept');
+  assert.equal(list.find('10.0.0.0'), null, 'the soonest-ending ban is not');
+  assert.equal(evicted, 0, 'bans over the bound in the file are not loaded, not evicted one by one');
+  assert.ok(ms < 10_000, `loaded in ${Math.round(ms)} ms (the old way: minutes)`);
+});
+
 test('proxy: 12 addresses misbehaving with bans.maxAutomatic 4 leave 4 automatic bans, 8 evictions counted, the admin ban kept', { timeout: 60_000 }, async (t) => {
   const cleanup = cleanupStack(t);
   const file = path.join(tempDir(t, 'bhp-ban-bound-proxy-'), 'bans.json');
@@ -103,4 +128,54 @@ test('proxy: 12 addresses misbehaving with bans.maxAutomatic 4 leave 4 automatic
   assert.deepEqual(list.bans.filter((b) => b.automatic).map((b) => b.subnet).sort(), [9, 10, 11, 12].map((i) => `${loopbackAddress(i)}/32`).sort(), 'the 4 latest automatic bans');
   assert.equal(await proxy.metricValue('bhp_bans'), 5);
   await waitFor(() => (JSON.parse(readFileSync(file, 'utf8')) as { bans: unknown[] }).bans.length === 5, 5000, 'the ban file to hold 5 bans');
+});
+
+test('Redis: more automatic bans in the shared store than bans.maxAutomatic: the proxy keeps the latest-ending ones and does not re-take the rest at every sync', { timeout: 60_000, skip: redisSkipReason() }, async (t) => {
+  // Real implementations: Debian's redis-server on a free port, the proxy (startTestProxy) with
+  // the Redis store syncing every second. The shared hash holds what every proxy of a fleet
+  // published (eviction is local: another proxy's evicted bans stay there), written here with
+  // ioredis in the shape RedisStore writes, latest-ending first.
+  const cleanup = cleanupStack(t);
+  const redis = await RedisServer.start();
+  cleanup.push(() => redis.stop());
+  const client = new Redis(redis.url, { lazyConnect: true });
+  await client.connect();
+  cleanup.push(() => void client.disconnect());
+  const now = Date.now();
+  for (let i = 10; i >= 1; i--) {
+    const ban = { subnet: `10.1.0.${i}/32`, until: now + i * HOUR, reason: 'misbehaviour', created: now, automatic: true };
+    await client.hset('bb:bans', ban.subnet, JSON.stringify(ban));
+  }
+  const backend = net.createServer((s) => s.on('error', () => {}));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+  cleanup.push(() => new Promise<void>((r) => backend.close(() => r())));
+  const yaml = [`store: { redis: "${redis.url}", prefix: "bb:", syncInterval: 1s }`, 'bans: { maxAutomatic: 3 }'].join('\n');
+  const proxy = await startTestProxy((backend.address() as net.AddressInfo).port, yaml, { metrics: true, admin: true });
+  cleanup.push(() => proxy.close());
+  const held = async () => ((await httpRequest(proxy.adminPort!, 'GET', '/bans', { token: ADMIN_TOKEN })).json as { bans: { subnet: string }[] }).bans.map((b) => b.subnet).sort();
+  await waitFor(async () => (await held()).length === 3, 10_000, 'the shared bans to arrive');
+  await new Promise((r) => setTimeout(r, 3500)); // three more syncs
+  assert.deepEqual(await held(), ['10.1.0.10/32', '10.1.0.8/32', '10.1.0.9/32'], 'the latest-ending automatic bans are the ones held');
+  const taken = proxy.logs.filter((l) => l.msg === 'banned by another proxy').length;
+  assert.ok(taken <= 10, `each shared ban taken at most once, not again at every sync (taken ${taken} times)`);
+});
+
+test('BanList: a reload that lowers bans.maxAutomatic from 40,000 to 100 evicts the surplus at the next ban without stalling the event loop', { timeout: 120_000 }, () => {
+  // No file: the cost is in memory. Each eviction walked the whole list to find the soonest end,
+  // so the first ban after the reload evicted 39,901 bans with as many walks (~8 s, every peer's
+  // traffic stalled meanwhile).
+  const n = 40_000;
+  let evicted = 0;
+  const bans = new BanList(null, { maxAutomatic: n, onEvict: () => evicted++ });
+  for (let i = 0; i < n; i++) bans.add(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, HOUR + ((i * 7919) % n) * 1000, 'misbehaviour', true);
+  bans.maxAutomatic = 100; // what a reload does
+  const started = performance.now();
+  bans.add('10.200.0.1', 2 * n * 1000 + HOUR, 'misbehaviour', true);
+  const ms = performance.now() - started;
+  assert.equal(bans.automaticCount, 100);
+  assert.equal(evicted, n - 99);
+  const k = n - 1; // the latest-ending of the first ones (i * 7919 % n === n - 1) is kept
+  const i = [...Array(n).keys()].find((j) => (j * 7919) % n === k)!;
+  assert.ok(bans.find(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), 'the latest-ending bans are the ones kept');
+  assert.ok(ms < 2000, `the surplus went in ${Math.round(ms)} ms`);
 });

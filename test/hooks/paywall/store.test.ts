@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { FileStore, type GrantRecord, type IssuedInvoice } from '../../../hooks/paywall/store.js';
+import { SharedPaywallStore } from '../../../hooks/paywall/shared-store.js';
+import { RedisStore } from '../../../src/store/redis-store.js';
+import { cleanupStack } from '../../support/cleanup.js';
+import { RedisServer, redisSkipReason } from '../../support/redis.js';
 
 const dir = () => mkdtempSync(path.join(os.tmpdir(), 'bhp-paywall-store-'));
 const grant = (hash: string, creditMsat = 0n): GrantRecord => ({
@@ -145,4 +150,65 @@ test('an invoice found paid is kept however long ago it expired; forgotten ones 
   assert.equal((await again.invoice(hashOf(1)))?.paid, true, 'the paid invoice, expired two days ago, is still claimable');
   assert.equal(await again.invoice(hashOf(2)), undefined);
   assert.deepEqual((await again.unsettled()).map((i) => i.paymentHash), [hashOf(n + 1)]);
+});
+
+test('invoices in the old-format main file next to an existing journal (a rollback to the previous version, then back) survive the next main-file write', async () => {
+  // Real file system. The journal was made by this version; the rollback's version then wrote
+  // the invoices it issued into the main file, as it always did, and knew nothing of the journal.
+  const file = path.join(dir(), 'paywall.json');
+  const s = new FileStore(file);
+  await s.open();
+  await s.addInvoice(invoice(hashOf(1)));
+  await s.close();
+  writeFileSync(file, JSON.stringify({ version: 1, invoices: [{ ...invoice(hashOf(2)), amountMsat: '2000000' }], claims: [], balances: {}, revoked: [] }));
+
+  const upgraded = new FileStore(file);
+  await upgraded.open();
+  assert.ok(await upgraded.invoice(hashOf(2)), 'the rollback\'s invoice is read');
+  await upgraded.revoke('ab'.repeat(16)); // rewrites the main file, without invoices
+  await upgraded.close();
+  const reopened = new FileStore(file);
+  await reopened.open();
+  assert.ok(await reopened.invoice(hashOf(1)), 'the journal\'s invoice');
+  assert.equal((await reopened.invoice(hashOf(2)))?.amountMsat, 2_000_000n, 'the invoice issued during the rollback is still claimable after the main file was rewritten');
+});
+
+test('a journal saved by an editor without its final newline keeps its last invoice', async () => {
+  // Real file system. Editors such as VS Code save without a final newline by default: the last
+  // line is whole, not torn by a crash, and may be the only record of a paid invoice.
+  const file = path.join(dir(), 'paywall.json');
+  const s = new FileStore(file);
+  await s.open();
+  await s.addInvoice(invoice(hashOf(1)));
+  await s.addInvoice(invoice(hashOf(2)));
+  await s.close();
+  writeFileSync(`${file}.invoices`, journalLines(file).join('\n')); // no newline after the last line
+  const edited = new FileStore(file);
+  await edited.open();
+  await edited.addInvoice(invoice(hashOf(3))); // the journal is rewritten whole
+  await edited.close();
+  const reopened = new FileStore(file);
+  await reopened.open();
+  assert.ok(await reopened.invoice(hashOf(2)), 'the last line of the edited journal is kept');
+  assert.ok(await reopened.invoice(hashOf(3)));
+});
+
+test('shared store (Redis): a claimed invoice outlives its one-day time to live, so a buyer whose grant was lost can claim it again', { skip: redisSkipReason(), timeout: 30_000 }, async (t) => {
+  // Real Redis (Debian's redis-server on a free port) behind the proxy's RedisStore, as a fleet
+  // runs it. Redelivering a grant needs the invoice (its claim token proves the claimer is the
+  // buyer, not a routing node that saw the preimage); it had the one-day time to live of an
+  // unclaimed invoice, so a claim retried a day later was refused as not_issued.
+  const cleanup = cleanupStack(t);
+  const redis = await RedisServer.start();
+  cleanup.push(() => redis.stop());
+  const rs = new RedisStore({ redis: redis.url, prefix: 'claimed:', syncInterval: 60_000, pingInterval: 100 }, pino({ level: 'silent' }));
+  await rs.start();
+  cleanup.push(() => rs.close());
+  const s = new SharedPaywallStore(rs.hookStore('paywall'));
+  const now = Math.floor(Date.now() / 1000);
+  await s.addInvoice(invoice(hashOf(1), now - 86_400 + 1)); // expired a day ago: one second left to live
+  assert.equal((await s.claim(grant(hashOf(1)))).first, true);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.ok(await s.claimed(hashOf(1)), 'the claim');
+  assert.ok(await s.invoice(hashOf(1)), 'and its invoice, to check the claim token of a retried claim');
 });
