@@ -143,7 +143,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       },
     });
     this.#xCommands = new Counter({ name: 'bhp_x_commands_total', help: 'x: commands from peers, by outcome (handled, unknown, refused)', labelNames: ['outcome'], registers });
-    new Gauge({ name: 'bhp_build_info', help: 'Always 1; the labels say which proxy version runs on which Node.js', labelNames: ['version', 'node'], registers }).set(
+    new Gauge({ name: 'bhp_build_info', help: 'Always 1; the labels say which proxy version runs on which Node.js', labelNames: ['version', 'node'], registers, aggregator: 'max' }).set(
       { version: PACKAGE_VERSION, node: process.version },
       1,
     );
