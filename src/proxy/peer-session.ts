@@ -313,7 +313,22 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
     // pipeline.push writes what it forwards in one write (one writev when it is in pieces)
     if (this.info.transport === 'v2-passthrough') dst.write(chunk);
     else pipeline.push(chunk);
-    pauseWhileFull(src, dst, limit, () => this.#closed);
+    // on drain, a lane still over its bound keeps the source paused (it resumes it itself)
+    pauseWhileFull(src, dst, limit, () => this.#closed || pipeline.lane.holdsSource);
+  }
+
+  /** PipelineHost: a lane let its source go; while the other socket's buffer is full, that socket's drain resumes it. */
+  resumeSource(direction: Direction): void {
+    const inbound = direction === 'inbound';
+    const src = inbound ? this.peer : this.backend;
+    const dst = inbound ? this.backend : this.peer;
+    const limit = inbound ? this.settings.receiveBuffer : this.settings.sendBuffer;
+    if (this.#closed) return;
+    if (dst.writableLength < limit || !dst.writableNeedDrain) return void src.resume();
+    const lane = (inbound ? this.#toNode : this.#toPeer).lane;
+    dst.once('drain', () => {
+      if (!this.#closed && !lane.holdsSource) src.resume();
+    });
   }
 
   /** The initiator's first bytes decide the transport (only when the proxy offers v2). */
