@@ -439,23 +439,38 @@ export class HookChain {
   disconnect(peer: HookPeer, reason: string): void {
     for (const h of this.hooks) {
       if (typeof h.module.onDisconnect !== 'function') continue;
-      try {
-        h.module.onDisconnect(peer, reason, h.ctx);
-      } catch (err) {
+      const threw = (err: unknown) => {
         this.observer.error(h.name, 'throw');
-        h.ctx.log.error('onDisconnect threw', { err: (err as Error).message, peer: peer.id });
+        h.ctx.log.error('onDisconnect threw', { err: (err as Error)?.message ?? String(err), peer: peer.id });
+      };
+      try {
+        // an `async onDisconnect` fits the void signature: its rejection is a throw, not a crash of the process
+        const r: unknown = h.module.onDisconnect(peer, reason, h.ctx);
+        if (isThenable(r)) (r as Promise<unknown>).catch(threw);
+      } catch (err) {
+        threw(err);
       }
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Close every module, each within the hook timeout: a close() that never settles must not hold
+   * a reload or the shutdown forever. Resolves to what went wrong, by hook (logged and counted too).
+   */
+  async close(): Promise<{ hook: LoadedHook; problem: string }[]> {
+    const problems: { hook: LoadedHook; problem: string }[] = [];
     for (const h of this.hooks) {
+      if (typeof h.module.close !== 'function') continue;
       try {
-        await h.module.close?.();
+        await withTimeout(Promise.resolve(h.module.close()), this.settings.timeoutMs);
       } catch (err) {
-        h.ctx.log.error('close() threw', { err: (err as Error).message });
+        const fault = settleFault(h, err, this.settings.timeoutMs, 'close() ');
+        this.observer.error(h.name, fault.kind);
+        h.ctx.log.error(fault.message);
+        problems.push({ hook: h, problem: fault.message });
       }
     }
+    return problems;
   }
 
   /** `frame` null: the message stands for a range (see runAt); its Frame is made when needed. */
