@@ -75,3 +75,22 @@ test('an onDisconnect that returns a rejected promise is logged and counted; the
   await pingRoundTrip(second.client, 8n, 3000);
   assert.match((await httpRequest(proxy.metricsPort, 'GET', '/metrics')).text, /^bhp_hook_errors_total\{hook="async-bye",kind="throw"\} 1$/m);
 });
+
+test('a reload asked for while another is loading runs after it: the last config asked for is the one running', { skip, timeout: 60_000 }, async (t) => {
+  const steps = cleanupStack(t);
+  // the first reload's chain takes a second to load (its hook's init), as a real one might
+  const slow = hookModule(t, 'slow-init', 'init: () => new Promise((r) => setTimeout(r, 1000))');
+  const marker = hookModule(t, 'marker', 'wants: { inbound: ["ping"] }, onMessage() {}');
+  const proxy = await startTestProxy(node.p2pPort, '');
+  steps.push(() => proxy.close());
+  const { client } = await connectPeer(proxy.port);
+  steps.push(() => client.close());
+  const withHooks = (modules: string[]) => ({ ...proxy.config, hooks: modules.map((module) => ({ module, options: {}, enabled: true })) });
+  const first = proxy.reload(withHooks([slow]));
+  const second = proxy.reload(withHooks([marker])); // the operator changed the file again meanwhile
+  assert.match(await first, /slow-init/);
+  assert.match(await second, /marker/, 'the second reload reports its own chain');
+  assert.deepEqual(proxy.proxy.chain.hooks.map((h) => h.name), ['marker'], 'the last config asked for runs');
+  await pingRoundTrip(client, 9n, 3000);
+  await waitFor(async () => (await proxy.metricValue('bhp_hook_calls_total', { hook: 'marker' })) >= 1, 3000, 'the running chain to see the ping');
+});
