@@ -83,8 +83,13 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
   await bans.load();
   const store: ProxyStore = await openStore(config.store, log.child({ component: 'store' }));
   const workers = new Map<number, Worker>();
+  /**
+   * Send to a worker unless its channel is closed: between a worker's death ('disconnect') and
+   * its 'exit' it is still listed, and a send then would be an 'error' event that kills the primary.
+   */
+  const sendTo = (w: Worker, m: ToWorker): boolean => w.isConnected() && w.send(m);
   const broadcast = (m: ToWorker) => {
-    for (const w of workers.values()) if (w.isConnected()) w.send(m);
+    for (const w of workers.values()) sendTo(w, m);
   };
   // the primary's ProxyServer never listens: it is the ban list's owner for the admin API
   const control = new ProxyServer({
@@ -139,6 +144,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
   const asks = new Map<number, (v: unknown) => void>();
   const ask = (w: Worker, what: WorkerQuestion): Promise<unknown> =>
     new Promise((resolve) => {
+      if (!w.isConnected()) return resolve({ error: `worker ${w.id} is gone` });
       const id = nextAsk++;
       const timer = setTimeout(() => {
         asks.delete(id);
@@ -148,7 +154,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
         clearTimeout(timer);
         resolve(v);
       });
-      w.send({ bhp: 'ask', id, what } satisfies ToWorker);
+      sendTo(w, { bhp: 'ask', id, what });
     });
   const askAll = (what: WorkerQuestion, of: Iterable<Worker> = workers.values()) => Promise.all([...of].map((w) => ask(w, what)));
   /** workers that listen: one still loading (a replacement) has counted nothing and may not read IPC yet */
@@ -159,8 +165,8 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     const msg = m as unknown as ToPrimary;
     switch (msg.bhp) {
       case 'hello':
-        for (const ban of bans.list()) w.send({ bhp: 'shared-ban', ban } satisfies ToWorker);
-        w.send({ bhp: 'store-up', up: store.up } satisfies ToWorker);
+        for (const ban of bans.list()) sendTo(w, { bhp: 'shared-ban', ban });
+        sendTo(w, { bhp: 'store-up', up: store.up });
         return;
       case 'ban': {
         const merged = bans.merge(msg.ban);
@@ -177,8 +183,8 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
         return;
       case 'kv':
         return void kv(store, msg.ns, msg.op, msg.args).then(
-          (value) => w.isConnected() && w.send({ bhp: 'kv-reply', id: msg.id, ok: true, value } satisfies ToWorker),
-          (err: Error) => w.isConnected() && w.send({ bhp: 'kv-reply', id: msg.id, ok: false, name: err.name, message: err.message } satisfies ToWorker),
+          (value) => sendTo(w, { bhp: 'kv-reply', id: msg.id, ok: true, value }),
+          (err: Error) => sendTo(w, { bhp: 'kv-reply', id: msg.id, ok: false, name: err.name, message: err.message }),
         );
       case 'slot': {
         const refused = slots.check(msg.address);
@@ -187,7 +193,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
           const mine = held.get(w.id) ?? new Map<string, number>();
           held.set(w.id, mine.set(msg.address, (mine.get(msg.address) ?? 0) + 1));
         }
-        w.send({ bhp: 'slot-reply', id: msg.id, refused } satisfies ToWorker);
+        sendTo(w, { bhp: 'slot-reply', id: msg.id, refused });
         return;
       }
       case 'unslot':
@@ -205,6 +211,8 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     const w = cluster.fork();
     workers.set(w.id, w);
     w.once('listening', () => listening.add(w));
+    // a write to a channel that broke meanwhile (EPIPE): the worker is dying, its 'exit' follows
+    w.on('error', (err: Error) => log.warn({ worker: w.id, err: err.message }, 'message to a worker failed'));
     w.on('message', (m: unknown) => onMessage(w, m));
     w.on('exit', (code, signal) => {
       workers.delete(w.id);
@@ -234,7 +242,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
   if (config.metrics) {
     // each listening worker's registry and the primary's own, combined metric by metric (sum, or its aggregator)
     const clusterMetrics = async (): Promise<string> => {
-      const each = await askAll('metrics', listening);
+      const each = await askAll('metrics', [...listening].filter((w) => w.isConnected())); // a dead one's counters are gone with it
       const failed = each.find((m) => !Array.isArray(m));
       if (failed) throw new Error(`a worker did not report its metrics: ${JSON.stringify(failed)}`);
       return AggregatorRegistry.aggregate([...(each as object[]), await metrics.registry.getMetricsAsJSON()]).metrics();

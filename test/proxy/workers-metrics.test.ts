@@ -86,3 +86,26 @@ test('/metrics answers while a worker is starting (a replacement loading its hoo
   assert.ok(Date.now() - started < 2000, `answered in ${Date.now() - started} ms`);
   assert.match(scrape.text, /^bhp_connections 0$/m);
 });
+
+test('a worker killed while /ready and /metrics are polled: the primary lives on and is ready again', { skip, timeout: 120_000 }, async (t) => {
+  const proxy = await workersProxy(t);
+  let stop = false;
+  const poll = async (route: string) => {
+    while (!stop) await httpRequest(proxy.metricsPort, 'GET', route).catch(() => null);
+  };
+  // a probe and a scraper, several each: the primary asks every worker on each request
+  const polling = [...Array.from({ length: 8 }, () => poll('/ready')), ...Array.from({ length: 2 }, () => poll('/metrics'))];
+  try {
+    for (let round = 0; round < 3; round++) {
+      const pids = [...proxy.output().matchAll(/"pid":(\d+)[^\n]*"msg":"listening for peers"/g)].map((m) => Number(m[1]));
+      process.kill(pids[pids.length - 1]!, 'SIGKILL');
+      await waitFor(() => (proxy.output().match(/worker exited; starting another/g) ?? []).length > round || proxy.proc.exitCode !== null, 20_000, 'the primary to see the dead worker');
+      assert.equal(proxy.proc.exitCode, null, `the primary is alive: ${proxy.output().slice(-800)}`);
+      await waitFor(async () => (await httpRequest(proxy.metricsPort, 'GET', '/ready').catch(() => null))?.status === 200, 30_000, 'ready again with a replacement');
+    }
+  } finally {
+    stop = true;
+    await Promise.all(polling);
+  }
+  assert.equal(proxy.proc.exitCode, null);
+});
