@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { codecFor, decodePayload, encodeFrame, encodePayload, frameLengthAt, type Frame, type Network } from '../codec/index.js';
+import { FrameError, codecFor, decodePayload, encodeFrame, encodePayload, frameLengthAt, type Frame, type Network } from '../codec/index.js';
 import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
 import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { CLOCK_MS } from './clock.js';
@@ -600,7 +600,13 @@ export class HookChain {
     if (r.push) {
       for (const m of r.push) {
         this.observer.action(h.name, 'push');
-        target.push(h, m);
+        try {
+          target.push(h, m);
+        } catch (err) {
+          // framed when sent: a command or payload the codec refuses is the hook's, like a bad replacement
+          if (!(err instanceof FrameError)) throw err;
+          return this.#fault(target, new HookFault(h.name, 'invalid_message', `push: ${err.message}`));
+        }
       }
     }
     if (r.misbehave !== undefined) {

@@ -1,17 +1,20 @@
 /**
- * Hooks that break outside a message call: a close() that never settles (at a reload, at
- * shutdown) and an onDisconnect that returns a promise that rejects (an `async onDisconnect`
- * writing to a store that is down). Each is one broken hook: the proxy must go on serving.
+ * Hooks that break where the chain's per-call checks did not look: a close() that never settles
+ * (at a reload, at shutdown), an onDisconnect that returns a promise that rejects (an `async
+ * onDisconnect` writing to a store that is down), a push that cannot be framed (a command longer
+ * than 12 bytes, a payload over maxMessageSize). Each is one broken hook: the proxy must go on
+ * serving everyone else. And reloads asked for one after another all apply.
  *
  * Real implementations: a regtest litecoind (Bitcoin Core 0.21's P2P code) behind the proxy; the
- * proxy in process (startProxy) for the reload, the built CLI as a child process for the
- * rejection (what is at stake is the process); our P2P client as the peers.
+ * proxy in process (startProxy) for the reloads, the built CLI as a child process for the
+ * rejection and the pushes (what is at stake is the process); our P2P client as the peers.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
+import { encodeFrame, NETWORKS } from '../../src/codec/index.js';
 import { HOOK_API_VERSION } from '../../src/hooks/index.js';
 import { cleanupStack } from '../support/cleanup.js';
 import { litecoindSkipReason, startLitecoind, type Litecoind } from '../support/litecoind.js';
@@ -93,4 +96,39 @@ test('a reload asked for while another is loading runs after it: the last config
   assert.deepEqual(proxy.proxy.chain.hooks.map((h) => h.name), ['marker'], 'the last config asked for runs');
   await pingRoundTrip(client, 9n, 3000);
   await waitFor(async () => (await proxy.metricValue('bhp_hook_calls_total', { hook: 'marker' })) >= 1, 3000, 'the running chain to see the ping');
+});
+
+test('pushes that cannot be framed fault only the peer they answer; the proxy serves the others', { skip, timeout: 60_000 }, async (t) => {
+  const steps = cleanupStack(t);
+  // the ping's nonce picks the bad push: too long a command, or too big a payload; at once or from a promise
+  const hook = hookModule(
+    t,
+    'bad-push',
+    `wants: { inbound: ['ping'] },
+  onMessage(msg) {
+    const long = () => ({ push: [{ command: 'a-command-too-long' }] });
+    const big = () => ({ push: [{ command: 'pong', payload: Buffer.alloc(2000) }] });
+    const n = msg.decode().nonce;
+    if (n === 1n) return long();
+    if (n === 2n) return big();
+    if (n === 3n) return Promise.resolve(long());
+    if (n === 4n) return new Promise((r) => setImmediate(() => r(big())));
+  }`,
+  );
+  const proxy = await startProxyProcess(node.p2pPort, `limits: { maxMessageSize: 1000 }\nhooks:\n  - module: ${JSON.stringify(hook)}`);
+  steps.push(() => proxy.stop());
+  const bystander = await connectPeer(proxy.port);
+  steps.push(() => bystander.client.close());
+  for (const nonce of [1n, 2n, 3n, 4n]) {
+    const victim = await connectPeer(proxy.port);
+    steps.push(() => victim.client.close());
+    victim.client.sendRaw(encodeFrame(NETWORKS.regtest, 'ping', Buffer.from(new BigUint64Array([nonce]).buffer)).raw);
+    assert.ok(await victim.client.closedWithin(5000), `nonce ${nonce}: the peer the hook answered is disconnected`);
+    await sleep(300); // a throw out of the relay path would have taken the process down by now
+    assert.equal(proxy.proc.exitCode, null, `nonce ${nonce}: the proxy process is alive: ${proxy.output().slice(-800)}`);
+    await pingRoundTrip(bystander.client, 100n + nonce, 3000);
+  }
+  const metrics = (await httpRequest(proxy.metricsPort, 'GET', '/metrics')).text;
+  assert.match(metrics, /^bhp_hook_errors_total\{hook="bad-push",kind="invalid_message"\} 4$/m);
+  assert.match(metrics, /^bhp_connections_closed_total\{reason="hook_error"\} 4$/m);
 });
