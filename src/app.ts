@@ -123,9 +123,10 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
   if (config.hooks.length) log.info({ hooks: proxy.chain.hooks.map((h) => h.name) }, 'hook chain loaded');
 
   let current = config;
-  let reloading: Promise<string> | null = null;
+  /** the last reload asked for: reloads run one after another, never joined (a later one may bring a newer config) */
+  let reloads: Promise<unknown> = Promise.resolve();
   const reload = (next?: Config): Promise<string> => {
-    reloading ??= (async () => {
+    const reloading = reloads.then(async () => {
       try {
         const c = next ?? (options.configFile ? loadConfig(options.configFile) : current);
         const waiting = restartOnlyChanges(current, c);
@@ -145,10 +146,9 @@ export async function startProxy(config: Config, options: StartOptions = {}): Pr
         log.error({ err: (err as Error).message }, 'reload refused; the running config and hook chain stay');
         metrics.configReloaded(false);
         throw err;
-      } finally {
-        reloading = null;
       }
-    })();
+    });
+    reloads = reloading.catch(() => {});
     return reloading;
   };
 

@@ -10,6 +10,8 @@ export interface HealthSource {
   /** null: no shared store configured; false: it is unreachable (degraded, still serving) */
   readonly storeUp?: boolean | null;
   readonly settings: { readonly backend: { host: string; port: number } };
+  /** the ban list, for bhp_bans at scrape time (a ban that runs out changes nothing else) */
+  readonly bans?: { readonly size: number };
 }
 
 export interface Readiness {

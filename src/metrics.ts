@@ -85,7 +85,18 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
     this.#v2Sessions = new Counter({ name: 'bhp_v2_sessions_total', help: 'BIP324 v2 handshakes completed at the proxy, by the proxy\'s role', labelNames: ['role'], registers });
     this.#v2Failures = new Counter({ name: 'bhp_v2_failures_total', help: 'BIP324 v2 connections closed for a transport failure, by reason', labelNames: ['reason'], registers });
     this.#bansAdded = new Counter({ name: 'bhp_bans_added_total', help: 'Bans added, by reason', labelNames: ['reason'], registers });
-    this.#bans = new Gauge({ name: 'bhp_bans', help: 'Bans in force', registers, aggregator: 'max' }); // workers hold the same list
+    const self = this;
+    // counted when scraped, expired ones left out (they end silently); between changes otherwise
+    this.#bans = new Gauge({
+      name: 'bhp_bans',
+      help: 'Bans in force',
+      registers,
+      aggregator: 'max', // workers hold the same list
+      collect(this: Gauge) {
+        const bans = self.#health?.bans;
+        if (bans) this.set(bans.size);
+      },
+    });
     this.#bansEvicted = new Counter({ name: 'bhp_bans_evicted_total', help: 'Automatic bans dropped early to make room for a new one (bans.maxAutomatic reached)', registers });
     this.#banWriteFailures = new Counter({ name: 'bhp_ban_write_failures_total', help: 'Failed writes of the ban file (each is retried; bans stay enforced in memory)', registers });
     this.#misbehaviour = new Counter({ name: 'bhp_misbehaviour_events_total', help: 'Misbehaviour events, by reason', labelNames: ['reason'], registers });
@@ -145,11 +156,10 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
       },
     });
     this.#xCommands = new Counter({ name: 'bhp_x_commands_total', help: 'x: commands from peers, by outcome (handled, unknown, refused)', labelNames: ['outcome'], registers });
-    new Gauge({ name: 'bhp_build_info', help: 'Always 1; the labels say which proxy version runs on which Node.js', labelNames: ['version', 'node'], registers }).set(
+    new Gauge({ name: 'bhp_build_info', help: 'Always 1; the labels say which proxy version runs on which Node.js', labelNames: ['version', 'node'], registers, aggregator: 'max' }).set(
       { version: PACKAGE_VERSION, node: process.version },
       1,
     );
-    const self = this;
     new Gauge({
       name: 'bhp_backend_up',
       help: 'Whether the last connection to the backend node succeeded (1) or failed (0); absent until the first attempt',

@@ -10,19 +10,19 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import * as http from 'node:http';
-import { AggregatorRegistry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import { proxySettings, startProxy, type RunningProxy } from './app.js';
 import { serveAdmin } from './admin.js';
 import { loadConfig, type Config } from './config.js';
 import type { Readiness } from './health.js';
 import { trapReload, trapShutdown } from './lifecycle.js';
 import { createLogger, type Logger } from './logging.js';
-import { listenHttp } from './metrics.js';
+import { ProxyMetrics, listenHttp } from './metrics.js';
 import { BanList, checkBanFileWritable } from './proxy/ban-list.js';
 import { ConnectionLimits } from './proxy/connection-limits.js';
 import { peerInfoJson } from './proxy/peer-info.js';
 import { ProxyServer } from './proxy/proxy-server.js';
-import { IpcStore, isToWorker, type ToPrimary, type ToWorker } from './store/ipc-store.js';
+import { IpcStore, isToWorker, type ToPrimary, type ToWorker, type WorkerQuestion } from './store/ipc-store.js';
 import { openStore, type ProxyStore } from './store/index.js';
 
 /** a crashed worker is replaced after this delay (a worker that crashes at start must not spin) */
@@ -45,9 +45,8 @@ export async function runWorker(configFile: string): Promise<number> {
   const store = new IpcStore({ send, on: (e, l) => process.on(e, l) }, config.store !== null);
   const shutdown = trapShutdown(); // a signal while starting stops the worker gracefully once up
   process.on('SIGHUP', () => {}); // the primary forwards reloads; a HUP sent to the whole group must not kill workers, starting or not
-  const running = await startProxy(config, { store, slotGate: store, configFile });
-  new AggregatorRegistry(); // its constructor installs the listener that answers the primary's scrape
-  AggregatorRegistry.setRegistries([running.metrics.registry]);
+  // answered from the start: a question while the hooks load must not wait out the primary's timeout
+  let running: RunningProxy | null = null;
   process.on('message', (m: unknown) => {
     if (!isToWorker(m) || m.bhp !== 'ask') return;
     void answer(running, configFile, m.what).then(
@@ -55,10 +54,13 @@ export async function runWorker(configFile: string): Promise<number> {
       (err: Error) => send({ bhp: 'reply', id: m.id, value: { error: err.message } }),
     );
   });
+  running = await startProxy(config, { store, slotGate: store, configFile });
   return shutdown.until(running);
 }
 
-async function answer(running: RunningProxy, configFile: string, what: 'peers' | 'ready' | 'reload'): Promise<unknown> {
+async function answer(running: RunningProxy | null, configFile: string, what: WorkerQuestion): Promise<unknown> {
+  if (what === 'metrics') return running ? running.metrics.registry.getMetricsAsJSON() : []; // nothing counted yet
+  if (!running) throw new Error('the worker is starting');
   if (what === 'peers') return running.proxy.sessions().map((s) => ({ ...peerInfoJson(s.info), worker: cluster.worker?.id }));
   if (what === 'ready') {
     const { readiness } = await import('./health.js');
@@ -75,18 +77,26 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     const problem = await checkBanFileWritable(config.bans.file);
     if (problem) throw new Error(problem);
   }
-  const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), maxAutomatic: config.bans.maxAutomatic });
+  // what only the primary sees (its ban file, admin bans, refused reloads), summed into /metrics with the workers'
+  const metrics = new ProxyMetrics({ defaultMetrics: false });
+  const bans = new BanList(config.bans.file, { log: log.child({ component: 'bans' }), onWriteFailure: () => metrics.banWriteFailed(), maxAutomatic: config.bans.maxAutomatic });
   await bans.load();
   const store: ProxyStore = await openStore(config.store, log.child({ component: 'store' }));
   const workers = new Map<number, Worker>();
+  /**
+   * Send to a worker unless its channel is closed: between a worker's death ('disconnect') and
+   * its 'exit' it is still listed, and a send then would be an 'error' event that kills the primary.
+   */
+  const sendTo = (w: Worker, m: ToWorker): boolean => w.isConnected() && w.send(m);
   const broadcast = (m: ToWorker) => {
-    for (const w of workers.values()) if (w.isConnected()) w.send(m);
+    for (const w of workers.values()) sendTo(w, m);
   };
   // the primary's ProxyServer never listens: it is the ban list's owner for the admin API
   const control = new ProxyServer({
     settings: proxySettings(config),
     bans,
     log,
+    observer: metrics,
     banSync: {
       kind: store.kind,
       get up() {
@@ -132,8 +142,9 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
   // questions to workers (peers, readiness, reload), answered by id
   let nextAsk = 1;
   const asks = new Map<number, (v: unknown) => void>();
-  const ask = (w: Worker, what: 'peers' | 'ready' | 'reload'): Promise<unknown> =>
+  const ask = (w: Worker, what: WorkerQuestion): Promise<unknown> =>
     new Promise((resolve) => {
+      if (!w.isConnected()) return resolve({ error: `worker ${w.id} is gone` });
       const id = nextAsk++;
       const timer = setTimeout(() => {
         asks.delete(id);
@@ -143,17 +154,19 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
         clearTimeout(timer);
         resolve(v);
       });
-      w.send({ bhp: 'ask', id, what } satisfies ToWorker);
+      sendTo(w, { bhp: 'ask', id, what });
     });
-  const askAll = (what: 'peers' | 'ready' | 'reload') => Promise.all([...workers.values()].map((w) => ask(w, what)));
+  const askAll = (what: WorkerQuestion, of: Iterable<Worker> = workers.values()) => Promise.all([...of].map((w) => ask(w, what)));
+  /** workers that listen: one still loading (a replacement) has counted nothing and may not read IPC yet */
+  const listening = new Set<Worker>();
 
   const onMessage = (w: Worker, m: unknown) => {
     if (!isToWorker(m)) return; // same envelope check both ways: an object with a string `bhp`
     const msg = m as unknown as ToPrimary;
     switch (msg.bhp) {
       case 'hello':
-        for (const ban of bans.list()) w.send({ bhp: 'shared-ban', ban } satisfies ToWorker);
-        w.send({ bhp: 'store-up', up: store.up } satisfies ToWorker);
+        for (const ban of bans.list()) sendTo(w, { bhp: 'shared-ban', ban });
+        sendTo(w, { bhp: 'store-up', up: store.up });
         return;
       case 'ban': {
         const merged = bans.merge(msg.ban);
@@ -170,8 +183,8 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
         return;
       case 'kv':
         return void kv(store, msg.ns, msg.op, msg.args).then(
-          (value) => w.isConnected() && w.send({ bhp: 'kv-reply', id: msg.id, ok: true, value } satisfies ToWorker),
-          (err: Error) => w.isConnected() && w.send({ bhp: 'kv-reply', id: msg.id, ok: false, name: err.name, message: err.message } satisfies ToWorker),
+          (value) => sendTo(w, { bhp: 'kv-reply', id: msg.id, ok: true, value }),
+          (err: Error) => sendTo(w, { bhp: 'kv-reply', id: msg.id, ok: false, name: err.name, message: err.message }),
         );
       case 'slot': {
         const refused = slots.check(msg.address);
@@ -180,7 +193,7 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
           const mine = held.get(w.id) ?? new Map<string, number>();
           held.set(w.id, mine.set(msg.address, (mine.get(msg.address) ?? 0) + 1));
         }
-        w.send({ bhp: 'slot-reply', id: msg.id, refused } satisfies ToWorker);
+        sendTo(w, { bhp: 'slot-reply', id: msg.id, refused });
         return;
       }
       case 'unslot':
@@ -197,9 +210,13 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
   const fork = () => {
     const w = cluster.fork();
     workers.set(w.id, w);
+    w.once('listening', () => listening.add(w));
+    // a write to a channel that broke meanwhile (EPIPE): the worker is dying, its 'exit' follows
+    w.on('error', (err: Error) => log.warn({ worker: w.id, err: err.message }, 'message to a worker failed'));
     w.on('message', (m: unknown) => onMessage(w, m));
     w.on('exit', (code, signal) => {
       workers.delete(w.id);
+      listening.delete(w);
       // its peers are gone with it
       for (const [address, n] of held.get(w.id) ?? []) for (let i = 0; i < n; i++) slots.release(address);
       held.delete(w.id);
@@ -223,22 +240,28 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
   };
   const servers: http.Server[] = [];
   if (config.metrics) {
-    const aggregator = new AggregatorRegistry();
+    // each listening worker's registry and the primary's own, combined metric by metric (sum, or its aggregator)
+    const clusterMetrics = async (): Promise<string> => {
+      const each = await askAll('metrics', [...listening].filter((w) => w.isConnected())); // a dead one's counters are gone with it
+      const failed = each.find((m) => !Array.isArray(m));
+      if (failed) throw new Error(`a worker did not report its metrics: ${JSON.stringify(failed)}`);
+      return AggregatorRegistry.aggregate([...(each as object[]), await metrics.registry.getMetricsAsJSON()]).metrics();
+    };
     const server = http.createServer((req, res) => {
       const route = req.method === 'GET' ? (req.url ?? '').split('?')[0] : null;
       const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
       if (route === '/health') return json(200, { status: 'ok' });
       if (route === '/ready') return void readinessAll().then((r) => json(r.ready ? 200 : 503, r));
       if (route !== '/metrics') return void res.writeHead(404).end('not found\n');
-      aggregator.clusterMetrics().then(
-        (text) => res.writeHead(200, { 'content-type': aggregator.contentType }).end(text), // bhp_store_up: the workers report the primary's
+      clusterMetrics().then(
+        (text) => res.writeHead(200, { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE }).end(text), // bhp_store_up: the workers report the primary's
         (err: Error) => res.writeHead(500).end(`${err.message}\n`),
       );
     });
     servers.push(await listenHttp(server, config.metrics.listen.host, config.metrics.listen.port));
   }
   let current = config;
-  const reload = async (): Promise<string> => {
+  const reloadWorkers = async (): Promise<string> => {
     const c = loadConfig(configFile); // a bad file is refused here, before any worker sees it
     control.updateSettings({ ...proxySettings(c), listen: current.listen, backend: current.backend, network: current.network });
     slots.settings = { ...c.limits, maxPeers: Number.POSITIVE_INFINITY };
@@ -249,6 +272,12 @@ export async function runPrimary(config: Config, configFile: string): Promise<nu
     if (failed.length) throw new Error(`reload refused by ${failed.length} worker(s): ${JSON.stringify(failed[0])}`);
     return `${answers.length} workers: ${String(answers[0])}`;
   };
+  // bhp_config_reload_success: a config refused here never reaches a worker's gauge
+  const reload = (): Promise<string> =>
+    reloadWorkers().then(
+      (what) => (metrics.configReloaded(true), what),
+      (err: unknown) => (metrics.configReloaded(false), Promise.reject(err)),
+    );
   if (config.admin) {
     servers.push(
       await serveAdmin(

@@ -85,7 +85,9 @@ async function checkHooks(config: Config): Promise<void> {
     ...silentHookServices,
     metrics: () => registry.hookMetrics(),
   });
-  await chain.close();
+  // a close() that throws or never settles is a broken module too (run logs it and goes on)
+  const [failed] = await chain.close();
+  if (failed) throw new HookLoadError(failed.hook.source, failed.problem);
 }
 
 /** A start-up problem as one line naming the key, line, module or setting; null when it is none of those. */

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { codecFor, decodePayload, encodeFrame, encodePayload, frameLengthAt, type Frame, type Network } from '../codec/index.js';
+import { FrameError, codecFor, decodePayload, encodeFrame, encodePayload, frameLengthAt, type Frame, type Network } from '../codec/index.js';
 import { ACCEPTED, checkAcceptResult, type AcceptDecision } from './accept-result.js';
 import { X_FEATURE_ID, type AcceptReturn, type Direction, type HookConnection, type HookContext, type HookModule, type HookPeer, type HookResult, type HookReturn, type MaybePromise, type OutgoingMessage } from './api.js';
 import { CLOCK_MS } from './clock.js';
@@ -439,23 +439,38 @@ export class HookChain {
   disconnect(peer: HookPeer, reason: string): void {
     for (const h of this.hooks) {
       if (typeof h.module.onDisconnect !== 'function') continue;
-      try {
-        h.module.onDisconnect(peer, reason, h.ctx);
-      } catch (err) {
+      const threw = (err: unknown) => {
         this.observer.error(h.name, 'throw');
-        h.ctx.log.error('onDisconnect threw', { err: (err as Error).message, peer: peer.id });
+        h.ctx.log.error('onDisconnect threw', { err: (err as Error)?.message ?? String(err), peer: peer.id });
+      };
+      try {
+        // an `async onDisconnect` fits the void signature: its rejection is a throw, not a crash of the process
+        const r: unknown = h.module.onDisconnect(peer, reason, h.ctx);
+        if (isThenable(r)) (r as Promise<unknown>).catch(threw);
+      } catch (err) {
+        threw(err);
       }
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Close every module, each within the hook timeout: a close() that never settles must not hold
+   * a reload or the shutdown forever. Resolves to what went wrong, by hook (logged and counted too).
+   */
+  async close(): Promise<{ hook: LoadedHook; problem: string }[]> {
+    const problems: { hook: LoadedHook; problem: string }[] = [];
     for (const h of this.hooks) {
+      if (typeof h.module.close !== 'function') continue;
       try {
-        await h.module.close?.();
+        await withTimeout(Promise.resolve(h.module.close()), this.settings.timeoutMs);
       } catch (err) {
-        h.ctx.log.error('close() threw', { err: (err as Error).message });
+        const fault = settleFault(h, err, this.settings.timeoutMs, 'close() ');
+        this.observer.error(h.name, fault.kind);
+        h.ctx.log.error(fault.message);
+        problems.push({ hook: h, problem: fault.message });
       }
     }
+    return problems;
   }
 
   /** `frame` null: the message stands for a range (see runAt); its Frame is made when needed. */
@@ -585,7 +600,13 @@ export class HookChain {
     if (r.push) {
       for (const m of r.push) {
         this.observer.action(h.name, 'push');
-        target.push(h, m);
+        try {
+          target.push(h, m);
+        } catch (err) {
+          // framed when sent: a command or payload the codec refuses is the hook's, like a bad replacement
+          if (!(err instanceof FrameError)) throw err;
+          return this.#fault(target, new HookFault(h.name, 'invalid_message', `push: ${err.message}`));
+        }
       }
     }
     if (r.misbehave !== undefined) {

@@ -191,6 +191,6 @@ export async function createHookHarness(hooks: (HookSpec | { module: HookModule<
       const space = route.indexOf(' ');
       return runAdminRoute(findAdminRoute(chain.hooks, hook, route.slice(0, space), route.slice(space + 1)), input);
     },
-    close: () => chain.close(),
+    close: async () => void (await chain.close()),
   };
 }

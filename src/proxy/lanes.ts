@@ -11,6 +11,8 @@ export class Lane {
   #bytes = 0;
   /** made at the first frame that waits: most lanes never hold one */
   #queue: Frame[] | null = null;
+  /** the lane paused the source and has not let it read again (a full destination may hold it too) */
+  #holding = false;
 
   constructor(
     private readonly src: Socket,
@@ -31,11 +33,16 @@ export class Lane {
     return this.#bytes;
   }
 
+  /** the lane keeps its source paused: nothing else may resume it */
+  get holdsSource(): boolean {
+    return this.#holding;
+  }
+
   enqueue(frame: Frame): void {
     const copy = frame.copy();
     (this.#queue ??= []).push(copy);
     this.#bytes += copy.raw.length;
-    if (this.#bytes >= this.limit && !this.src.isPaused()) this.src.pause();
+    if (this.#bytes >= this.limit) this.#pauseSource();
   }
 
   /** Put `frame` back at the head of the queue (it came before everything queued) and stop reading. */
@@ -43,7 +50,12 @@ export class Lane {
     const copy = frame.copy();
     (this.#queue ??= []).unshift(copy);
     this.#bytes += copy.raw.length;
-    if (!this.src.isPaused()) this.src.pause();
+    this.#pauseSource();
+  }
+
+  #pauseSource(): void {
+    this.#holding = true;
+    this.src.pause();
   }
 
   /**
@@ -62,7 +74,11 @@ export class Lane {
         driver.next(frame);
       }
       driver.drained();
-      if (!this.#busy && this.#bytes < this.limit && this.src.isPaused() && !driver.stopped()) this.src.resume();
+      if (!this.#busy && this.#bytes < this.limit && this.#holding && !driver.stopped()) {
+        // only what the lane paused: a source paused for its destination's full buffer stays so until that drains
+        this.#holding = false;
+        driver.resumeSource();
+      }
     }, (err: unknown) => driver.failed(err));
   }
 }
@@ -75,6 +91,8 @@ export interface LaneDriver {
   drained(): void;
   /** the session closed: stop */
   stopped(): boolean;
+  /** the lane no longer holds the source back: read again, unless its destination is still full */
+  resumeSource(): void;
   /** the awaited hook chain itself failed */
   failed(err: unknown): void;
 }

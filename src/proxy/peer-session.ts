@@ -87,8 +87,8 @@ function peerError(this: SessionSocket, err: Error): void {
 function backendError(this: SessionSocket, err: Error): void {
   this[SESSION]!.socketError('backend_error', err);
 }
-function peerIdle(this: SessionSocket): void {
-  this[SESSION]!.close('idle_timeout');
+function peerIdle(session: PeerSession): void {
+  session.idleTimerFired();
 }
 function peerData(this: SessionSocket, chunk: Buffer): void {
   this[SESSION]!.onPeerRead(chunk);
@@ -114,6 +114,8 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
   #closed = false;
   #closeReason: CloseReason | null = null;
   #handshakeTimer: NodeJS.Timeout | null = null;
+  /** limits.idleTimeout: refreshed by each read from the peer */
+  #idleTimer: NodeJS.Timeout | null = null;
   /** while the transport is being detected */
   #detector: TransportDetector | null = null;
   readonly #handshake: Handshake;
@@ -219,9 +221,9 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
     peer.on('error', peerError);
     backend.on('error', backendError);
     if (this.settings.idleTimeout > 0) {
-      // a listener of our own rather than setTimeout's callback, which Node wraps in a once() per socket
-      peer.on('timeout', peerIdle);
-      peer.setTimeout(this.settings.idleTimeout);
+      // Not the socket's timeout: writes reset that one too, and bitcoind writes to a silent peer
+      // (pings, announcements) more often than any useful timeout. The session is its argument: no closure.
+      this.#idleTimer = setTimeout(peerIdle, this.settings.idleTimeout, this).unref();
     }
     if (this.settings.handshakeTimeout > 0) {
       this.#handshakeTimer = setTimeout(() => this.close('handshake_timeout'), this.settings.handshakeTimeout);
@@ -240,6 +242,7 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
     this.#closed = true;
     this.#closeReason = reason;
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
     if (reason === 'handshake_timeout' && this.#v2 && !this.#v2.ready) this.#v2Failed('handshake_timeout', 'the v2 handshake did not finish in time');
     for (const s of [this.peer, this.backend]) {
       s.pause();
@@ -274,6 +277,13 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
     return true;
   }
 
+  /** @internal limits.idleTimeout passed without a byte from the peer */
+  idleTimerFired(): void {
+    // while the proxy itself does not read the peer (backpressure), the silence is not the peer's
+    if (this.peer.isPaused()) return void this.#idleTimer?.refresh();
+    this.close('idle_timeout');
+  }
+
   /** @internal a socket listener: `reason` says which socket */
   socketError(reason: 'peer_error' | 'backend_error', err: Error): void {
     if (this.logging('debug')) this.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, `${reason === 'peer_error' ? 'peer' : 'backend'} socket error`);
@@ -292,6 +302,7 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
    */
   onPeerRead(chunk: Buffer, fresh = chunk.length): void {
     if (this.#closed) return;
+    this.#idleTimer?.refresh();
     this.info.bytesIn += fresh; // the rest was counted with the read it was carried over from
     if (this.kind === 'inbound' && this.info.transport === 'detecting') chunk = this.#detect(chunk);
     if (chunk.length > 0) this.#relay(this.#toNode, chunk, this.peer, this.backend, this.settings.receiveBuffer);
@@ -313,7 +324,22 @@ export class PeerSession implements PipelineHost, HandshakeHost, ReadTarget {
     // pipeline.push writes what it forwards in one write (one writev when it is in pieces)
     if (this.info.transport === 'v2-passthrough') dst.write(chunk);
     else pipeline.push(chunk);
-    pauseWhileFull(src, dst, limit, () => this.#closed);
+    // on drain, a lane still over its bound keeps the source paused (it resumes it itself)
+    pauseWhileFull(src, dst, limit, () => this.#closed || pipeline.lane.holdsSource);
+  }
+
+  /** PipelineHost: a lane let its source go; while the other socket's buffer is full, that socket's drain resumes it. */
+  resumeSource(direction: Direction): void {
+    const inbound = direction === 'inbound';
+    const src = inbound ? this.peer : this.backend;
+    const dst = inbound ? this.backend : this.peer;
+    const limit = inbound ? this.settings.receiveBuffer : this.settings.sendBuffer;
+    if (this.#closed) return;
+    if (dst.writableLength < limit || !dst.writableNeedDrain) return void src.resume();
+    const lane = (inbound ? this.#toNode : this.#toPeer).lane;
+    dst.once('drain', () => {
+      if (!this.#closed && !lane.holdsSource) src.resume();
+    });
   }
 
   /** The initiator's first bytes decide the transport (only when the proxy offers v2). */

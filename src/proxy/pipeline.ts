@@ -19,6 +19,8 @@ export interface PipelineHost extends ChainTarget {
   /** the peer used up its hook time: its frames wait (in order) until budgetRefilled() */
   overBudget(): boolean;
   budgetRefilled(): Promise<unknown>;
+  /** the lane of `direction` lets its source read again: resume it unless the destination's buffer is full */
+  resumeSource(direction: Direction): void;
 }
 
 /** The proxy's own business with the frames of one direction, ahead of the hooks. */
@@ -356,6 +358,10 @@ export class Pipeline implements CutThroughSink, LaneDriver {
 
   stopped(): boolean {
     return this.host.closed;
+  }
+
+  resumeSource(): void {
+    this.host.resumeSource(this.direction);
   }
 
   // a method, not an arrow field: that would be a closure per direction of every idle session

@@ -364,11 +364,12 @@ export class ProxyServer implements SessionHost, HookRuntimeHost {
       backend.off('error', fail);
       this.#pending.delete(socket);
       this.#backendReachable(null);
-      if (socket.destroyed || this.#closing) {
+      // a ban made while bitcoind took its time to accept: #closeBanned saw no session to close
+      const banned = socket.destroyed || this.#closing ? null : this.bans.find(address);
+      if (socket.destroyed || this.#closing || banned) {
         this.#releaseSlot(address, slot);
         backend.destroy();
-        socket.destroy();
-        return;
+        return banned ? this.#refuse(socket, address, 'banned', { ban: banned.subnet }) : void socket.destroy();
       }
       this.#startSession(socket, address, port, slot, backend, backendReads);
     });

@@ -29,8 +29,11 @@ export type ToWorker =
   | { bhp: 'slot-reply'; id: number; refused: RefuseReason | null }
   | { bhp: 'kv-reply'; id: number; ok: true; value: unknown }
   | { bhp: 'kv-reply'; id: number; ok: false; name: string; message: string }
-  /** the primary asks: peers, readiness, reload */
-  | { bhp: 'ask'; id: number; what: 'peers' | 'ready' | 'reload' };
+  /** the primary asks: peers, readiness, reload, metrics */
+  | { bhp: 'ask'; id: number; what: WorkerQuestion };
+
+/** What the primary asks its workers (answered with a `reply` of the same id). */
+export type WorkerQuestion = 'peers' | 'ready' | 'reload' | 'metrics';
 
 export type KvOp = 'get' | 'set' | 'setNX' | 'incrBy' | 'delete' | 'expire';
 

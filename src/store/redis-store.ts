@@ -59,6 +59,8 @@ export class RedisStore implements ProxyStore {
   readonly #pendingAdds = new Map<string, Ban>();
   readonly #pendingDels = new Set<string>();
   #syncing: Promise<void> | null = null;
+  /** the Redis process #known was learnt from (INFO run_id) */
+  #runId: string | null = null;
   readonly #timers: NodeJS.Timeout[] = [];
   #closed = false;
 
@@ -213,6 +215,11 @@ export class RedisStore implements ProxyStore {
     await this.#publishPending();
     let all: Record<string, string>;
     try {
+      const runId = /^run_id:(\w+)/m.exec(await this.#cmd.info('server'))?.[1] ?? null;
+      // Another Redis process (restarted without its newest writes, a failover to a lagging
+      // replica): a ban missing from its hash may be lost, not lifted. Publish ours again.
+      if (runId !== this.#runId) this.#known.clear();
+      this.#runId = runId;
       all = await this.#cmd.hgetall(this.#banKey);
     } catch (err) {
       return this.#failed(err);

@@ -152,6 +152,8 @@ function secondHook(log: string[]): HookModule {
 /** The session's side of the pipeline: counts, the hook budget, and pushes into this same direction. */
 class Host extends FakePeer implements PipelineHost {
   pipeline: Pipeline | null = null;
+  /** the pipeline's source (its destination takes every write at once: nothing else holds it) */
+  src: Socket | null = null;
   frames = 0;
   bytes = 0;
   over = false;
@@ -168,6 +170,9 @@ class Host extends FakePeer implements PipelineHost {
   }
   overBudget(): boolean {
     return this.over;
+  }
+  resumeSource(): void {
+    this.src!.resume();
   }
   budgetRefilled(): Promise<unknown> {
     return new Promise((resolve) =>
@@ -255,6 +260,7 @@ async function run(writer: 'v1' | 'v2', drawn: { bad: boolean; command: string; 
   } as unknown as Socket;
   let paused = false;
   const src = { pause: () => (paused = true), resume: () => (paused = false), isPaused: () => paused } as unknown as Socket;
+  host.src = src;
   // the proxy's own stage wants getdata whole (as the real one wants version, pong, x:)
   const stageSaw: number[] = [];
   const stage: FrameStage = {
