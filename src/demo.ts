@@ -92,6 +92,10 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
 
   bcoin.set('regtest');
   const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, httpHost: '127.0.0.1', httpPort, logLevel: 'none', workers: false });
+  // bcoin says protocol 70015, below the 70016 the proxy raises to 70017 for BIP 434 (x-protocol.md
+  // §2.3), so a client following §7 would never announce the x: feature and the paywall could not
+  // be reached. bcoin ignores unknown messages at any time, which is all 70016 promises of feature.
+  node.pool.options.version = 70016;
   await node.open();
   await node.connect();
   const address = bcoin.KeyRing.generate().getAddress();
