@@ -8,7 +8,7 @@
  *
  * Needs `export { schema as configSchema }` in src/config.ts.
  */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
@@ -69,10 +69,14 @@ export function bothCases(source: string): string {
 export async function shippedHookOptionSchemas(): Promise<Map<string, z.ZodType>> {
   const dir = fileURLToPath(new URL('../hooks/', import.meta.url));
   const out = new Map<string, z.ZodType>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
-    const mod = (await import(pathToFileURL(path.join(dir, file)).href)) as { default?: { options?: unknown } };
+  // a hook is a file (hooks/rate-limit.js) or a directory with an index (hooks/paywall/index.js, exported as hooks/paywall)
+  const modules = readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isFile() && e.name.endsWith('.js') ? [[e.name.slice(0, -3), e.name]] : e.isDirectory() && existsSync(path.join(dir, e.name, 'index.js')) ? [[e.name, path.join(e.name, 'index.js')]] : [],
+  );
+  for (const [name, file] of modules.sort(([a], [b]) => (a! < b! ? -1 : 1))) {
+    const mod = (await import(pathToFileURL(path.join(dir, file!)).href)) as { default?: { options?: unknown } };
     const options = mod.default?.options;
-    if (options instanceof z.ZodType) out.set(`bitcoin-hook-proxy/hooks/${file.slice(0, -3)}`, options);
+    if (options instanceof z.ZodType) out.set(`bitcoin-hook-proxy/hooks/${name}`, options);
   }
   return out;
 }

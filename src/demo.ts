@@ -77,7 +77,16 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
   try {
     bcoin = createRequire(import.meta.url)('bcoin');
   } catch {
-    console.error('demo needs the bcoin package (a devDependency): run `npm install` in the project first,\nor put the proxy in front of your own node with `bitcoin-hook-proxy run --config FILE`.');
+    // installed from npm there are no devDependencies, and bcoin's own leveldown 4 fails to build on Node 20+
+    console.error(
+      [
+        'demo needs the bcoin package, a devDependency of bitcoin-hook-proxy:',
+        '  in a clone of the project: npm install',
+        '  where bitcoin-hook-proxy was installed from npm: npm install bcoin, with',
+        '    "overrides": { "leveldown": "6.1.1" } in that package.json (the leveldown bcoin names does not build on Node 20+)',
+        'or put the proxy in front of your own node with `bitcoin-hook-proxy run --config FILE`.',
+      ].join('\n'),
+    );
     return 1;
   }
   // from here on a Ctrl-C stops the demo gracefully once it is up (bcoin's node, the temp dir), not mid-start
@@ -92,6 +101,10 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
 
   bcoin.set('regtest');
   const node = new bcoin.FullNode({ network: 'regtest', memory: true, listen: true, host: '127.0.0.1', port: backendPort, httpHost: '127.0.0.1', httpPort, logLevel: 'none', workers: false });
+  // bcoin says protocol 70015, below the 70016 the proxy raises to 70017 for BIP 434 (x-protocol.md
+  // §2.3), so a client following §7 would never announce the x: feature and the paywall could not
+  // be reached. bcoin ignores unknown messages at any time, which is all 70016 promises of feature.
+  node.pool.options.version = 70016;
   await node.open();
   await node.connect();
   const address = bcoin.KeyRing.generate().getAddress();

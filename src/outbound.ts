@@ -45,7 +45,15 @@ export function payerFromConfig(c: NonNullable<OutboundConfig['payer']>, baseDir
   const abs = (f: string | undefined) => (f === undefined ? undefined : path.resolve(baseDir, f));
   if (c.kind === 'dev') return createPayer({ kind: 'dev', url: c.url, token: c.token, hook: c.hook, timeoutMs: c.timeout });
   const files = Object.fromEntries(Object.entries(c).filter(([k]) => k.endsWith('File')).map(([k, v]) => [k, abs(v as string)]));
-  return createPayer({ ...c, ...files, timeoutMs: c.timeout } as PayerConfig);
+  try {
+    return createPayer({ ...c, ...files, timeoutMs: c.timeout } as PayerConfig);
+  } catch (e) {
+    // the payers read their files now: say which setting names the file, not only ENOENT
+    const err = e as NodeJS.ErrnoException;
+    const key = Object.keys(files).find((k) => files[k] === err.path);
+    if (key) throw new Error(`outbound.payer.${key} ${err.path}: cannot read it (${err.message.split(',')[0]})`);
+    throw e;
+  }
 }
 
 export async function startOutbound(config: OutboundConfig, deps: OutboundDeps): Promise<RunningOutbound> {

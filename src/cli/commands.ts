@@ -13,7 +13,7 @@ const DEMO: CommandSpec = {
     port: { type: 'string', arg: 'N', help: 'the proxy port (default 18444, or one the OS picks when that is taken)' },
     'log-format': LOG_FORMAT_OPTION,
   },
-  details: 'Needs the bcoin package (a devDependency: run `npm install` in a clone). Ctrl-C stops.',
+  details: 'Needs the bcoin package, a devDependency: `npm install` in a clone; installed from npm, `npm install bcoin` beside it with "overrides": { "leveldown": "6.1.1" } in that package.json. Ctrl-C stops.',
   async run({ values }) {
     const port = values.port === undefined ? undefined : portNumber(String(values.port), 'demo');
     const { runDemo } = await import('../demo.js');

@@ -57,6 +57,8 @@ async function runOrCheck(command: 'run' | 'check', { values }: ParsedArgs): Pro
       if (problem) throw new BanFileError(problem);
     }
     await checkHooks(config);
+    // as run builds it: the payer reads its macaroon, rune, key or password file at start
+    if (config.outbound?.payer) (await import('../outbound.js')).payerFromConfig(config.outbound.payer, config.baseDir);
     console.log(`${file}: valid (network ${config.network.name}, ${config.listen.length} listener(s), backend ${formatHostPort(config.backend)}, ${config.hooks.length} hook(s))`);
     return 0;
   }

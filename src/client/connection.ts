@@ -53,6 +53,10 @@ export class XConnection {
   /** unsolicited x:balance messages (nonce 0: the credit ran out) */
   onUnsolicited: ((command: string, payload: Buffer) => void) | null = null;
   #verack = false;
+  /** we announced the x: feature (the remote's version said 70017+) */
+  #announced = false;
+  /** the proxy announced x: to us, but its version was too low for us to announce ours */
+  #offeredUnusable = false;
   #handshakeWaiter: ((err?: BuyerError) => void) | null = null;
   readonly #decoder: FrameDecoder;
 
@@ -89,7 +93,12 @@ export class XConnection {
     }
     if (o.requireX !== false && !c.offered) {
       c.close();
-      throw new BuyerError('no_x_feature', `${o.host}:${o.port} announced no ${X_FEATURE} feature (its version says ${c.remoteVersion?.version})`);
+      throw new BuyerError(
+        'no_x_feature',
+        c.#offeredUnusable
+          ? `${o.host}:${o.port} is a bitcoin-hook-proxy announcing ${X_FEATURE}, but its version says ${c.remoteVersion?.version}, below 70017, so we may not announce the feature (BIP 434) and it answers no x: message: the node behind it needs protocol 70016 or later (Bitcoin Core 0.21+)`
+          : `${o.host}:${o.port} announced no ${X_FEATURE} feature (its version says ${c.remoteVersion?.version})`,
+      );
     }
     return c;
   }
@@ -159,12 +168,16 @@ export class XConnection {
         return this.#fail(new BuyerError('handshake_failed', `unreadable version: ${(e as Error).message}`));
       }
       // BIP 434: announce only to a peer of 70017+, before our verack
-      if (this.remoteVersion.version >= CLIENT_PROTOCOL_VERSION) this.#send(buildFrame(this.network, 'feature', { featureId: X_FEATURE, data: Buffer.alloc(0) }));
+      this.#announced = this.remoteVersion.version >= CLIENT_PROTOCOL_VERSION;
+      if (this.#announced) this.#send(buildFrame(this.network, 'feature', { featureId: X_FEATURE, data: Buffer.alloc(0) }));
       this.#send(buildFrame(this.network, 'verack', {}));
     } else if (cmd === 'feature' && !this.#verack) {
       try {
         const m = decodeMessage('feature', f.payload);
-        if (m.featureId === X_FEATURE) this.offered = parseFeatureData(m.data);
+        // without our own announcement the proxy answers no x: message (x-protocol.md §2.7):
+        // x: requests would only time out
+        if (m.featureId === X_FEATURE && this.#announced) this.offered = parseFeatureData(m.data);
+        else if (m.featureId === X_FEATURE) this.#offeredUnusable = true;
       } catch {
         /* a feature we cannot read is one we ignore (BIP 434) */
       }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -171,7 +172,10 @@ function resolveModule(specifier: string, baseDir: string): string {
       /* try the next place, then let import() report */
     }
   }
-  throw new HookLoadError(specifier, `cannot find package "${specifier}" from ${baseDir}`);
+  // `hooks/x.js` names a package; the operator most likely meant the file next to the config
+  const file = path.resolve(baseDir, specifier);
+  const meant = existsSync(file) ? `; a file path must start with ./ or /: ./${specifier} (${file})` : '';
+  throw new HookLoadError(specifier, `cannot find package "${specifier}" from ${baseDir}${meant}`);
 }
 
 function majorOf(v: string): string {

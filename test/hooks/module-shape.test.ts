@@ -7,7 +7,7 @@
  * sockets: loading happens before any peer.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -73,5 +73,26 @@ test('import() has a deadline: a top-level await that never settles, or waits on
   await assert.rejects(load('./slow.mjs'), { name: 'HookLoadError', message: /^hook module \.\/slow\.mjs: import did not finish within 300 ms/ });
   const chain = await load('./quick.mjs');
   assert.deepEqual(chain.hooks.map((h) => h.name), ['quick'], 'a top-level await that settles in time loads');
+  await chain.close();
+});
+
+test('a relative file path written without ./ is read as a package name: the refusal says how to write the path', async (t) => {
+  // the real loader and file system: the file is there, but `hooks/x.js` names a package
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-shape-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(path.join(dir, 'my-hooks'));
+  writeFileSync(path.join(dir, 'my-hooks', 'mine.js'), `export default { apiVersion: '${HOOK_API_VERSION}', name: 'mine' };\n`);
+  const load = (module: string) =>
+    loadHookChain([{ module, options: {} }], {
+      baseDir: dir,
+      settings: { network: NETWORKS.regtest, maxMessageSize: 4_000_000, timeoutMs: 1000 },
+      host: { peers: () => [], send: () => false, disconnect() {}, misbehave() {}, setPriority: () => false },
+      ...silentHookServices,
+    });
+  await assert.rejects(load('my-hooks/mine.js'), (err: Error) => err instanceof HookLoadError && err.message.includes('./my-hooks/mine.js') && /start with \.\/ or \//.test(err.message));
+  // a package that is not installed keeps the plain message
+  await assert.rejects(load('no-such-hook-package'), { name: 'HookLoadError', message: `hook module no-such-hook-package: cannot find package "no-such-hook-package" from ${dir}` });
+  const chain = await load('./my-hooks/mine.js');
+  assert.deepEqual(chain.hooks.map((h) => h.name), ['mine']);
   await chain.close();
 });

@@ -92,3 +92,18 @@ test('JSON Schema validation (python jsonschema): the example configs pass, typo
   assert.match(hookTypo!.join('\n'), new RegExp(`^hooks/${filterIndex}/options/inbound: .*'denny' was unexpected`, 'm'));
   assert.match(missingBackend!.join('\n'), /'backend' is a required property/);
 });
+
+test("the paywall (a shipped hook in a directory, hooks/paywall/index.js) has its options in the schema: an editor flags a typo there", { skip: python || process.env.CI ? false : 'python jsonschema is not installed (apt-get install python3-jsonschema; .ci/run does)' }, () => {
+  assert.ok(python, 'python jsonschema is not installed (Debian package python3-jsonschema)');
+  const example = parseYaml(read('deploy/proxy.example.yaml')) as { hooks: { module: string; options: Record<string, unknown> }[] };
+  const paywall = example.hooks.findIndex((h) => h.module === 'bitcoin-hook-proxy/hooks/paywall');
+  assert.ok(paywall >= 0, 'the example config lists the paywall');
+  const typo = structuredClone(example);
+  typo.hooks[paywall]!.options.pases = typo.hooks[paywall]!.options.passes;
+  const wrongType = structuredClone(example);
+  (wrongType.hooks[paywall]!.options.backend as Record<string, unknown>).kind = 'lightning';
+  const [ok, typoErrors, kindErrors] = validate([example, typo, wrongType]);
+  assert.deepEqual(ok, []);
+  assert.match(typoErrors!.join('\n'), new RegExp(`^hooks/${paywall}/options: .*'pases' was unexpected`, 'm'));
+  assert.ok(kindErrors!.some((e) => e.startsWith(`hooks/${paywall}/options`)), kindErrors!.join('\n'));
+});

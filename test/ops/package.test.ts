@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -78,4 +78,25 @@ test('the main entry exports the embedding API and the hook API', async () => {
   const main = (await import(pathToFileURL(path.join(ROOT, pkg.main)).href)) as Record<string, unknown>;
   for (const name of ['startProxy', 'loadConfig', 'parseConfig', 'ConfigError', 'defineHook', 'HOOK_API_VERSION', 'HookLoadError', 'codec']) assert.ok(name in main, `exports ${name}`);
   assert.equal(typeof main.startProxy, 'function');
+});
+
+test('installed from npm (no devDependencies): demo says how to add bcoin there, not only in a clone', { timeout: 60_000 }, (t) => {
+  // the package as npm installs it into a project: dist/ and package.json, its dependencies
+  // beside it, no bcoin (a devDependency). Real implementations: the built CLI, Node's resolver.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bhp-installed-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const modules = path.join(dir, 'project', 'node_modules');
+  const installed = path.join(modules, pkg.name);
+  for (const p of ['package.json', 'dist/src', 'dist/hooks']) cpSync(path.join(ROOT, p), path.join(installed, p), { recursive: true });
+  const deps = Object.keys((JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+  for (const d of deps) {
+    mkdirSync(path.dirname(path.join(modules, d)), { recursive: true });
+    symlinkSync(path.join(ROOT, 'node_modules', d), path.join(modules, d));
+  }
+  const r = spawnSync(process.execPath, [path.join(installed, pkg.bin[pkg.name]!), 'demo'], { cwd: path.join(dir, 'project'), encoding: 'utf8', timeout: 50_000 });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /npm install bcoin/, 'says what to install where the package was installed from npm');
+  assert.match(r.stderr, /"leveldown": "6\.1\.1"/, "bcoin's own leveldown does not build on Node 20+: the override that makes it install");
+  const help = spawnSync(process.execPath, [path.join(installed, pkg.bin[pkg.name]!), 'demo', '--help'], { encoding: 'utf8', timeout: 50_000 });
+  assert.match(help.stdout, /npm install bcoin/);
 });

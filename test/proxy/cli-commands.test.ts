@@ -92,6 +92,31 @@ test('the buyer commands are wired: an unreachable seller and a missing payer ar
   assert.match(buy.stderr, /no payer: give --config with an outbound\.payer section/);
 });
 
+test('outbound.payer with a file that is not there: check refuses it as run does, naming the key and the file', async (t) => {
+  // the built CLI and the real file system; no backend is needed for either to find it
+  const dir = tempDir(t);
+  const config = path.join(dir, 'proxy.yaml');
+  const [port, socks] = [await freePort(), await freePort()];
+  writeFileSync(config, [
+    'network: regtest',
+    `listen: ["127.0.0.1:${port}"]`,
+    'backend: 127.0.0.1:1',
+    'metrics: false',
+    'admin: false',
+    'outbound:',
+    `  socks: { listen: "127.0.0.1:${socks}" }`,
+    '  payer: { kind: lnd, url: "https://127.0.0.1:8080", macaroonFile: ./pay.macaroon }',
+  ].join('\n'));
+  const missing = path.join(dir, 'pay.macaroon');
+  for (const command of ['check', 'run']) {
+    const r = cli([command, '--config', config]);
+    assert.equal(r.status, 1, `${command}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /outbound\.payer\.macaroonFile/, `${command} names the key: ${r.stderr}`);
+    assert.ok(r.stderr.includes(missing), `${command} names the file: ${r.stderr}`);
+    noStack(r.stderr);
+  }
+});
+
 /** bitcoin.conf as deploy/ ships it: section name ('' at the top) → its bind= value. */
 function deployBinds(): Map<string, string> {
   const binds = new Map<string, string>();

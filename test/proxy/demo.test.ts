@@ -71,12 +71,15 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   assert.equal(peers.status, 0, peers.stderr);
   assert.match(peers.stdout, /^ID +ADDRESS .*\n +\d+ +127\.0\.0\.1:\d+ .*\/bcoin:/);
 
-  // paid access with no Lightning node, as the banner says. bcoin speaks a protocol below 70016,
-  // so the proxy's version shows bcoin's number: the buyer announces the x: feature right after
-  // its own version (x-protocol.md §2.6 accepts that).
+  // paid access with no Lightning node, as the banner says, by a client that follows
+  // x-protocol.md §7 (announce the x: feature only to a version of 70017+): the shipped
+  // `offers` command of docs/buyer.md, then the document's own buyer
   const token = /Bearer ([0-9a-f]+)'/.exec(output)?.[1];
   assert.ok(token && output.includes(`127.0.0.1:${adminPort}/hooks/paywall/settle`), 'the banner says how to pay');
-  const buyer = await PaywallClient.connect(port, { announce: 'early' });
+  const listed = await cliAsync(['offers', `127.0.0.1:${port}`, '--network', 'regtest']);
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.match(listed.stdout, /^pro +pass +pro +2000 sat/m);
+  const buyer = await PaywallClient.connect(port);
   t.after(() => buyer.close());
   const offers = await buyer.offers();
   assert.equal(offers.network, 'regtest');
