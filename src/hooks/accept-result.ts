@@ -1,5 +1,5 @@
 import type { AcceptResult } from './api.js';
-import { HookFault } from './result.js';
+import { HookFault, checkBan } from './result.js';
 
 /** What the chain decided for a connection before it is accepted (see HookChain.accept). */
 export type AcceptDecision =
@@ -22,9 +22,7 @@ export function checkAcceptResult(hook: string, r: unknown): AcceptResult | null
   const o = r as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!KEYS.has(k)) bad(`unknown field "${k}" (onAccept may return refuse, ban, log)`);
   if (o.refuse !== undefined && (typeof o.refuse !== 'string' || o.refuse.length === 0)) bad('refuse must be a non-empty reason string');
-  if (o.ban !== undefined && o.ban !== true && (typeof o.ban !== 'object' || o.ban === null || typeof (o.ban as { reason?: unknown }).reason !== 'string')) {
-    bad('ban must be true or { reason, duration? }');
-  }
+  if (o.ban !== undefined) checkBan(o.ban, bad);
   if (o.log !== undefined && typeof o.log !== 'string' && (typeof o.log !== 'object' || o.log === null || typeof (o.log as { msg?: unknown }).msg !== 'string')) {
     bad('log must be a string or { level?, msg }');
   }

@@ -1,4 +1,5 @@
 import type { HookResult, OutgoingMessage } from './api.js';
+import { DURATION_HINT, parseDuration } from './units.js';
 
 /** A hook broke its contract: thrown, malformed result, or past its time budget. */
 export class HookFault extends Error {
@@ -35,9 +36,7 @@ export function checkResult(hook: string, r: unknown): HookResult | null {
     if (typeof points !== 'number' || !Number.isFinite(points) || points < 0) bad('misbehave must be a non-negative number or { points, reason }');
     if (typeof m === 'object' && typeof m.reason !== 'string') bad('misbehave.reason must be a string');
   }
-  if (o.ban !== undefined && o.ban !== true && (typeof o.ban !== 'object' || typeof (o.ban as { reason?: unknown }).reason !== 'string')) {
-    bad('ban must be true or { reason, duration? }');
-  }
+  if (o.ban !== undefined) checkBan(o.ban, bad);
   if (o.disconnect !== undefined && o.disconnect !== true && typeof o.disconnect !== 'string') bad('disconnect must be true or a reason string');
   if (o.log !== undefined && typeof o.log !== 'string' && (typeof o.log !== 'object' || typeof (o.log as { msg?: unknown }).msg !== 'string')) {
     bad('log must be a string or { level?, msg }');
@@ -50,6 +49,17 @@ function checkOutgoing(m: unknown, what: string, bad: (why: string) => never): a
   const o = m as { command?: unknown; payload?: unknown };
   if (typeof o.command !== 'string') bad(`${what}.command must be a string`);
   if (o.payload !== undefined && !(o.payload instanceof Uint8Array)) bad(`${what}.payload must be a Buffer or Uint8Array`);
+}
+
+/**
+ * `true` or `{ reason, duration? }`; a duration given must be more than 0: 0 or an unreadable one
+ * made no ban (the ban list makes none of 0 ms) and no disconnect, and the frame went on.
+ */
+export function checkBan(ban: unknown, bad: (why: string) => never): void {
+  if (ban === true) return;
+  if (typeof ban !== 'object' || ban === null || typeof (ban as { reason?: unknown }).reason !== 'string') bad('ban must be true or { reason, duration? }');
+  const d = (ban as { duration?: unknown }).duration;
+  if (d !== undefined && !((parseDuration(d) ?? 0) > 0)) bad(`ban.duration must be more than 0: ${DURATION_HINT}, got ${JSON.stringify(d)}`);
 }
 
 export function isThenable(v: unknown): v is PromiseLike<unknown> {

@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X_FEATURE_ID, HOOK_API_VERSION } from '../../src/hooks/index.js';
 import { createHookHarness } from '../../src/hooks/testing.js';
+import { HookFault, checkResult } from '../../src/hooks/result.js';
+import { checkAcceptResult } from '../../src/hooks/accept-result.js';
 
 const toX = {
   apiVersion: HOOK_API_VERSION,
@@ -181,4 +183,17 @@ test('passRange: hooks over frames as ranges of a read, until one is not passed;
   assert.deepEqual([r.end, r.out], [frameAt(13), null]);
   assert.equal(r.p.faults[0]?.kind, 'throw');
   await h.close();
+});
+
+test('a ban with a duration of 0 or one that does not read is a malformed result, from onMessage and onAccept alike', () => {
+  // it made no ban (the ban list makes none of 0 ms), no disconnect, and the frame went on
+  for (const duration of [0, -5, '0s', 'soon', Number.NaN]) {
+    assert.throws(() => checkResult('h', { ban: { reason: 'r', duration } }), (e: unknown) => e instanceof HookFault && e.kind === 'malformed' && /ban\.duration must be more than 0/.test(e.message), String(duration));
+    assert.throws(() => checkAcceptResult('h', { ban: { reason: 'r', duration } }), (e: unknown) => e instanceof HookFault && e.kind === 'malformed', String(duration));
+  }
+  for (const duration of [undefined, 60, '10m', '24h']) {
+    assert.equal(checkResult('h', { ban: { reason: 'r', duration } })?.ban !== undefined, true, String(duration));
+    assert.ok(checkAcceptResult('h', { ban: { reason: 'r', duration } }), String(duration));
+  }
+  assert.ok(checkResult('h', { ban: true }));
 });
