@@ -163,17 +163,25 @@ export interface PaywallDeps {
   env?: NodeJS.ProcessEnv;
   /** seconds after its expiry an unclaimed invoice is asked about (default 60; tests use 0) */
   settleMarginS?: number;
+  /** seconds after its expiry an invoice the backend still calls open is asked once more (default 600) */
+  openGraceS?: number;
 }
 
 const nowS = () => Math.floor(Date.now() / 1000);
 /** an expired unclaimed invoice is asked about this long after it expired (a payment racing the expiry has landed by then) */
 const SETTLE_MARGIN = 60;
+/**
+ * A backend may still call an invoice open past our expiry: its clock behind ours (CLN sets the
+ * expiry by its own), or have no expired state at all (phoenixd). It is asked once more this long
+ * after the expiry, then forgotten as unpaid if still open.
+ */
+const OPEN_GRACE = 600;
 /** the key of a slot held for an invoice being created (not a payment hash) */
 const PLACEHOLDER = 'pending-';
 /** shared-store revocation questions in flight at once (the fleet check every sweep) */
 const REVOCATION_QUERIES = 32;
 /** backend lookups of expired invoices per sweep (every 5 s) */
-const CHECKS_PER_SWEEP = 100;
+const CHECKS_PER_SWEEP = 200;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 const CREDENTIAL_REFUSAL: Record<CredentialProblem, P.RefuseReason> = {
   malformed: 'credential_invalid',
@@ -184,6 +192,7 @@ const CREDENTIAL_REFUSAL: Record<CredentialProblem, P.RefuseReason> = {
 
 export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOptions> {
   const SETTLE_MARGIN_S = deps.settleMarginS ?? SETTLE_MARGIN;
+  const OPEN_GRACE_S = deps.openGraceS ?? OPEN_GRACE;
   let o: PaywallOptions;
   let hookCtx: HookContext;
   let backend: LightningBackend;
@@ -279,8 +288,10 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
       if (asked++ >= CHECKS_PER_SWEEP) return;
       st.checks.delete(hash);
       let status;
+      let inv;
       try {
-        if (await store.claimed(hash)) continue;
+        inv = await store.invoice(hash);
+        if (!inv || (await store.claimed(hash))) continue;
         status = await backend.lookupInvoice(hash);
         backendOk();
       } catch (e) {
@@ -293,6 +304,9 @@ export function createPaywallHook(deps: PaywallDeps = {}): HookModule<PaywallOpt
           await store.keepPaid(hash);
           m.invoices.inc({ event: 'paid_unclaimed' });
           hookCtx.log.info('paywall: an invoice was paid but not claimed; kept until it is', { paymentHash: hash });
+        } else if (status.state === 'open' && now < inv.expiresAt + OPEN_GRACE_S) {
+          // maybe still payable by the backend's clock (CLN's own expiry, a clock behind ours): asked once more
+          st.checks.set(hash, inv.expiresAt + OPEN_GRACE_S);
         } else if (status.state === 'unknown') {
           // another node than the one that issued it (the backend was changed?): never forget a maybe-paid invoice
           hookCtx.log.warn('paywall: the backend does not know an invoice this proxy issued; kept, asked again after a restart', { paymentHash: hash });

@@ -14,7 +14,7 @@ import { createHookHarness, type FakePeer, type TestHarness } from '../../../src
 import { X_FEATURE_ID } from '../../../src/hooks/index.js';
 import * as P from '../../../hooks/paywall/protocol.js';
 import { createPaywallHook } from '../../../hooks/paywall/index.js';
-import { lndStandIn, selfSignedCert } from './standins.js';
+import { lndStandIn, phoenixdStandIn, secretFile, selfSignedCert } from './standins.js';
 import { sleep, waitFor } from '../../support/wait.js';
 
 const MODULE = 'bitcoin-hook-proxy/hooks/paywall'; // the package export, as an operator writes it
@@ -134,6 +134,28 @@ test('expired invoices are asked about: the unpaid one is forgotten, the paid bu
   } finally {
     await h.close();
     await lnd.close();
+  }
+});
+
+test('an expired invoice phoenixd still calls open is asked once more before it is forgotten (phoenixd has no expired state; a backend clock may run behind)', async () => {
+  const { base } = setup();
+  const pw = 'phoenix-pw';
+  const phoenixd = await phoenixdStandIn(pw);
+  const options = { ...base, backend: { kind: 'phoenixd', url: phoenixd.url, passwordFile: secretFile(`${pw}\n`) }, invoices: { expiry: 1 } };
+  const h = await createHookHarness([{ module: createPaywallHook({ settleMarginS: 0, openGraceS: 8 }), options }]);
+  try {
+    const peer = h.peer({ features: features() });
+    await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: 1n, offerId: 'pro', amountMsat: 0n }));
+    const hash = P.decodeInvoiceAnswer(Buffer.from((await answer(h, peer, 1n)).payload!)).paymentHash.toString('hex');
+    const lookups = () => phoenixd.requests.filter((r) => r.path === `/payments/incoming/${hash}`).length;
+    const forgotten = () => readFileSync(`${base.store.file}.invoices`, 'utf8').includes('"op":"forget"');
+    await waitFor(() => lookups() >= 1, 15_000, 'the first question about the expired invoice');
+    assert.equal(forgotten(), false, 'still open: not forgotten at the first answer');
+    await waitFor(forgotten, 20_000, 'the invoice to be forgotten after the second answer');
+    assert.equal(lookups(), 2, 'asked twice in all');
+  } finally {
+    await h.close();
+    await phoenixd.close();
   }
 });
 
