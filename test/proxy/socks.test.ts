@@ -174,6 +174,23 @@ test('refusals with their reply codes; the front keeps serving', { skip, timeout
   assert.equal(await proxy.metricValue('bhp_socks_connections_total'), out.socks.counts.accepted);
 });
 
+test('the longest negotiation RFC 1928 and 1929 allow, sent in one write (1,032 bytes), is read whole', { skip, timeout: 30_000 }, async () => {
+  // it was cut at 1,024 bytes: the request's end was lost and the client timed out with no reply
+  const greeting = Buffer.from([5, 255, ...Array.from({ length: 255 }, (_, i) => (i === 0 ? 2 : i === 1 ? 0 : 0x80 + (i % 0x7f)))]);
+  const auth = Buffer.concat([Buffer.from([1, 255]), Buffer.alloc(255, 'u'), Buffer.from([255]), Buffer.alloc(255, 'p')]);
+  const host = `${'a'.repeat(249)}.onion`; // refused at once without an upstream (8): no lookup
+  const request = Buffer.concat([Buffer.from([5, 1, 0, 3, host.length]), Buffer.from(host), Buffer.from([0x20, 0x8d])]);
+  const all = Buffer.concat([greeting, auth, request]);
+  assert.equal(all.length, 1032);
+  const sock = await connectRaw(out.port);
+  const closed = collectUntilClosed(sock);
+  sock.write(all);
+  const data = (await closed).data;
+  assert.deepEqual([...data.subarray(0, 2)], [5, 2], 'username/password chosen');
+  assert.deepEqual([...data.subarray(2, 4)], [1, 0], 'authenticated');
+  assert.equal(data[5], 8, `the request was read whole and refused with 8 (got ${data.toString('hex')})`);
+});
+
 test('upstream SOCKS5 (microsocks): connections are chained through it, onion names go to it instead of being refused', { skip: skip || (!hasMicrosocks && !process.env.CI && 'microsocks is not installed (apt-get install microsocks; .ci/run does)'), timeout: 120_000 }, async () => {
   const upPort = await freePort();
   const ms: ChildProcess = spawn('microsocks', ['-i', '127.0.0.1', '-p', String(upPort)], { stdio: ['ignore', 'pipe', 'pipe'] });

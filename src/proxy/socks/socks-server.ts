@@ -20,6 +20,9 @@ import { OutboundSession } from '../outbound-session.js';
 import type { PeerSession, SessionHost, SessionSettings } from '../peer-session.js';
 import { CMD, METHOD, REPLY, SocksProtocolError, encodeReply, isPrivacyNetworkName, parseGreeting, parseRequest, parseUserPass, replyForError, replyName, type ReplyCode, type SocksRequest } from './protocol.js';
 import { UpstreamError, connectVia, type Upstream } from './upstream.js';
+
+/** bytes of a negotiation kept at most: above the longest legal one, a bound on junk */
+const NEGOTIATION_MAX = 2048;
 import { listenOn } from '../listen.js';
 
 /** peer.state key: "host:port" as our node asked for it (a name stays a name) */
@@ -128,7 +131,8 @@ export class SocksServer implements SessionHost {
     socket.once('close', done);
     const onData = (chunk: Buffer) => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      if (buf.length > 1024) buf = buf.subarray(0, 1024); // nothing legitimate is longer; the parsers then fail or finish
+      // nothing legitimate is longer (greeting 257 + RFC 1929 auth 513 + request 262 = 1,032 bytes in one write); the parsers then fail or finish
+      if (buf.length > NEGOTIATION_MAX) buf = buf.subarray(0, NEGOTIATION_MAX);
       try {
         if (stage === 'greeting') {
           const g = parseGreeting(buf);
