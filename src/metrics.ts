@@ -77,7 +77,7 @@ export class ProxyMetrics implements ProxyObserver, HookRuntimeObserver {
         this.reset();
         for (const dir of [counts.inbound, counts.outbound]) for (const c of new Set(dir.values())) this.inc({ command: c.command, direction: c.direction }, c[field]);
       };
-    new Counter({ name: 'bhp_messages_total', help: 'P2P messages relayed, by command and direction', labelNames: ['command', 'direction'], registers, collect: collectInto('n') });
+    new Counter({ name: 'bhp_messages_total', help: 'P2P messages received from peers (inbound) and from bitcoind (outbound), by command and direction, counted before the hooks (ones they drop and x: commands included)', labelNames: ['command', 'direction'], registers, collect: collectInto('n') });
     new Counter({ name: 'bhp_message_bytes_total', help: 'P2P message bytes (header included), by command and direction', labelNames: ['command', 'direction'], registers, collect: collectInto('bytes') });
     this.#protocolErrors = new Counter({ name: 'bhp_protocol_errors_total', help: 'Frame-level protocol violations, by code', labelNames: ['code'], registers });
     this.#backendFailures = new Counter({ name: 'bhp_backend_connect_failures_total', help: 'Failed connections to the backend node', registers });
