@@ -70,6 +70,8 @@ let clnUrl = '';
 let lnbitsUrl = '';
 let phoenixUrl = '';
 const lnbitsPaid = new Map<string, string>();
+/** timeout_seconds of each SendPaymentV2 the LND stand-in saw */
+const lndTimeouts: unknown[] = [];
 
 before(async () => {
   cert = selfSignedCert();
@@ -78,9 +80,10 @@ before(async () => {
     const mac = req.headers['grpc-metadata-macaroon'];
     if (mac === undefined) return { status: 500, json: { code: 2, message: 'expected 1 macaroon, got 0', details: [] } };
     if (mac !== MACAROON) return { status: 500, json: { code: 2, message: 'verification failed: signature mismatch after caveat verification', details: [] } };
-    const b = JSON.parse(body) as { payment_request?: string };
+    const b = JSON.parse(body) as { payment_request?: string; timeout_seconds?: unknown };
     const r = settle(b.payment_request ?? '');
     if (req.url === '/v2/router/send') {
+      lndTimeouts.push(b.timeout_seconds);
       const inflight = JSON.stringify({ result: { payment_hash: '', status: 'IN_FLIGHT', failure_reason: 'FAILURE_REASON_NONE' } });
       const last = 'failure' in r ? { status: 'FAILED', failure_reason: r.failure, fee_msat: '0' } : { payment_hash: r.hash, status: 'SUCCEEDED', payment_preimage: r.preimage, fee_msat: '1000', failure_reason: 'FAILURE_REASON_NONE' };
       return { status: 200, json: `${inflight}\n${JSON.stringify({ result: last })}\n` };
@@ -149,6 +152,17 @@ test('LND: /v2/router/send stream and /v1/channels/transactions; macaroon and pi
   const i = await invoice();
   await assert.rejects(createLndPayer({ ...opts(lndUrl, cert), macaroonFile: secretFile(Buffer.from('00', 'hex')) }).pay(i.bolt11, 2_000_000n, 0n), (e: unknown) => e instanceof PayerError && e.definite && /signature mismatch/.test(e.message));
   await assert.rejects(createLndPayer({ ...opts(lndUrl, otherCert), macaroonFile: mac }).pay(i.bolt11, 2_000_000n, 0n), (e: unknown) => e instanceof PayerError && e.definite && /TLS/.test(e.message), 'another certificate is refused before anything is sent');
+});
+
+test('a payer made without timeoutMs (JavaScript callers) still has one: 60 s, and LND is told 59 s', async () => {
+  // it was required only by the types: left out, LND got timeout_seconds NaN (null in JSON) and requests had no timeout
+  const mac = secretFile(Buffer.from(MACAROON, 'hex'));
+  const i = await invoice();
+  const { timeoutMs: _t, ...noTimeout } = opts(lndUrl, cert);
+  lndTimeouts.length = 0;
+  const r = await createLndPayer({ ...noTimeout, macaroonFile: mac }).pay(i.bolt11, 2_000_000n, 10_000n);
+  assert.equal(sha(r.preimage), i.hash);
+  assert.deepEqual(lndTimeouts, [59]);
 });
 
 test('Core Lightning clnrest: /v1/pay with a rune', async () => {

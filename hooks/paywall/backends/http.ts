@@ -105,13 +105,16 @@ export interface HttpBackendOptions {
   url: string;
   /** PEM of the backend's certificate, pinned for https */
   tlsCertFile?: string;
-  timeoutMs: number;
+  /** per request (default 60 s, as the config's): a JavaScript caller that leaves it out still gets one */
+  timeoutMs?: number;
 }
+
+export const DEFAULT_HTTP_TIMEOUT_MS = 60_000;
 
 export type Call = (method: 'GET' | 'POST', path: string, body?: { json?: unknown; form?: Record<string, string> }) => Promise<JsonAnswer>;
 
 /** A caller for one backend: its base URL, auth headers, pinned certificate (read once, now) and timeout. */
 export function backendClient(backend: string, o: HttpBackendOptions, headers: Record<string, string>): Call {
   const ca = o.tlsCertFile ? readFileSync(o.tlsCertFile) : undefined;
-  return (method, path, body = {}) => requestJson({ backend, url: endpoint(o.url, path), method, ...body, ca, headers, timeoutMs: o.timeoutMs });
+  return (method, path, body = {}) => requestJson({ backend, url: endpoint(o.url, path), method, ...body, ca, headers, timeoutMs: o.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS });
 }

@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { BackendError } from '../../../hooks/paywall/backends/types.js';
-import { backendClient, errorText, type Call, type HttpBackendOptions, type JsonAnswer } from '../../../hooks/paywall/backends/http.js';
+import { DEFAULT_HTTP_TIMEOUT_MS, backendClient, errorText, type Call, type HttpBackendOptions, type JsonAnswer } from '../../../hooks/paywall/backends/http.js';
 import { PayerError, preimageFrom, type Payer, type PaymentResult } from './types.js';
 
 const big = (v: unknown): bigint => (typeof v === 'string' && /^\d+$/.test(v) ? BigInt(v) : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : 0n);
@@ -54,7 +54,7 @@ export function createLndPayer(o: LndPayerOptions): Payer {
         if (b?.payment_error) throw new PayerError(kind, `payment failed: ${b.payment_error}`, true);
         return { preimage: preimageFrom(kind, b?.payment_preimage, 'base64'), feeMsat: big(b?.payment_route?.total_fees_msat) };
       }
-      const timeoutSeconds = Math.max(1, Math.floor(o.timeoutMs / 1000) - 1);
+      const timeoutSeconds = Math.max(1, Math.floor((o.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS) / 1000) - 1);
       const a = await send(kind, () => call('POST', '/v2/router/send', { json: { payment_request: bolt11, timeout_seconds: timeoutSeconds, fee_limit_msat: maxFeeMsat.toString(), no_inflight_updates: true } }));
       if (a.status !== 200) refused(kind, a);
       // the stream: one JSON object per line; the last says how it ended
