@@ -156,7 +156,10 @@ async function importModule(specifier: string, baseDir: string, timeoutMs: numbe
     ns = await withDeadline(loading, timeoutMs, 'import');
   } catch (err) {
     if (err instanceof DeadlineError) throw new HookLoadError(specifier, `${err.message} (a top-level await that never settles?)`);
-    throw new HookLoadError(specifier, `cannot import ${url}: ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    // Node 20 and 22 cannot import TypeScript: say what to load instead
+    const hint = code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?tsx?$/.test(new URL(url).pathname) ? ' (compile it with tsc and list the .js file; see docs/hooks.md)' : '';
+    throw new HookLoadError(specifier, `cannot import ${url}: ${(err as Error).message}${hint}`);
   }
   return checkModule(specifier, ns.default);
 }

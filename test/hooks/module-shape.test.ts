@@ -95,4 +95,15 @@ test('a relative file path written without ./ is read as a package name: the ref
   const chain = await load('./my-hooks/mine.js');
   assert.deepEqual(chain.hooks.map((h) => h.name), ['mine']);
   await chain.close();
+
+  // a TypeScript source: Node 20 and 22 cannot import it, and the refusal says what to list instead
+  writeFileSync(path.join(dir, 'my-hooks', 'typed.ts'), `const name: string = 'typed';\nexport default { apiVersion: '${HOOK_API_VERSION}', name };\n`);
+  const typed = await load('./my-hooks/typed.ts').then(
+    async (c) => {
+      await c.close();
+      return 'loaded'; // Node 24 strips the types itself
+    },
+    (err: Error) => err,
+  );
+  if (typed instanceof Error) assert.match(typed.message, /Unknown file extension.*compile it with tsc and list the \.js file/s);
 });
