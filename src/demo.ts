@@ -135,6 +135,9 @@ export async function runDemo(opts: { port?: number | undefined; logFormat?: Log
   } catch (err) {
     await node.close();
     cleanup();
+    // the one port the demo does not step aside from is an explicit --port
+    const e = err as NodeJS.ErrnoException & { port?: number };
+    if (e.code === 'EADDRINUSE' && opts.port !== undefined && e.port === port) throw new Error(`demo --port ${port}: cannot listen: address already in use (another process listens there; choose another port, or leave --port out to use ${DEMO_PORTS.proxy} or a free one)`);
     throw err;
   }
   const proxyPort = running.proxy.addresses()[0]?.port ?? port;

@@ -97,3 +97,14 @@ test('the demo serves a real node: bcoin syncs its chain through the proxy', { s
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   assert.equal(code, 0, output);
 });
+
+test('demo --port on a port another process holds: one line naming --port, the port and what to do', { skip: bcoinAvailable() ? false : 'bcoin not installed', timeout: 60_000 }, async (t) => {
+  // it said only "listen EADDRINUSE: address already in use 127.0.0.1:N"
+  const busy = await hold(await freePort());
+  assert.ok(busy, 'a port to hold');
+  t.after(() => busy.close());
+  const port = (busy.address() as net.AddressInfo).port;
+  const r = await cliAsync(['demo', '--port', String(port)]);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, new RegExp(`demo --port ${port}: cannot listen: address already in use .*leave --port out`));
+});
