@@ -7,9 +7,8 @@
  * coalesce. Invoices (one per request, paid or not: many more) go to an append-only journal
  * beside it, so issuing one costs an append, not a rewrite of everything issued before.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { appendDurable, removeStaleTemporaries, writeAtomic } from '../../src/hooks/index.js';
+import { appendDurable, readIfExists, removeStaleTemporaries, writeAtomic } from '../../src/hooks/index.js';
 
 export type GrantKind = 'pass' | 'credit';
 
@@ -103,8 +102,8 @@ export class FileStore implements PaywallStore {
   #claims = new Map<string, GrantRecord>();
   #balances = new Map<string, bigint>();
   #revoked = new Set<string>();
-  #pending: Promise<void> | null = null;
-  #running: Promise<void> = Promise.resolve();
+  /** the main file's writes */
+  readonly #main = new CoalescedWrites(() => writeAtomic(this.file, this.#serialize()));
   #opened: Promise<void> | null = null;
   /** the invoice journal: lines waiting for the next append, lines in the file */
   readonly journal: string;
@@ -112,8 +111,7 @@ export class FileStore implements PaywallStore {
   #journalLines = 0;
   /** rewrite the journal whole next time: it is missing, holds a torn line, or an append failed */
   #compact = false;
-  #journalPending: Promise<void> | null = null;
-  #journalRunning: Promise<void> = Promise.resolve();
+  readonly #journalWrites = new CoalescedWrites(() => this.#writeJournal());
 
   constructor(readonly file: string) {
     this.journal = `${file}.invoices`;
@@ -154,7 +152,7 @@ export class FileStore implements PaywallStore {
     // exist already (a rollback to the version before it wrote invoices to the main file only)
     if (legacyInvoices) {
       this.#compact = true;
-      await this.#flushJournal();
+      await this.#journalWrites.request();
     }
   }
 
@@ -194,16 +192,7 @@ export class FileStore implements PaywallStore {
 
   /** Resolves once a write that includes every change made before this call is on disk. */
   #persist(): Promise<void> {
-    if (this.#pending) return this.#pending;
-    const p = (this.#pending = this.#running
-      .catch(() => {})
-      .then(() => {
-        this.#pending = null; // changes from here on need the next write
-        const run = writeAtomic(this.file, this.#serialize());
-        this.#running = run;
-        return run;
-      }));
-    return p;
+    return this.#main.request();
   }
 
   #serialize(): string {
@@ -218,22 +207,14 @@ export class FileStore implements PaywallStore {
   /** Append `line` to the journal; resolves once it is fsynced (appends made meanwhile share one write). */
   #journalAppend(line: JournalLine): Promise<void> {
     this.#journalQueue.push(JSON.stringify(line, bigintAsString) + '\n');
-    return this.#flushJournal();
+    return this.#journalWrites.request();
   }
 
-  #flushJournal(): Promise<void> {
-    if (this.#journalPending) return this.#journalPending;
-    const p = (this.#journalPending = this.#journalRunning
-      .catch(() => {})
-      .then(async () => {
-        this.#journalPending = null;
-        const lines = this.#journalQueue;
-        this.#journalQueue = [];
-        const run = this.#compact || this.#journalLines + lines.length > 2 * this.#invoices.size + COMPACT_SLACK ? this.#rewriteJournal() : this.#appendLines(lines);
-        this.#journalRunning = run;
-        return run;
-      }));
-    return p;
+  /** The lines queued so far as one append, or the live invoices as a new file when it is due. */
+  #writeJournal(): Promise<void> {
+    const lines = this.#journalQueue;
+    this.#journalQueue = [];
+    return this.#compact || this.#journalLines + lines.length > 2 * this.#invoices.size + COMPACT_SLACK ? this.#rewriteJournal() : this.#appendLines(lines);
   }
 
   async #appendLines(lines: string[]): Promise<void> {
@@ -306,7 +287,7 @@ export class FileStore implements PaywallStore {
   async claimed(paymentHash: string): Promise<GrantRecord | undefined> {
     if (!this.#claims.has(paymentHash)) return undefined;
     // it may still be on its way to disk: answer only once it is there (a failed write removes it)
-    await (this.#pending ?? this.#running).catch(() => {});
+    await this.#main.current.catch(() => {});
     return this.#claims.get(paymentHash);
   }
 
@@ -336,10 +317,42 @@ export class FileStore implements PaywallStore {
   }
 
   async close(): Promise<void> {
+    await this.#main.drain();
+    await this.#journalWrites.drain();
+  }
+}
+
+/**
+ * Writes that coalesce: a request made while a write runs is served by the next one, which
+ * every request made meanwhile shares. Each request resolves once a write that began after it
+ * ended (and rejects with its error).
+ */
+class CoalescedWrites {
+  #pending: Promise<void> | null = null;
+  #running: Promise<void> = Promise.resolve();
+
+  constructor(private readonly write: () => Promise<void>) {}
+
+  request(): Promise<void> {
+    if (this.#pending) return this.#pending;
+    const p = (this.#pending = this.#running
+      .catch(() => {})
+      .then(() => {
+        this.#pending = null; // changes from here on need the next write
+        return (this.#running = this.write());
+      }));
+    return p;
+  }
+
+  /** the write waiting, else the one running (or the last one) */
+  get current(): Promise<void> {
+    return this.#pending ?? this.#running;
+  }
+
+  /** Wait for the write waiting (its failure is thrown) and the one running. */
+  async drain(): Promise<void> {
     await this.#pending;
     await this.#running.catch(() => {});
-    await this.#journalPending;
-    await this.#journalRunning.catch(() => {});
   }
 }
 
@@ -358,11 +371,3 @@ function isJsonObject(text: string): boolean {
   }
 }
 
-async function readIfExists(file: string): Promise<string | null> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}

@@ -66,13 +66,17 @@ export async function appendDurable(file: string, content: string): Promise<void
  * Meant for small side files (rejected entries), not for logs.
  */
 export async function appendAtomic(file: string, content: string): Promise<void> {
-  let old = '';
+  await writeAtomic(file, ((await readIfExists(file)) ?? '') + content);
+}
+
+/** The text of `file`, or null when there is none (any other error is thrown). */
+export async function readIfExists(file: string): Promise<string | null> {
   try {
-    old = await fs.readFile(file, 'utf8');
+    return await fs.readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
-  await writeAtomic(file, old + content);
 }
 
 /**

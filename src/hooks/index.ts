@@ -11,4 +11,4 @@ export { StoreUnavailableError } from './memory-store.js';
 export { parseSize, parseDuration, SIZE_HINT, DURATION_HINT } from './units.js';
 export * as codec from '../codec/index.js';
 /** Durable file writes for hooks that keep state on disk (temp file, fsync, rename, fsync dir). */
-export { writeAtomic, appendAtomic, appendDurable, removeStaleTemporaries, checkWritable } from './atomic-file.js';
+export { writeAtomic, appendAtomic, appendDurable, readIfExists, removeStaleTemporaries, checkWritable } from './atomic-file.js';

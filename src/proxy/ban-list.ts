@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
-import { appendAtomic, checkWritable, removeStaleTemporaries, writeAtomic } from '../hooks/atomic-file.js';
+import { appendAtomic, checkWritable, readIfExists, removeStaleTemporaries, writeAtomic } from '../hooks/atomic-file.js';
 import { parseAddress, parseSubnet, subnetText, type Subnet } from './address.js';
 
 export interface Ban {
@@ -129,13 +129,8 @@ export class BanList {
   async load(): Promise<void> {
     if (!this.file) return;
     await removeStaleTemporaries(this.file);
-    let text: string;
-    try {
-      text = await fs.readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const text = await readIfExists(this.file);
+    if (text === null) return;
     const entries = banEntries(this.file, text);
     const now = this.#now();
     const rejected: RejectedEntry[] = [];
@@ -161,12 +156,7 @@ export class BanList {
 
   async #keepRejected(rejected: RejectedEntry[]): Promise<void> {
     const side = this.rejectedFile!;
-    let existing = '';
-    try {
-      existing = await fs.readFile(side, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const existing = (await readIfExists(side)) ?? '';
     const known = new Set(existing.split('\n').filter(Boolean).map((l) => sideKey(l)));
     let lines = '';
     for (const r of rejected) {
@@ -240,13 +230,8 @@ export class BanList {
 
   /** The bans in force (expired ones are pruned on the way). */
   list(): Ban[] {
-    const now = this.#now();
-    const out: Ban[] = [];
-    for (const [key, b] of this.#bans) {
-      if (b.until > now) out.push(publicBan(b));
-      else this.#delete(key);
-    }
-    return out;
+    this.#prune();
+    return [...this.#bans.values()].map(publicBan);
   }
 
   /** A new automatic ban at the bound that ends no later than every automatic ban held: the next to be evicted. */
