@@ -27,15 +27,23 @@ function setup() {
 }
 const features = () => new Map([[X_FEATURE_ID, Buffer.alloc(0)]]);
 
-/** The paywall, with `options` over the base ones, on the LND documented-API stand-in (TLS pinned, its macaroon). */
-async function onLnd(options: object) {
+/** The paywall (by package name, or `module`), with `options` over the base ones, on the LND documented-API stand-in (TLS pinned, its macaroon). */
+async function onLnd(options: object, module: string | ReturnType<typeof createPaywallHook> = MODULE) {
   const { base } = setup();
   const cert = selfSignedCert();
   const lnd = await lndStandIn(cert, 'aa');
   const macaroon = path.join(path.dirname(base.keys.file), 'mac');
   writeFileSync(macaroon, Buffer.from('aa', 'hex'));
-  const h = await createHookHarness([{ module: MODULE, options: { ...base, backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, ...options } }]);
-  return { h, lnd };
+  const all = { ...base, backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, ...options };
+  // one branch each: the harness takes a spec by name or a module instance, not a union of the two
+  const h = await createHookHarness([typeof module === 'string' ? { module, options: all } : { module, options: all }]);
+  return { h, lnd, base };
+}
+
+/** Ask for a `pro` invoice as `peer` and decode the answer. */
+async function requestInvoice(h: TestHarness, peer: FakePeer, nonce: bigint) {
+  await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce, offerId: 'pro', amountMsat: 0n }));
+  return P.decodeInvoiceAnswer(Buffer.from((await answer(h, peer, nonce)).payload!));
 }
 
 async function answer(h: TestHarness, peer: FakePeer, nonce: bigint) {
@@ -106,21 +114,11 @@ test('busy: requests waiting for a slow backend are bounded per connection; a pa
 test('expired invoices are asked about: the unpaid one is forgotten, the paid but unclaimed one is kept on disk and still claimable', async () => {
   // unpaid invoices (one per request) stayed in memory and in the store file for a day after they
   // expired, and a paid invoice whose buyer came back after that day was refused as never issued
-  const { base } = setup();
-  const cert = selfSignedCert();
-  const lnd = await lndStandIn(cert, 'ac');
-  const macaroon = path.join(path.dirname(base.keys.file), 'mac');
-  writeFileSync(macaroon, Buffer.from('ac', 'hex'));
-  const options = { ...base, backend: { kind: 'lnd', url: lnd.url, macaroonFile: macaroon, tlsCertFile: cert.certFile }, invoices: { expiry: 1 } };
-  const h = await createHookHarness([{ module: createPaywallHook({ settleMarginS: 0 }), options }]);
+  const { h, lnd, base } = await onLnd({ invoices: { expiry: 1 } }, createPaywallHook({ settleMarginS: 0 }));
   try {
     const peer = h.peer({ features: features() });
-    const inv = async (nonce: bigint) => {
-      await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce, offerId: 'pro', amountMsat: 0n }));
-      return P.decodeInvoiceAnswer(Buffer.from((await answer(h, peer, nonce)).payload!));
-    };
-    const paid = await inv(1n);
-    const unpaid = await inv(2n);
+    const paid = await requestInvoice(h, peer, 1n);
+    const unpaid = await requestInvoice(h, peer, 2n);
     const paidHash = paid.paymentHash.toString('hex');
     lnd.markPaid(paidHash);
     const journal = `${base.store.file}.invoices`;
@@ -145,8 +143,7 @@ test('an expired invoice phoenixd still calls open is asked once more before it 
   const h = await createHookHarness([{ module: createPaywallHook({ settleMarginS: 0, openGraceS: 8 }), options }]);
   try {
     const peer = h.peer({ features: features() });
-    await h.deliver(peer, 'inbound', P.CMD.invoice, P.encodeInvoiceRequest({ nonce: 1n, offerId: 'pro', amountMsat: 0n }));
-    const hash = P.decodeInvoiceAnswer(Buffer.from((await answer(h, peer, 1n)).payload!)).paymentHash.toString('hex');
+    const hash = (await requestInvoice(h, peer, 1n)).paymentHash.toString('hex');
     const lookups = () => phoenixd.requests.filter((r) => r.path === `/payments/incoming/${hash}`).length;
     const forgotten = () => readFileSync(`${base.store.file}.invoices`, 'utf8').includes('"op":"forget"');
     await waitFor(() => lookups() >= 1, 15_000, 'the first question about the expired invoice');
